@@ -1,0 +1,5 @@
+import sys
+
+from rifestream.cli import main
+
+sys.exit(main())

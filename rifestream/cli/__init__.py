@@ -1,0 +1,49 @@
+"""The ``rifestream`` command line: one module per subcommand, each with ``add_parser`` and ``run``.
+
+Subcommand modules import only argparse at module level; heavy imports (torch,
+av) happen inside their ``run`` so that ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from rifestream import __version__
+from rifestream.errors import RifestreamError
+
+SUBCOMMANDS = ("run", "interpolate", "bench", "models", "train", "eval", "probe")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rifestream",
+        description="Streaming, real-time video frame-rate upconversion with RIFE's IFNet.",
+    )
+    parser.add_argument("--version", action="version", version=f"rifestream {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"rifestream.cli.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except RifestreamError as exc:
+        print(f"rifestream {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rifestream {args.command}: interrupted", file=sys.stderr)
+        return 130
