@@ -1,0 +1,1 @@
+"""PyAV sources and sinks and the ZeroMQ feed (imports nothing of the package above it)."""

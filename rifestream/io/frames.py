@@ -1,0 +1,43 @@
+"""What flows between stages: decoded source frames in, timed output frames out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+
+@dataclass
+class SourceFrame:
+    """One decoded input frame.
+
+    ``time`` is its presentation time in seconds (pts × time_base, exact);
+    ``arrival`` is ``time.monotonic()`` when the source handed it over, the
+    start of its end-to-end latency.
+    """
+
+    video: av.VideoFrame
+    time: Fraction
+    arrival: float
+
+
+@dataclass
+class OutputFrame:
+    """One frame of the upconverted stream.
+
+    ``t`` is 0 for a frame taken from the source, else its position between
+    the two source frames; ``interpolated`` is true for every frame not taken
+    from the source; ``fallback`` is None or how a late or cut frame was made
+    (``scale``, ``blend``, ``repeat``, ``scene_cut``). ``arrival`` is the
+    arrival time of the newest source frame it depends on.
+    """
+
+    video: av.VideoFrame
+    time: Fraction
+    source_time: Fraction
+    t: float
+    interpolated: bool
+    fallback: str | None
+    arrival: float
+    seq: int = 0

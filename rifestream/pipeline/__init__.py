@@ -1,0 +1,1 @@
+"""Output clock, frame loop, asyncio runner and latency budget."""
