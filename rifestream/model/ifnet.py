@@ -196,7 +196,7 @@ class IFNet(nn.Module):
         feat: torch.Tensor | None = None
         warped0, warped1 = img0, img1
         flows: list[torch.Tensor] = []
-        for block, block_scale in zip(self.blocks, cfg.scales):
+        for block, block_scale in zip(self.blocks, cfg.scales, strict=True):
             s = block_scale / scale
             if flow is None:
                 parts = [img0, img1, f0, f1, t] if cfg.head else [img0, img1, t]

@@ -1,0 +1,205 @@
+"""The ``Interpolator``: an IFNet wrapped for frames as users hold them.
+
+It owns device placement, precision, padding to the model's multiple, user
+``scale``, several timesteps in one call, CUDA-graph capture per input shape
+on CUDA (eager on the CPU), a cheap blend and a scene-cut score.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, overload
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rifestream.engine.scene import scene_change_score
+from rifestream.errors import RifestreamError
+from rifestream.model import IFNet, load_model
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16"]
+MIN_SCALE, MAX_SCALE = 0.25, 4.0
+_cpu_fallback_logged = False
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` → CUDA when present, else the CPU (said once in the log)."""
+    global _cpu_fallback_logged
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if not _cpu_fallback_logged:
+            log.info("CUDA not available: running on the CPU with torch ops (no CuPy kernels, no CUDA graphs)")
+            _cpu_fallback_logged = True
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RifestreamError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def check_scale(scale: float) -> float:
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise RifestreamError(f"scale {scale} is out of range; expected {MIN_SCALE}…{MAX_SCALE} (0.5 for 4K)")
+    return float(scale)
+
+
+@dataclass
+class _Graph:
+    """One captured CUDA graph with its static input and output buffers."""
+
+    graph: torch.cuda.CUDAGraph
+    img0: torch.Tensor
+    img1: torch.Tensor
+    timestep: torch.Tensor
+    out: torch.Tensor
+
+
+class Interpolator:
+    """Synthesises frames between two frames with an IFNet.
+
+    >>> interp = Interpolator("rifestream-v1")           # doctest: +SKIP
+    >>> mid = interp.interpolate(frame0, frame1, 0.5)     # H×W×3 uint8 in, H×W×3 uint8 out  # doctest: +SKIP
+
+    Frames are H×W×3 uint8 RGB numpy arrays or float tensors (3, H, W) /
+    (1, 3, H, W) in [0, 1]; results come back in the same form. ``t`` may be
+    a float or a sequence (several frames in one batched call).
+    """
+
+    def __init__(
+        self,
+        model: IFNet | str | Path | None = None,
+        *,
+        device: str | torch.device = "auto",
+        precision: Precision = "fp32",
+        scale: float = 1.0,
+        cuda_graphs: bool = True,
+    ) -> None:
+        self.device = resolve_device(device)
+        if precision not in ("fp32", "fp16"):
+            raise RifestreamError(f"precision {precision!r} unknown; expected fp32 or fp16")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise RifestreamError("fp16 needs a CUDA device; drop --fp16 or use --device cuda")
+        self.precision: Precision = precision
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.scale = check_scale(scale)
+        if not isinstance(model, IFNet):
+            from rifestream.model.registry import resolve_model
+
+            path, version = resolve_model(None if model is None else str(model))
+            model = load_model(path, version=version)
+        self.model = model.to(self.device, self.dtype).eval()
+        self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        self._graphs: dict[tuple, _Graph | None] = {}
+
+    # ----- conversions -------------------------------------------------
+    def to_tensor(self, frame: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A frame as a (1, 3, H, W) tensor of this engine's device and dtype, in [0, 1]."""
+        if isinstance(frame, np.ndarray):
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise RifestreamError(f"expected an H×W×3 uint8 RGB array, got {frame.dtype} {frame.shape}")
+            t = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
+            return t.permute(2, 0, 1).unsqueeze(0).to(self.dtype).div_(255.0)
+        if frame.dim() == 3:
+            frame = frame.unsqueeze(0)
+        if frame.dim() != 4 or frame.shape[1] != 3:
+            raise RifestreamError(f"expected a (3, H, W) or (1, 3, H, W) tensor, got {tuple(frame.shape)}")
+        return frame.to(self.device, self.dtype)
+
+    @staticmethod
+    def to_numpy(frames: torch.Tensor) -> np.ndarray:
+        """(N, 3, H, W) in [0, 1] → (N, H, W, 3) uint8, rounded."""
+        u8 = frames.float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
+        return u8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+    # ----- the model ---------------------------------------------------
+    def synthesize(
+        self, img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float], scale: float | None = None
+    ) -> torch.Tensor:
+        """Frames at each of ``ts`` between (1, 3, H, W) tensors ``img0`` and ``img1``: (len(ts), 3, H, W)."""
+        scale = self.scale if scale is None else check_scale(scale)
+        _, _, h, w = img0.shape
+        mult = self.model.pad_multiple(scale)
+        ph, pw = (-h) % mult, (-w) % mult
+        if ph or pw:
+            img0 = F.pad(img0, (0, pw, 0, ph))
+            img1 = F.pad(img1, (0, pw, 0, ph))
+        n = len(ts)
+        timestep = torch.tensor(list(ts), device=self.device, dtype=self.dtype).view(n, 1, 1, 1)
+        timestep = timestep.expand(n, 1, h + ph, w + pw)
+        with torch.inference_mode():
+            out = self._run(img0.expand(n, -1, -1, -1), img1.expand(n, -1, -1, -1), timestep, scale)
+        return out[:, :, :h, :w]
+
+    def _run(self, img0: torch.Tensor, img1: torch.Tensor, timestep: torch.Tensor, scale: float) -> torch.Tensor:
+        if not self.use_graphs:
+            return self.model(img0, img1, timestep, scale)
+        key = (tuple(img0.shape), scale)
+        if key not in self._graphs:
+            self._graphs[key] = self._capture(img0, img1, timestep, scale)
+        g = self._graphs[key]
+        if g is None:
+            return self.model(img0, img1, timestep, scale)
+        g.img0.copy_(img0)
+        g.img1.copy_(img1)
+        g.timestep.copy_(timestep)
+        g.graph.replay()
+        return g.out.clone()
+
+    def _capture(self, img0: torch.Tensor, img1: torch.Tensor, timestep: torch.Tensor, scale: float) -> _Graph | None:
+        """Capture one CUDA graph for this shape and scale; None (logged once per shape) if capture fails."""
+        static = [img0.clone(), img1.clone(), timestep.clone()]
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up: cuDNN autotuning, warp grid caches, allocator pools
+                    self.model(*static, scale)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self.model(*static, scale)
+            log.info("captured a CUDA graph for input %s at scale %s", tuple(img0.shape), scale)
+            return _Graph(graph, *static, out)
+        except RuntimeError as exc:
+            log.warning("CUDA graph capture failed for %s (%s); running eagerly", tuple(img0.shape), exc)
+            return None
+
+    def blend(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+        """The cheap fallback: a linear cross-fade at ``t``."""
+        return torch.lerp(img0, img1, float(t))
+
+    def scene_score(self, img0: torch.Tensor, img1: torch.Tensor) -> float:
+        return scene_change_score(img0, img1)
+
+    # ----- the user-facing call -----------------------------------------
+    @overload
+    def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, t: float = 0.5) -> np.ndarray: ...
+    @overload
+    def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, t: Sequence[float]) -> list[np.ndarray]: ...
+    @overload
+    def interpolate(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float = 0.5) -> torch.Tensor: ...
+    @overload
+    def interpolate(self, frame0: torch.Tensor, frame1: torch.Tensor, t: Sequence[float]) -> list[torch.Tensor]: ...
+
+    def interpolate(self, frame0, frame1, t=0.5):
+        """The frame(s) at ``t`` ∈ (0, 1) between ``frame0`` and ``frame1``, in the input's form."""
+        ts = [float(x) for x in t] if isinstance(t, Sequence) else [float(t)]
+        if any(not 0.0 < x < 1.0 for x in ts):
+            raise RifestreamError(f"t must lie strictly between 0 and 1, got {ts}")
+        a, b = self.to_tensor(frame0), self.to_tensor(frame1)
+        if a.shape != b.shape:
+            raise RifestreamError(f"frames differ in size: {tuple(a.shape[2:])} vs {tuple(b.shape[2:])}")
+        out = self.synthesize(a, b, ts)
+        if isinstance(frame0, np.ndarray):
+            result = list(self.to_numpy(out))
+        else:
+            squeeze = frame0.dim() == 3
+            result = [o if squeeze else o.unsqueeze(0) for o in out.to(frame0.dtype)]
+        return result if isinstance(t, Sequence) else result[0]

@@ -1,0 +1,165 @@
+"""The one frame loop shared by the live pipeline and the offline ``interpolate`` job.
+
+It keeps the two-frame ring buffer (previous, current) on the engine's device,
+asks the output clock which output times fall between them, tests for a scene
+cut, lets the latency budget pick a ladder step, and returns timed
+``OutputFrame``s. It is synchronous and single-threaded: the caller decides
+where it runs (the engine thread of the live runner, or a plain loop offline).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import torch
+
+from rifestream.engine import Interpolator
+from rifestream.io.frames import OutputFrame, SourceFrame
+from rifestream.pipeline.budget import LatencyBudget
+from rifestream.pipeline.clock import OutputClock
+
+StageObserver = Callable[[str, float], None]
+
+
+@dataclass
+class _Buffered:
+    """One slot of the ring buffer: the source frame and its tensor on the device."""
+
+    source: SourceFrame
+    tensor: torch.Tensor
+
+
+class FrameLoop:
+    """Turns a stream of ``SourceFrame``s into a stream of ``OutputFrame``s.
+
+    ``push`` returns the output frames that the new source frame completes
+    (those timed in [previous, new)); ``finish`` returns the last one (the
+    final source frame itself, when it lies on the output grid).
+    """
+
+    def __init__(
+        self,
+        engine: Interpolator,
+        clock: OutputClock,
+        *,
+        budget: LatencyBudget | None = None,
+        scene_threshold: float | None = 0.15,
+        on_stage: StageObserver | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.budget = budget or LatencyBudget()
+        self.scene_threshold = scene_threshold
+        self.on_stage = on_stage or (lambda stage, seconds: None)
+        self._slots: list[_Buffered] = []
+        self._seq = 0
+        self._warmed_up = False
+
+    # ----- ring buffer --------------------------------------------------
+    def _upload(self, src: SourceFrame) -> _Buffered:
+        start = time.perf_counter()
+        tensor = self.engine.to_tensor(src.video.to_ndarray(format="rgb24"))
+        self.on_stage("upload", time.perf_counter() - start)
+        return _Buffered(src, tensor)
+
+    def push(self, src: SourceFrame) -> list[OutputFrame]:
+        if self._slots and src.time <= self._slots[-1].source.time:
+            return []  # a repeated or out-of-order timestamp carries no new time: drop it
+        cur = self._upload(src)
+        self._slots = [*self._slots[-1:], cur]
+        if len(self._slots) < 2:
+            return []
+        return self._outputs_between(self._slots[0], cur)
+
+    def finish(self) -> list[OutputFrame]:
+        """The stream ended: emit the last source frame (the end of the output) if it is an output time."""
+        if not self._slots:
+            return []
+        last = self._slots[-1]
+        self._slots = []
+        if not self.clock.is_output_time(last.source.time):
+            return []
+        return [self._make(last.source.video, last.source.time, last.source, 0.0, None)]
+
+    # ----- output frames -------------------------------------------------
+    def _make(
+        self, video: av.VideoFrame, when: Fraction, source: SourceFrame, t: float, fallback: str | None
+    ) -> OutputFrame:
+        """An output frame at ``when`` made from ``source`` (frame0 of its pair) and ``t``.
+
+        Its ``arrival`` is frame0's: every frame of a pair goes out only after frame1
+        arrived, so this measures the full added latency (one input interval + ours).
+        """
+        out = OutputFrame(
+            video=video,
+            time=when,
+            source_time=source.time,
+            t=t,
+            interpolated=t != 0.0,
+            fallback=fallback,
+            arrival=source.arrival,
+            seq=self._seq,
+        )
+        self._seq += 1
+        return out
+
+    def _outputs_between(self, prev: _Buffered, cur: _Buffered) -> list[OutputFrame]:
+        t0, t1 = prev.source.time, cur.source.time
+        times = self.clock.times_between(t0, t1)
+        ts = [self.clock.position(T, t0, t1) for T in times]
+        middle = [t for t in ts if t > 0.0]
+        made = self._synthesize(prev, cur, middle) if middle else {}
+        outputs = []
+        for when, t in zip(times, ts, strict=True):
+            if t == 0.0:
+                outputs.append(self._make(prev.source.video, when, prev.source, 0.0, None))
+            else:
+                video, fallback = made[t]
+                outputs.append(self._make(video, when, prev.source, t, fallback))
+        return outputs
+
+    def _synthesize(
+        self, prev: _Buffered, cur: _Buffered, ts: list[float]
+    ) -> dict[float, tuple[av.VideoFrame, str | None]]:
+        """Frames for every t in ``ts`` by the ladder step the budget allows; keyed by t."""
+        engine = self.engine
+        start = time.perf_counter()
+        if self.scene_threshold is not None and engine.scene_score(prev.tensor, cur.tensor) > self.scene_threshold:
+            return {t: (prev.source.video, "scene_cut") for t in ts}
+        if not self._warmed_up:
+            self._warm_up(prev.tensor, cur.tensor, len(ts))
+            start = time.perf_counter()
+        remaining = None
+        if self.budget.budget_s is not None:
+            remaining = cur.source.arrival + self.budget.budget_s - time.monotonic()
+        step = self.budget.choose(remaining, len(ts))
+        if step == "repeat":
+            return {t: (prev.source.video, "repeat") for t in ts}
+        if step == "blend":
+            frames = torch.cat([engine.blend(prev.tensor, cur.tensor, t) for t in ts])
+        else:
+            scale = engine.scale if step == "model" else max(engine.scale / 2, 0.25)
+            frames = engine.synthesize(prev.tensor, cur.tensor, ts, scale=scale)
+        arrays = engine.to_numpy(frames)
+        elapsed = time.perf_counter() - start
+        self.budget.record(step, elapsed, len(ts))
+        self.on_stage("interpolate", elapsed)
+        fallback = None if step == "model" else step
+        return {t: (av.VideoFrame.from_ndarray(a, format="rgb24"), fallback) for t, a in zip(ts, arrays, strict=True)}
+
+    def _warm_up(self, a: torch.Tensor, b: torch.Tensor, n: int) -> None:
+        """First pair under a budget: run each model step once untimed (allocations, CUDA graphs),
+        then once timed, so that the ladder starts from measured costs."""
+        self._warmed_up = True
+        if self.budget.budget_s is None or self.budget.force is not None:
+            return
+        ts = [0.5] * n
+        for step, scale in (("model", self.engine.scale), ("scale", max(self.engine.scale / 2, 0.25))):
+            self.engine.synthesize(a, b, ts, scale=scale)
+            start = time.perf_counter()
+            self.engine.to_numpy(self.engine.synthesize(a, b, ts, scale=scale))
+            self.budget.record(step, time.perf_counter() - start, n)
