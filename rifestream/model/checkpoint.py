@@ -45,8 +45,7 @@ def architecture_signature(state: dict[str, torch.Tensor]) -> tuple[tuple[int, .
             k_outs.add(int(tensor.shape[1]) // 4)
     if not widths or sorted(widths) != list(range(len(widths))):
         raise CheckpointError(
-            "no IFNet blocks found (expected keys like 'block0.conv0.1.0.weight', "
-            f"got e.g. {sorted(state)[:3]})"
+            f"no IFNet blocks found (expected keys like 'block0.conv0.1.0.weight', got e.g. {sorted(state)[:3]})"
         )
     if len(k_outs) != 1:
         raise CheckpointError(f"inconsistent block outputs in checkpoint: {sorted(k_outs)}")
@@ -119,9 +118,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], IFNetConfig 
     return _strip_prefix(state), config
 
 
-def load_model(
-    path: str | Path, version: str | None = None, device: str | torch.device = "cpu"
-) -> IFNet:
+def load_model(path: str | Path, version: str | None = None, device: str | torch.device = "cpu") -> IFNet:
     """Load IFNet weights from an official ``flownet.pkl`` or a rifestream ``.safetensors`` file.
 
     ``version`` names an official architecture (``v4.6``, ``v4.22.lite``,

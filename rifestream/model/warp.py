@@ -48,9 +48,7 @@ def warp_torch(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Reference backend: ``grid_sample`` with fp32 coordinates."""
     _, _, h, w = img.shape
     f = flow.float()
-    norm = torch.stack(
-        (f[:, 0] / ((w - 1.0) / 2.0), f[:, 1] / ((h - 1.0) / 2.0)), dim=-1
-    )
+    norm = torch.stack((f[:, 0] / ((w - 1.0) / 2.0), f[:, 1] / ((h - 1.0) / 2.0)), dim=-1)
     grid = base_grid(h, w, img.device) + norm
     src = img if img.dtype == torch.float32 else img.float()
     out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
