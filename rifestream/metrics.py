@@ -23,7 +23,9 @@ Calls the pipeline makes::
     m.frame_out("interpolated")     # each frame handed to the sinks; kind in OUTPUT_KINDS
     m.fallback("blend")             # each output frame made by a step down the ladder
     kind = m.count_output(interpolated=True, fallback="blend")  # = frame_out + fallback
-    m.scene_cut()                   # once per source pair judged a scene cut
+    m.scene_cut()                   # once per source pair judged a scene cut (a FrameLoop.push
+                                    # whose outputs carry fallback "scene_cut"); count_output
+                                    # still counts each of those frames as fallback "scene_cut"
     m.drop("encode", "queue_full")  # each frame dropped; stage in DROP_STAGES, reason in DROP_REASONS
 
     m.observe_stage("interpolate", 0.021)  # seconds one stage took for one frame; stage in STAGES
@@ -100,10 +102,12 @@ SIDES = ("source", "sink")
 DEFAULT_QUEUES = ("source", "interpolate", "encode", "feed")
 
 # Seconds. One output frame interval is 16.7 ms at 60 fps, 33.3 ms at 30 fps, 50 ms at 20 fps.
+# fmt: off
 LATENCY_BUCKETS = (
     0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.0125, 0.016, 0.020, 0.025,
     0.030, 0.033, 0.040, 0.050, 0.066, 0.083, 0.100, 0.150, 0.200, 0.250,
 )
+# fmt: on
 
 
 def output_kind(interpolated: bool, fallback: str | None) -> str:
@@ -246,8 +250,10 @@ class PipelineMetrics:
         )
         self._output_frames = {kind: output_frames.labels(kind) for kind in OUTPUT_KINDS}
         fallbacks = Counter(
-            f"{PREFIX}_fallbacks", "Output frames made by a step down the latency ladder, by reason.",
-            ["reason"], registry=reg,
+            f"{PREFIX}_fallbacks",
+            "Output frames made by a step down the latency ladder, by reason.",
+            ["reason"],
+            registry=reg,
         )
         self._fallbacks = {reason: fallbacks.labels(reason) for reason in FALLBACK_REASONS}
         self._scene_cuts = Counter(f"{PREFIX}_scene_cuts", "Source frame pairs judged a scene cut.", registry=reg)
@@ -259,14 +265,18 @@ class PipelineMetrics:
         self._reconnects = {side: reconnects.labels(side) for side in SIDES}
 
         stage_latency = Histogram(
-            f"{PREFIX}_stage_latency_seconds", "Time one stage took for one frame.", ["stage"],
-            buckets=LATENCY_BUCKETS, registry=reg,
+            f"{PREFIX}_stage_latency_seconds",
+            "Time one stage took for one frame.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
         )
         self._stage_latency = {stage: stage_latency.labels(stage) for stage in STAGES}
         self._end_to_end = Histogram(
             f"{PREFIX}_end_to_end_latency_seconds",
             "From a source frame's arrival to the emission of the last output frame that depends on it.",
-            buckets=LATENCY_BUCKETS, registry=reg,
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
         )
 
         queue_depth = Gauge(f"{PREFIX}_queue_depth", "Frames waiting in a queue.", ["queue"], registry=reg)
