@@ -1,0 +1,74 @@
+"""``rifestream bench``: milliseconds per interpolated frame and output fps, warm-up excluded."""
+
+from __future__ import annotations
+
+import argparse
+
+from rifestream.errors import RifestreamError
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` → (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
+    if w < 8 or h < 8:
+        raise argparse.ArgumentTypeError(f"size {text!r}: width and height must be at least 8")
+    return w, h
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure ms per interpolated frame and output fps",
+        description=(
+            "Time the model on random frames at one or more sizes: ms per interpolated frame (model only, "
+            "and uint8 RGB in → uint8 RGB out) and the output fps that implies for the chosen factor. "
+            "Warm-up iterations are excluded; on CUDA, times come from CUDA events."
+        ),
+        epilog=(
+            "examples:\n"
+            "  rifestream bench --arch v4.6 --size 640x360 --size 1280x720\n"
+            "  rifestream bench --model rifestream-v1 --size 320x240 --iters 20\n"
+            "  rifestream bench --arch v4.6 --device cuda --fp16 --size 1920x1080"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="model name or weights file (default: the shipped default model)")
+    src.add_argument("--arch", help="an official architecture with random weights, e.g. v4.6 (no download needed)")
+    p.add_argument("--size", type=parse_size, action="append", help="WIDTHxHEIGHT, repeatable (default 640x360)")
+    p.add_argument("--factor", type=int, default=2, help="frame-rate factor: N-1 interpolated frames per pair")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
+    p.add_argument("--scale", type=float, default=1.0, help="model scale 0.25…4 (0.5 for 4K)")
+    p.add_argument("--iters", type=int, default=10, help="timed iterations per size (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
+    p.add_argument("--no-graphs", action="store_true", help="run eagerly on CUDA (no CUDA graphs)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rifestream.engine.bench import BenchResult, benchmark
+
+    if args.factor < 2:
+        raise RifestreamError("--factor must be at least 2 to interpolate anything")
+    if args.iters < 1 or args.warmup < 0:
+        raise RifestreamError("--iters must be ≥ 1 and --warmup ≥ 0")
+    results: list[BenchResult] = benchmark(
+        model=args.model,
+        arch=args.arch,
+        sizes=args.size or [(640, 360)],
+        factor=args.factor,
+        device=args.device,
+        precision="fp16" if args.fp16 else "fp32",
+        scale=args.scale,
+        iters=args.iters,
+        warmup=args.warmup,
+        cuda_graphs=not args.no_graphs,
+    )
+    print(BenchResult.header())
+    for r in results:
+        print(r.row())
+    return 0

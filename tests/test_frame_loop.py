@@ -1,0 +1,98 @@
+"""The shared frame loop: pass-through, exact output times, scene cuts, fallbacks under a budget."""
+
+import time
+from fractions import Fraction as Fr
+
+import av
+import numpy as np
+
+from rifestream.engine import Interpolator
+from rifestream.io.frames import SourceFrame
+from rifestream.model import IFNet
+from rifestream.pipeline.budget import LatencyBudget
+from rifestream.pipeline.clock import OutputClock
+from rifestream.pipeline.frame_loop import FrameLoop
+from tests.test_engine import TINY, blend_model
+
+
+def moving_frames(n: int, h: int = 48, w: int = 64) -> list[np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return [np.stack([(np.sin((xx + 2 * i) / 4.0) * 100 + 128).astype(np.uint8)] * 3, -1) for i in range(n)]
+
+
+def run_loop(loop: FrameLoop, images: list[np.ndarray], rate: int = 30):
+    sources = [
+        SourceFrame(av.VideoFrame.from_ndarray(img, format="rgb24"), Fr(i, rate), time.monotonic())
+        for i, img in enumerate(images)
+    ]
+    outputs = []
+    for src in sources:
+        outputs += loop.push(src)
+    outputs += loop.finish()
+    return sources, outputs
+
+
+def test_2x_passes_source_frames_through_and_puts_the_rest_halfway():
+    loop = FrameLoop(Interpolator(blend_model(), device="cpu"), OutputClock(factor=2))
+    sources, outputs = run_loop(loop, moving_frames(6))
+    assert len(outputs) == 2 * 6 - 1
+    assert [o.time for o in outputs] == [Fr(k, 60) for k in range(11)]
+    assert [o.seq for o in outputs] == list(range(11))
+    for i, src in enumerate(sources):
+        out = outputs[2 * i]
+        assert out.video is src.video and out.t == 0.0 and not out.interpolated and out.fallback is None
+    for i in range(5):
+        mid = outputs[2 * i + 1]
+        assert mid.interpolated and mid.t == 0.5 and mid.source_time == Fr(i, 30)
+        expected = (
+            sources[i].video.to_ndarray(format="rgb24").astype(float) + sources[i + 1].video.to_ndarray(format="rgb24")
+        ) / 2
+        assert np.abs(mid.video.to_ndarray(format="rgb24") - expected).max() <= 0.5 + 1e-6
+
+
+def test_24_to_60_makes_exact_times_and_positions():
+    loop = FrameLoop(Interpolator(IFNet(TINY), device="cpu"), OutputClock(fps=60), scene_threshold=None)
+    _, outputs = run_loop(loop, moving_frames(5), rate=24)
+    assert [o.time for o in outputs] == [Fr(k, 60) for k in range(11)]
+    assert [round(o.t, 6) for o in outputs[:5]] == [0.0, 0.4, 0.8, 0.2, 0.6]
+    assert [o.interpolated for o in outputs].count(False) == 3  # 0, 1/12 and 1/6 fall on source frames
+
+
+def test_scene_cut_repeats_frame0_instead_of_morphing():
+    images = moving_frames(2)
+    cut = np.zeros_like(images[0])
+    cut[::2] = 255
+    loop = FrameLoop(Interpolator(IFNet(TINY), device="cpu"), OutputClock(factor=2), scene_threshold=0.15)
+    sources, outputs = run_loop(loop, [images[0], 255 - images[1]])
+    assert outputs[1].fallback == "scene_cut" and outputs[1].video is sources[0].video
+    assert outputs[1].interpolated and outputs[1].t == 0.5
+
+
+def test_a_budget_too_small_for_the_model_falls_back_and_says_how():
+    loop = FrameLoop(Interpolator(IFNet(TINY), device="cpu"), OutputClock(factor=2), budget=LatencyBudget(1e-6))
+    _, outputs = run_loop(loop, moving_frames(8))
+    fallbacks = [o.fallback for o in outputs if o.interpolated]
+    assert len(fallbacks) == 7
+    assert "repeat" in fallbacks and None not in fallbacks[1:]
+
+
+def test_forced_blend_is_the_average_and_labelled():
+    loop = FrameLoop(
+        Interpolator(IFNet(TINY), device="cpu"), OutputClock(factor=3), budget=LatencyBudget(force="blend")
+    )
+    sources, outputs = run_loop(loop, moving_frames(3))
+    a, b = (s.video.to_ndarray(format="rgb24").astype(float) for s in sources[:2])
+    assert [o.t for o in outputs[:3]] == [0.0, 1 / 3, 2 / 3]
+    third = outputs[1].video.to_ndarray(format="rgb24")
+    assert outputs[1].fallback == "blend"
+    assert np.abs(third - (a * 2 / 3 + b / 3)).max() <= 0.5 + 1e-4
+
+
+def test_repeated_or_backward_timestamps_are_dropped():
+    loop = FrameLoop(Interpolator(blend_model(), device="cpu"), OutputClock(factor=2))
+    img = moving_frames(1)[0]
+    make = lambda t: SourceFrame(av.VideoFrame.from_ndarray(img, format="rgb24"), t, time.monotonic())  # noqa: E731
+    assert loop.push(make(Fr(1, 30))) == []
+    assert loop.push(make(Fr(1, 30))) == []
+    assert loop.push(make(Fr(0))) == []
+    assert [o.time for o in loop.push(make(Fr(2, 30)))] == [Fr(1, 30), Fr(3, 60)]
