@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -104,11 +105,8 @@ def benchmark(
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
 
-        def model_only() -> object:
-            return engine.synthesize(a, b, ts)
-
-        def uint8_to_uint8() -> object:
-            return engine.interpolate(frame0, frame1, ts)
+        model_only = partial(engine.synthesize, a, b, ts)
+        uint8_to_uint8 = partial(engine.interpolate, frame0, frame1, ts)
 
         for _ in range(warmup):
             model_only()
