@@ -1,0 +1,64 @@
+"""``rifestream train``: train or fine-tune an IFNet (student + privileged teacher) on video clips."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train or fine-tune the model on video clips",
+        description=(
+            "Train an IFNet on triplets from video files mixed with synthetic scenes of known motion. "
+            "Checkpoints (last.pt) and the current weights (latest.safetensors) go to --out. "
+            "Under torchrun it trains with DistributedDataParallel."
+        ),
+    )
+    p.add_argument("clips", nargs="*", help="training videos (default: the config's train_clips in clips_dir)")
+    p.add_argument("--config", default="configs/train/default.toml", help="training TOML (default: %(default)s)")
+    p.add_argument("--clips-dir", help="folder the config's clip names are relative to")
+    p.add_argument("--out", default="runs/train", help="folder for checkpoints and exported weights")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (step count and LR schedule)")
+    p.add_argument("--init", metavar="WEIGHTS", help="start the student from these weights (fine-tuning)")
+    p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")
+    p.add_argument("--batch", type=int, help="batch size per process")
+    p.add_argument("--crop", type=int, help="crop size in pixels")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rifestream.train.config import load_config
+    from rifestream.train.trainer import train
+
+    cfg = load_config(args.config)
+    if args.clips_dir:
+        cfg.clips_dir = args.clips_dir
+    if args.clips:
+        cfg.clips_dir = ""
+        cfg.train_clips = list(args.clips)
+    for name in ("steps", "batch", "crop", "lr"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    state = train(
+        cfg,
+        args.out,
+        device=device,
+        resume=args.resume,
+        init_weights=args.init,
+        max_minutes=args.max_minutes,
+        progress=not args.no_progress,
+    )
+    print(f"stopped at step {state.step}; weights: {args.out}/latest.safetensors")
+    return 0

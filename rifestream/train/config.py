@@ -1,0 +1,89 @@
+"""Training configuration: one flat dataclass, read from a TOML file with [model], [data] and [train] tables."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rifestream.errors import RifestreamError
+from rifestream.model.ifnet import IFNetConfig
+
+
+@dataclass
+class TrainConfig:
+    # [model]
+    name: str = "rifestream-v1"
+    channels: tuple[int, ...] = (192, 128, 64, 32)
+    scales: tuple[float, ...] = (8, 4, 2, 1)
+    head: bool = True
+    pad: int = 32
+    teacher_channels: int = 64
+    # [data]
+    clips_dir: str = ""
+    train_clips: list[str] = field(default_factory=list)
+    val_clips: list[str] = field(default_factory=list)
+    gaps: tuple[int, ...] = (1, 2, 3)
+    synthetic_share: float = 0.5
+    synthetic_max_motion: float = 80.0
+    crop: int = 160
+    min_downscale: float = 0.5
+    # [train]
+    steps: int = 10000
+    batch: int = 8
+    lr: float = 4e-4
+    min_lr: float = 2e-5
+    warmup: int = 300
+    weight_decay: float = 1e-4
+    flow_weight: float = 0.01
+    distill_weight: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+    val_every: int = 500
+    log_every: int = 50
+
+    def model_config(self) -> IFNetConfig:
+        return IFNetConfig(self.name, tuple(self.channels), tuple(float(s) for s in self.scales), self.head, self.pad)
+
+    def clip_paths(self, names: list[str]) -> list[Path]:
+        base = Path(self.clips_dir) if self.clips_dir else Path()
+        return [base / n for n in names]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise RifestreamError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        values = {}
+        for key, value in data.items():
+            if isinstance(value, list) and key in ("channels", "scales", "gaps"):
+                value = tuple(value)
+            values[key] = value
+        return cls(**values)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a training TOML file; its tables ([model], [data], [train]) are merged into one TrainConfig."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise RifestreamError(f"{path}: no such training config; see configs/train/default.toml") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise RifestreamError(f"{path}: invalid TOML ({exc})") from exc
+    flat: dict = {}
+    for table in data.values():
+        if not isinstance(table, dict):
+            raise RifestreamError(f"{path}: settings belong in the [model], [data] or [train] tables")
+        flat.update(table)
+    config = TrainConfig.from_dict(flat)
+    if config.clips_dir and not Path(config.clips_dir).is_absolute():
+        config.clips_dir = str((path.parent / config.clips_dir).resolve())
+    return config

@@ -1,0 +1,262 @@
+"""The training loop: student IFNet + privileged teacher, AdamW with warm-up and cosine decay.
+
+Runs on CPU or CUDA (bf16 autocast there), alone or under ``torchrun`` with
+DistributedDataParallel (gloo on CPU, NCCL on CUDA). Resumable: a checkpoint
+holds the student, teacher, optimiser and step; the current student is also
+exported as fp16 safetensors at each checkpoint so that a usable model always
+exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from rifestream.errors import RifestreamError
+from rifestream.model.checkpoint import load_model, save_model
+from rifestream.model.ifnet import IFNet
+from rifestream.train.batch import BatchMaker
+from rifestream.train.config import TrainConfig
+from rifestream.train.data import VideoTriplets
+from rifestream.train.loss import flow_l1, laplacian_l1, psnr
+from rifestream.train.teacher import Teacher, distillation_loss
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.pt"
+EXPORT_NAME = "latest.safetensors"
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``min_lr`` at ``steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+class DistillModel(nn.Module):
+    """Student and teacher in one module (one DDP wrapper); ``forward`` returns the loss and its parts."""
+
+    def __init__(self, student: IFNet, teacher: Teacher, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.student = student
+        self.teacher = teacher
+        self.flow_weight = cfg.flow_weight
+        self.distill_weight = cfg.distill_weight
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        img0, gt, img1 = batch["img0"], batch["gt"], batch["img1"]
+        n, _, h, w = img0.shape
+        t = batch["t"].expand(n, 1, h, w)
+        out = self.student.forward_all(img0, img1, t)
+        tea = self.teacher(img0, img1, gt, t, out)
+        rec = laplacian_l1(out.frame.float(), gt).mean()
+        rec_teacher = laplacian_l1(tea.frame.float(), gt).mean()
+        distill = distillation_loss([f.float() for f in out.flows], out.frame.float(), tea, gt)
+        has_flow = batch["has_flow"]
+        flow_sup = sum(flow_l1(f.float(), batch["flow"], has_flow) for f in out.flows[1:]) / max(1, len(out.flows) - 1)
+        loss = rec + rec_teacher + self.distill_weight * distill + self.flow_weight * flow_sup
+        stats = {
+            "loss": loss.detach(),
+            "rec": rec.detach(),
+            "teacher": rec_teacher.detach(),
+            "distill": distill.detach(),
+            "flow": flow_sup.detach(),
+            "psnr": psnr(out.frame.detach().float(), gt),
+        }
+        return loss, stats
+
+
+@dataclass
+class TrainState:
+    step: int
+    model: DistillModel
+    optimizer: torch.optim.Optimizer
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun if nobody has yet."""
+    if not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def build_state(cfg: TrainConfig, device: torch.device, init_weights: str | Path | None) -> TrainState:
+    if init_weights:
+        student = load_model(init_weights)
+        if student.config.channels != tuple(cfg.channels) or student.config.head != cfg.head:
+            raise RifestreamError(
+                f"{init_weights}: architecture {student.config.channels} does not match the config's "
+                f"{tuple(cfg.channels)}; use the config the weights were trained with"
+            )
+    else:
+        student = IFNet(cfg.model_config())
+    model = DistillModel(student.train(), Teacher(cfg.teacher_channels), cfg).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return TrainState(step=0, model=model, optimizer=optimizer)
+
+
+def save_checkpoint(state: TrainState, cfg: TrainConfig, out_dir: Path) -> None:
+    """Atomically write ``last.pt`` and export the student as ``latest.safetensors``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (CHECKPOINT_NAME + ".tmp")
+    torch.save(
+        {
+            "step": state.step,
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "config": cfg.to_dict(),
+        },
+        tmp,
+    )
+    os.replace(tmp, out_dir / CHECKPOINT_NAME)
+    export = out_dir / (EXPORT_NAME + ".tmp")
+    save_model(state.model.student, export, step=str(state.step), trained_by="rifestream train")
+    os.replace(export, out_dir / EXPORT_NAME)
+
+
+def load_checkpoint(state: TrainState, path: Path) -> None:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state.model.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.step = int(ckpt["step"])
+
+
+def validation_batch(cfg: TrainConfig, per_clip: int = 4) -> dict[str, torch.Tensor] | None:
+    """The busiest t = 0.5, gap-1 triplets of the validation clips, full frames (a fixed yardstick)."""
+    if not cfg.val_clips:
+        return None
+    videos = VideoTriplets(cfg.clip_paths(cfg.val_clips), gaps=(1,))
+    picked = []
+    for k in range(len(videos.clips)):
+        mine = [tr for tr in videos.triplets if tr.clip == k and tr.t == 0.5]
+        picked += sorted(mine, key=lambda tr: -tr.motion)[:per_clip]
+    shapes = {videos.clips[tr.clip][0].shape for tr in picked}
+    if len(shapes) != 1:
+        picked = [tr for tr in picked if videos.clips[tr.clip][0].shape == videos.clips[picked[0].clip][0].shape]
+
+    def stack(attr: str) -> torch.Tensor:
+        arr = np.stack([videos.clips[tr.clip][getattr(tr, attr)] for tr in picked])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
+
+    return {"img0": stack("i0"), "gt": stack("it"), "img1": stack("i1")}
+
+
+@torch.no_grad()
+def validate(student: IFNet, val: dict[str, torch.Tensor], device: torch.device) -> float:
+    student.eval()
+    scores = []
+    m = student.pad_multiple()
+    for i in range(val["img0"].shape[0]):
+        img0, gt, img1 = (val[k][i : i + 1].to(device) for k in ("img0", "gt", "img1"))
+        h, w = img0.shape[-2:]
+        ph, pw = -h % m, -w % m
+        pad = torch.nn.functional.pad
+        out = student(pad(img0, (0, pw, 0, ph)), pad(img1, (0, pw, 0, ph)), 0.5)[..., :h, :w]
+        out = (out.clamp(0, 1) * 255).round() / 255
+        scores.append(float(psnr(out, gt)))
+    student.train()
+    return float(np.mean(scores))
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    device: str = "cpu",
+    resume: bool = False,
+    init_weights: str | Path | None = None,
+    max_minutes: float | None = None,
+    progress: bool = True,
+) -> TrainState:
+    """Train until ``cfg.steps`` (or ``max_minutes`` of wall time), checkpointing as it goes."""
+    out_dir = Path(out_dir)
+    rank, world = distributed_rank()
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dev = torch.device("cuda", torch.cuda.current_device())
+    torch.manual_seed(cfg.seed)  # identical initial weights in every rank
+    state = build_state(cfg, dev, init_weights)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    if resume and ckpt_path.is_file():
+        load_checkpoint(state, ckpt_path)
+        if rank == 0:
+            log.info("resumed from %s at step %d", ckpt_path, state.step)
+    elif resume:
+        raise RifestreamError(f"{ckpt_path}: no checkpoint to resume from; drop --resume to start afresh")
+
+    videos = VideoTriplets(cfg.clip_paths(cfg.train_clips), cfg.gaps) if cfg.train_clips else None
+    rng = np.random.default_rng([cfg.seed, rank, state.step])
+    maker = BatchMaker(videos, cfg.crop, cfg.synthetic_share, rng, cfg.min_downscale, cfg.synthetic_max_motion)
+    val = validation_batch(cfg) if rank == 0 and cfg.val_every else None
+
+    model: nn.Module = state.model
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(state.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=state.step, mininterval=5.0, dynamic_ncols=True)
+    started = time.monotonic()
+    last_ckpt = started
+    window_start, window_samples = time.monotonic(), 0
+    running: dict[str, float] = {}
+    while state.step < cfg.steps:
+        if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
+            break
+        lr = learning_rate(state.step, cfg)
+        for group in state.optimizer.param_groups:
+            group["lr"] = lr
+        batch = {k: v.to(dev, non_blocking=True) for k, v in maker.batch(cfg.batch).items()}
+        with autocast:
+            loss, stats = model(batch)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+        state.optimizer.step()
+        state.step += 1
+        window_samples += cfg.batch * world
+        for k, v in stats.items():
+            running[k] = 0.95 * running.get(k, float(v)) + 0.05 * float(v)
+        if rank != 0:
+            continue
+        rate = window_samples / max(1e-6, time.monotonic() - window_start)
+        if bar is not None:
+            bar.set_postfix(
+                loss=f"{running['loss']:.4f}", psnr=f"{running['psnr']:.2f}", sps=f"{rate:.1f}", refresh=False
+            )
+            bar.update(1)
+        if state.step % cfg.log_every == 0:
+            parts = " ".join(f"{k}={v:.4f}" for k, v in running.items())
+            log.info("step %d lr=%.2e %s samples/s=%.1f", state.step, lr, parts, rate)
+            window_start, window_samples = time.monotonic(), 0
+        if val is not None and state.step % cfg.val_every == 0:
+            log.info("step %d val_psnr=%.3f", state.step, validate(state.model.student, val, dev))
+        if time.monotonic() - last_ckpt > 60 * cfg.checkpoint_minutes:
+            save_checkpoint(state, cfg, out_dir)
+            last_ckpt = time.monotonic()
+    if rank == 0:
+        save_checkpoint(state, cfg, out_dir)
+        if val is not None:
+            log.info("final step %d val_psnr=%.3f", state.step, validate(state.model.student, val, dev))
+    if bar is not None:
+        bar.close()
+    return state
