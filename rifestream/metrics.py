@@ -57,7 +57,10 @@ Exposed metrics (all prefixed ``rifestream_``):
 - ``queue_depth{queue}``, ``queue_capacity{queue}`` gauges (frames).
 - ``input_frames_per_second``, ``output_frames_per_second`` gauges: frames counted over the
   last ``fps_window`` seconds (computed when scraped, so they fall to 0 when frames stop).
-- ``target_output_frames_per_second`` and ``latency_budget_seconds`` gauges.
+- ``target_output_frames_per_second`` and ``latency_budget_seconds`` gauges. The budget is the
+  processing time allowed after the newer frame of a pair arrives (``LatencyBudget.budget_s``);
+  an end-to-end latency also holds one input frame interval, so the dashboard and alerts compare
+  it with budget + 1 / input fps.
 - ``device_memory_used_bytes{device}`` gauge: for a ``cuda`` device,
   ``torch.cuda.memory_allocated`` (tensors held, not the allocator's cache; 0 until the
   process has initialised CUDA); otherwise the process's resident set size from

@@ -1,0 +1,358 @@
+"""monitoring/: promtool on the rules and scrape config, and every dashboard query and rule
+expression run through a real Prometheus (Debian's ``prometheus``) scraping real metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from rifestream.metrics import PipelineMetrics
+
+ROOT = Path(__file__).resolve().parents[1]
+MONITORING = ROOT / "monitoring"
+ALERTS = MONITORING / "prometheus" / "alerts.yml"
+SCRAPE_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
+DASHBOARD = MONITORING / "grafana" / "dashboards" / "rifestream.json"
+PROVISIONING = MONITORING / "grafana" / "provisioning"
+
+PROMTOOL = shutil.which("promtool")
+PROMETHEUS = shutil.which("prometheus")
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed")
+needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus (Debian package) is not installed")
+
+# What Grafana would put in place of the dashboard's variables, for a query sent by hand.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$instance": ".*"}
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PROMTOOL or "promtool", *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def dashboard_targets() -> list[tuple[str, str]]:
+    """(panel title, expr) of every query in the dashboard."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def substitute(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, f"unsubstituted variable in {expr!r}"
+    return expr
+
+
+def with_bool(expr: str) -> str | None:
+    """``expr`` with its top-level comparison turned into a ``bool`` one (0/1 for every matched
+    series, so it returns data whether or not the alert fires); None if it has no comparison."""
+    depth, quote, found = 0, "", None
+    i = 0
+    while i < len(expr):
+        ch = expr[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and expr[i : i + 2] in ("==", "!=", ">=", "<="):
+            found = i + 2
+            i += 1
+        elif depth == 0 and ch in "<>":
+            found = i + 1
+        i += 1
+    if found is None:
+        return None
+    return f"{expr[:found]} bool{expr[found:]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Static checks: promtool and the shape of the dashboard and provisioning files
+# ---------------------------------------------------------------------------------------------
+
+
+@needs_promtool
+def test_alert_rules_pass_promtool_check_rules() -> None:
+    result = promtool("check", "rules", str(ALERTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 5 rules found" in result.stdout
+
+
+@needs_promtool
+def test_alert_rules_fire_in_promtool_unit_tests() -> None:
+    """alerts_test.yml feeds each rule series that break it (and series just inside it) and
+    states which alerts must fire, with which labels and text, and when."""
+    result = promtool("test", "rules", str(MONITORING / "prometheus" / "alerts_test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@needs_promtool
+def test_scrape_config_passes_promtool_check_config() -> None:
+    result = promtool("check", "config", str(SCRAPE_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "alerts.yml" in result.stdout  # the rule file it names was found and checked too
+
+
+def test_dashboard_shape_and_provisioning() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["instance"]["includeAll"] and variables["instance"]["allValue"] == ".*"
+    assert variables["datasource"]["type"] == "datasource"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    exprs = [expr for _, expr in dashboard_targets()]
+    for expr in exprs:
+        assert 'instance=~"$instance"' in expr, expr
+        if "rate(" in expr or "increase(" in expr:
+            assert "[$__rate_interval]" in expr, expr
+    joined = "\n".join(exprs)
+    for quantile in ("0.5", "0.95", "0.99"):
+        for metric in ("rifestream_end_to_end_latency_seconds_bucket", "rifestream_stage_latency_seconds_bucket"):
+            assert f"histogram_quantile({quantile}, sum by (instance, " in joined
+            assert metric in joined
+    for metric in (
+        "rifestream_latency_budget_seconds",
+        "rifestream_input_frames_per_second",
+        "rifestream_output_frames_per_second",
+        "rifestream_fallbacks_total",
+        "rifestream_dropped_frames_total",
+        "rifestream_queue_depth",
+        "rifestream_reconnects_total",
+        "rifestream_device_memory_used_bytes",
+    ):
+        assert metric in joined, metric
+    dashboards_yml = (PROVISIONING / "dashboards" / "rifestream.yml").read_text()
+    assert "path: /var/lib/grafana/dashboards/rifestream" in dashboards_yml
+    datasource_yml = (PROVISIONING / "datasources" / "prometheus.yml").read_text()
+    assert "type: prometheus" in datasource_yml and "url: http://127.0.0.1:9090" in datasource_yml
+
+
+def test_with_bool_rewrites_only_the_top_level_comparison() -> None:
+    assert with_bool('up{job="x"} == 0') == 'up{job="x"} == bool 0'
+    assert with_bool("a / on (i) b > 0.1") == "a / on (i) b > bool 0.1"
+    assert with_bool("a < on (i) (0.95 * (b > 0))") == "a < bool on (i) (0.95 * (b > 0))"
+    assert with_bool('x{a=~"b|c", d!="e"} >= 2') == 'x{a=~"b|c", d!="e"} >= bool 2'
+    assert with_bool('sum(rate(x{reason!="y"}[1m]))') is None
+
+
+# ---------------------------------------------------------------------------------------------
+# A real Prometheus scraping real metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@dataclass
+class Prometheus:
+    url: str
+
+    def query(self, expr: str) -> list[dict]:
+        reply = http_json(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        assert reply["status"] == "success", (expr, reply)
+        return reply["data"]["result"]
+
+    def wait_for(self, expr: str, timeout: float, what: str) -> list[dict]:
+        """Query until ``expr`` returns data; bounded by ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(expr)
+            if result or time.monotonic() > deadline:
+                assert result, f"timed out after {timeout:.0f} s waiting for {what} ({expr})"
+                return result
+            time.sleep(0.25)
+
+
+def scrape_config_for(target: str) -> str:
+    """The repo's scrape config with a 1 s interval, the given target and an absolute rule path."""
+    text = SCRAPE_CONFIG.read_text()
+    for old, new in (
+        ("scrape_interval: 5s", "scrape_interval: 1s"),
+        ("evaluation_interval: 5s", "evaluation_interval: 1s"),
+        ('targets: ["127.0.0.1:9108"]', f'targets: ["{target}"]'),
+        ("  - alerts.yml", f"  - {ALERTS}"),
+    ):
+        assert text.count(old) == 1, f"{SCRAPE_CONFIG} no longer has {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture
+def start_prometheus(tmp_path: Path) -> Iterator:
+    """Start Debian's prometheus on a free loopback port scraping ``target``; stopped after the test."""
+    procs: list[subprocess.Popen] = []
+    stack = contextlib.ExitStack()
+
+    def start(target: str) -> Prometheus:
+        config = tmp_path / "prometheus.yml"
+        config.write_text(scrape_config_for(target))
+        port = free_port()
+        log = stack.enter_context(open(tmp_path / "prometheus.log", "w"))
+        proc = subprocess.Popen(
+            [
+                PROMETHEUS or "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        prom = Prometheus(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            try:
+                with urllib.request.urlopen(f"{prom.url}/-/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        return prom
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "prometheus did not become ready in 20 s"
+            time.sleep(0.2)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    stack.close()
+
+
+class SimulatedJob:
+    """PipelineMetrics fed, in real time, the traffic of a 30 → 60 fps job: every source frame gives
+    a passed-through and an in-between frame; some in-between frames are blends, repeats or scene
+    cuts; stage and end-to-end latencies are drawn around what a GPU job measures; the encoder
+    queue sometimes overflows."""
+
+    input_fps = 30.0
+
+    def __init__(self, metrics: PipelineMetrics, seconds: float) -> None:
+        self.metrics = metrics
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="simulated-job", daemon=True)
+
+    def __enter__(self) -> SimulatedJob:
+        m = self.metrics
+        m.set_latency_budget(0.010)  # tight on purpose: p95 end-to-end above budget + 1 interval
+        m.set_target_fps(2 * self.input_fps)
+        for queue in m.queues:
+            m.set_queue_capacity(queue, 4)
+        m.reconnect("source")
+        m.set_source_up(True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        m, rng = self.metrics, random.Random(5)
+        start = time.monotonic()
+        frames = int(self.seconds * self.input_fps)
+        for i in range(frames):
+            if self._stop.wait(max(0.0, start + i / self.input_fps - time.monotonic())):
+                return
+            m.frame_in()
+            m.observe_stage("decode", rng.uniform(0.002, 0.004))
+            m.observe_stage("upload", rng.uniform(0.0005, 0.0015))
+            if i == 0:
+                continue
+            interpolate = rng.uniform(0.012, 0.030)
+            m.observe_stage("interpolate", interpolate)
+            m.observe_stage("encode", rng.uniform(0.003, 0.006))
+            m.observe_stage("sink", rng.uniform(0.0002, 0.001))
+            fallback = "scene_cut" if i % 50 == 0 else "blend" if i % 10 == 0 else "repeat" if i % 37 == 0 else None
+            if fallback == "scene_cut":
+                m.scene_cut()
+            m.count_output(interpolated=False, fallback=None)
+            m.count_output(interpolated=True, fallback=fallback)
+            m.observe_end_to_end(1 / self.input_fps + interpolate + rng.uniform(0.004, 0.010))
+            if i % 45 == 0:
+                m.drop("encode", "queue_full")
+            m.set_queue_depth("interpolate", rng.randint(0, 2))
+            m.set_queue_depth("encode", rng.randint(0, 4))
+
+
+def check_every_query_returns_data(prom: Prometheus) -> None:
+    """Every dashboard query and every rule expression returns data through /api/v1/query."""
+    for title, expr in dashboard_targets():
+        result = prom.query(substitute(expr))
+        assert result, f"dashboard panel {title!r}: no data for {expr}"
+        values = [float(sample["value"][1]) for sample in result]
+        assert any(math.isfinite(v) for v in values), f"panel {title!r}: only NaN/Inf for {expr}: {values}"
+
+    groups = http_json(f"{prom.url}/api/v1/rules")["data"]["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert {rule["name"] for rule in rules} == {
+        "RifestreamLatencyBudgetExceeded",
+        "RifestreamOutputFpsBelowTarget",
+        "RifestreamFallbackShareHigh",
+        "RifestreamSourceDown",
+        "RifestreamDown",
+    }
+    for rule in rules:
+        assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
+        prom.query(rule["query"])  # the rule itself parses and runs; empty while it does not fire
+        underlying = with_bool(rule["query"]) or rule["query"]
+        assert prom.query(underlying), f"rule {rule['name']}: no data for {underlying}"
+
+
+def rule_states(prom: Prometheus) -> dict[str, str]:
+    groups = http_json(f"{prom.url}/api/v1/rules")["data"]["groups"]
+    return {rule["name"]: rule["state"] for group in groups for rule in group["rules"]}
+
+
+@pytest.mark.slow
+@needs_prometheus
+def test_prometheus_scraping_simulated_job_answers_every_query(start_prometheus) -> None:
+    metrics = PipelineMetrics(
+        CollectorRegistry(), model="rifestream-v1", device="cpu", queues=("interpolate", "encode")
+    )
+    with metrics.serve(port=0, host="127.0.0.1") as server, SimulatedJob(metrics, seconds=40):
+        prom = start_prometheus(f"127.0.0.1:{server.port}")
+        # rate() needs two scrapes in its window; wait for a few, and for the rules to be evaluated.
+        prom.wait_for("count_over_time(rifestream_input_frames_total[1m]) >= 4", 20, "four scrapes")
+        prom.wait_for('ALERTS{alertname="RifestreamLatencyBudgetExceeded"}', 10, "the rules to be evaluated")
+        check_every_query_returns_data(prom)
+
+        states = rule_states(prom)
+        assert states["RifestreamLatencyBudgetExceeded"] in ("pending", "firing")  # the budget is 10 ms
+        assert states["RifestreamSourceDown"] == "inactive"
+        assert states["RifestreamDown"] == "inactive"
+        (fps,) = prom.query("rifestream_input_frames_per_second")
+        assert 20 < float(fps["value"][1]) < 40
+        (blend,) = prom.query('rifestream_fallbacks_total{reason="blend"}')
+        assert float(blend["value"][1]) >= 1
