@@ -1,0 +1,61 @@
+"""``rifestream eval``: score a model on video clips with the team's protocol, next to repeat and blend."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="score a model on clips (busiest window, even frames in, odd frames scored)",
+        description=(
+            "For each clip, keep the even frames of its busiest window, rebuild the odd ones with the model "
+            "and with the repeat and blend baselines, and print PSNR (RGB, dB) / SSIM (luma) per clip and the mean."
+        ),
+    )
+    p.add_argument("clips", nargs="+", help="video files")
+    p.add_argument(
+        "--model",
+        action="append",
+        help="model name or weights file (repeatable; default: the shipped default model)",
+    )
+    p.add_argument("--frames", type=int, default=41, help="window length in frames (default: %(default)s)")
+    p.add_argument(
+        "--scan", type=int, default=900, help="frames searched for the busiest window (default: %(default)s)"
+    )
+    p.add_argument("--no-baselines", action="store_true", help="leave out repeat and blend")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
+    p.add_argument("--fp16", action="store_true", help="run the model in fp16 (CUDA only)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rifestream import eval as protocol
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.frames < 5:
+        from rifestream.errors import RifestreamError
+
+        raise RifestreamError(f"--frames {args.frames} is too short; use at least 5 (the protocol uses 41)")
+    methods: dict[str, protocol.Rebuild] = {}
+    if not args.no_baselines:
+        methods["repeat"] = protocol.repeat
+        methods["blend"] = protocol.blend
+    precision = "fp16" if args.fp16 else "fp32"
+    for spec in args.model or [None]:
+        label = "default" if spec is None else spec.rsplit("/", 1)[-1]
+        methods[label] = protocol.model_rebuild(spec, args.device, precision)
+    scores = []
+    for clip in args.clips:
+        clip_scores = protocol.score_clip(clip, methods, args.frames, args.scan)
+        for s in clip_scores:
+            print(f"{s.clip} {s.method} psnr={s.psnr:.2f} ssim={s.ssim:.4f} frames={s.frames}", flush=True)
+        scores.extend(clip_scores)
+    print()
+    print(protocol.format_table(scores, list(methods)))
+    return 0
