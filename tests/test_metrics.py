@@ -232,3 +232,17 @@ def test_exposition_passes_promtool_check_metrics(registry: CollectorRegistry) -
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(text.splitlines()) > 100  # it really checked the whole exposition
+
+
+@pytest.mark.gpu
+def test_device_memory_reads_cuda_allocations(registry: CollectorRegistry) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    assert PipelineMetrics(registry, device="cuda:0").device == "cuda:0"
+    before = value(registry, "rifestream_device_memory_used_bytes", device="cuda:0")
+    block = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda:0")  # 64 MiB
+    after = value(registry, "rifestream_device_memory_used_bytes", device="cuda:0")
+    assert after - before >= block.numel()
+    assert after == torch.cuda.memory_allocated("cuda:0")
+    del block
