@@ -41,3 +41,17 @@ class OutputFrame:
     fallback: str | None
     arrival: float
     seq: int = 0
+
+
+@dataclass
+class SourceAudio:
+    """One compressed audio packet of the input, on the same timeline as the video.
+
+    ``packet`` keeps the input's codec, pts and ``time_base``; ``time`` is its
+    pts in seconds (exact), comparable with ``SourceFrame.time``. Sinks copy it
+    or re-encode it, keeping the timestamp.
+    """
+
+    packet: av.Packet
+    time: Fraction
+    arrival: float

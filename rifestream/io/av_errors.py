@@ -1,0 +1,70 @@
+"""Turning FFmpeg (PyAV) errors into the user's terms: a fixable ``RifestreamError`` or a retryable loss."""
+
+from __future__ import annotations
+
+import errno
+
+import av
+
+from rifestream.errors import RifestreamError
+
+# errno values that mean "the other end is not there (now)": worth a reconnect with backoff.
+_TRANSIENT_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+    errno.ETIMEDOUT,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.EIO,
+    errno.EAGAIN,
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a PyAV/OS error on a network stream is a loss of the peer (retry), not a bad request."""
+    if isinstance(exc, (av.error.ExitError, av.error.EOFError, TimeoutError, ConnectionError)):
+        return True
+    if isinstance(exc, av.error.HTTPServerError):
+        return True
+    if isinstance(exc, (av.error.HTTPClientError, av.error.InvalidDataError, av.error.ProtocolNotFoundError)):
+        return False
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
+
+
+def reason(exc: BaseException) -> str:
+    """A short description of an FFmpeg error (its strerror, without the Python class noise)."""
+    if isinstance(exc, av.error.ExitError):
+        return "timed out waiting for data"
+    if isinstance(exc, av.error.EOFError):
+        return "the stream ended (the server closed it)"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.rstrip(".")
+
+
+def open_error(url: str, exc: BaseException, what: str) -> RifestreamError:
+    """A user-facing error for a URL or path that cannot be opened (``what``: 'read' or 'write')."""
+    if isinstance(exc, FileNotFoundError):
+        if what == "read":
+            return RifestreamError(f"no such file: {url}; check the path, or give a URL such as rtsp://HOST/PATH")
+        return RifestreamError(f"cannot write {url}: its folder does not exist; create it or choose another path")
+    if isinstance(exc, IsADirectoryError):
+        return RifestreamError(f"{url} is a folder; give a video file path")
+    if isinstance(exc, PermissionError):
+        return RifestreamError(f"cannot {what} {url}: permission denied; check the file's permissions")
+    if isinstance(exc, av.error.ProtocolNotFoundError):
+        return RifestreamError(
+            f"{url}: this FFmpeg build has no protocol for this URL; use a file path, rtsp://, rtmp://, srt://, "
+            "http(s)://, capture:, testsrc: or zmq://"
+        )
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return RifestreamError(f"{url}: the server has no such stream (404); check the stream path")
+    if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)):
+        return RifestreamError(f"{url}: the server refused access ({reason(exc)}); check the credentials in the URL")
+    if isinstance(exc, av.error.InvalidDataError):
+        return RifestreamError(f"{url}: FFmpeg cannot {what} this as video ({reason(exc)}); check the file or format")
+    if isinstance(exc, av.error.OptionNotFoundError):
+        return RifestreamError(f"{url}: an FFmpeg option was not accepted ({reason(exc)}); check the options")
+    return RifestreamError(f"cannot {what} {url}: {reason(exc)}")

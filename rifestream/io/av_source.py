@@ -1,0 +1,255 @@
+"""Sources that FFmpeg reads through PyAV: files, rtsp/rtmp/srt/http URLs and capture devices."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from urllib.parse import urlsplit
+
+import av
+
+from rifestream.errors import RifestreamError
+from rifestream.io import av_errors
+from rifestream.io.frames import SourceAudio, SourceFrame
+from rifestream.io.source_base import Source
+from rifestream.io.stream_errors import SourceLost
+from rifestream.io.stream_info import AudioInfo, StreamInfo
+
+log = logging.getLogger(__name__)
+
+LIVE_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "srt", "udp", "rtp", "tcp"}
+_MAX_PRIMING_PACKETS = 5000  # packets read at open while waiting for the first video frame
+
+
+def live_input_options(scheme: str, read_timeout: float) -> dict[str, str]:
+    """FFmpeg options for a live network input: quick probing, no input buffering, socket timeouts."""
+    micros = str(int(read_timeout * 1_000_000))
+    opts = {
+        "fflags": "nobuffer",
+        "flags": "low_delay",
+        "probesize": "131072",
+        "analyzeduration": "500000",
+        "rw_timeout": micros,
+    }
+    if scheme in ("rtsp", "rtsps"):
+        opts["rtsp_transport"] = "tcp"
+        opts["timeout"] = micros  # RTSP socket I/O timeout
+    elif scheme in ("srt", "udp"):
+        opts["timeout"] = micros
+    return opts
+
+
+def _plausible_rate(*rates: Fraction | None) -> Fraction | None:
+    for rate in rates:
+        if rate and 0 < rate <= 1000:
+            return Fraction(rate)
+    return None
+
+
+class AVSource(Source):
+    """A PyAV input. Open it with ``open_source``; this class takes FFmpeg's own terms.
+
+    At open it reads up to the first decoded video frame (bounded by
+    ``open_timeout``), so ``info`` is complete even for live streams probed with
+    a small probe size; what it read on the way is handed out first by
+    ``read()``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        file: str,
+        format: str | None = None,
+        options: dict[str, str] | None = None,
+        live: bool,
+        realtime: bool = False,
+        audio: bool = True,
+        open_timeout: float = 10.0,
+        read_timeout: float = 5.0,
+        speed: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.url = url
+        self.live = live
+        self.realtime = realtime and not live
+        self.speed = speed
+        self._lock = threading.Lock()
+        self._reading = False
+        self._container: av.container.InputContainer | None = None
+        try:
+            self._container = av.open(file, format=format, options=options or {}, timeout=(open_timeout, read_timeout))
+        except Exception as exc:
+            raise self._open_failure(exc) from exc
+        try:
+            self._setup_streams(audio)
+            self._items = self._demux()
+            self._pending = self._prime(open_timeout)
+        except BaseException:
+            self._close_container()
+            raise
+
+    # ----- opening -------------------------------------------------------
+    def _open_failure(self, exc: BaseException) -> Exception:
+        if self.live and av_errors.is_transient(exc):
+            return SourceLost(self.url, f"cannot connect: {av_errors.reason(exc)}; is the server running?")
+        if isinstance(exc, RifestreamError):
+            return exc
+        return av_errors.open_error(self.url, exc, "read")
+
+    def _setup_streams(self, audio: bool) -> None:
+        container = self._container
+        if not container.streams.video:
+            raise RifestreamError(f"{self.url} has no video stream; give an input with video")
+        self._video = container.streams.video[0]
+        self._video.thread_type = "SLICE" if self.live else "AUTO"  # frame threads would add latency
+        vs = self._video
+        if self.live:
+            self._nominal_rate = _plausible_rate(vs.guessed_rate, vs.average_rate)
+        else:
+            self._nominal_rate = _plausible_rate(vs.average_rate, vs.guessed_rate, vs.base_rate)
+        self._audio = container.streams.audio[0] if (audio and container.streams.audio) else None
+        self._audio_info: AudioInfo | None = None
+        if self._audio is not None:
+            cc = self._audio.codec_context
+            stream = self._audio
+            self._audio_info = AudioInfo(
+                codec=cc.name,
+                sample_rate=cc.sample_rate,
+                layout=cc.layout.name,
+                channels=cc.channels,
+                time_base=Fraction(stream.time_base),
+                extradata=bytes(cc.extradata) if cc.extradata else None,
+                bit_rate=cc.bit_rate or 0,
+                template=lambda: None if self._container is None else stream,
+            )
+
+    def _prime(self, open_timeout: float) -> list[SourceFrame | SourceAudio]:
+        """Read until the first video frame; fill ``info`` from it."""
+        pending: list[SourceFrame | SourceAudio] = []
+        deadline = time.monotonic() + open_timeout
+        for item in self._items:
+            pending.append(item)
+            if isinstance(item, SourceFrame):
+                break
+            if len(pending) > _MAX_PRIMING_PACKETS or time.monotonic() > deadline:
+                raise self._no_video("no video frame arrived")
+        else:
+            raise self._no_video("the input ended before its first video frame")
+        first = pending[-1].video
+        vs = self._video
+        self.info = StreamInfo(
+            url=self.url,
+            width=first.width,
+            height=first.height,
+            pix_fmt=first.format.name,
+            rate=self._nominal_rate,
+            time_base=Fraction(vs.time_base),
+            live=self.live,
+            audio=self._audio_info,
+        )
+        return pending
+
+    def _no_video(self, what: str) -> Exception:
+        if self.live:
+            return SourceLost(self.url, f"{what} within the open timeout")
+        return RifestreamError(f"{self.url}: {what}; check that the file holds decodable video")
+
+    # ----- reading -------------------------------------------------------
+    def _demux(self) -> Iterator[SourceFrame | SourceAudio]:
+        """Items in arrival order; raises SourceLost (live) or RifestreamError (file) on failure."""
+        streams = [self._video] + ([self._audio] if self._audio is not None else [])
+        video_tb = Fraction(self._video.time_base)
+        last_time: Fraction | None = None
+        try:
+            for packet in self._container.demux(streams):
+                if self._stop.is_set():
+                    return
+                if packet.stream.type == "audio":
+                    if packet.size and packet.pts is not None:
+                        self.stats.audio_packets += 1
+                        yield SourceAudio(packet, packet.pts * Fraction(packet.time_base), time.monotonic())
+                    continue
+                try:
+                    frames = self._video.codec_context.decode(packet if packet.size else None)
+                except av.error.InvalidDataError:
+                    self.stats.decode_errors += 1
+                    continue
+                for frame in frames:
+                    if frame.pts is not None:
+                        when = frame.pts * video_tb
+                    elif last_time is not None and self._nominal_rate:
+                        when = last_time + 1 / self._nominal_rate
+                    else:
+                        self.stats.decode_errors += 1
+                        continue
+                    last_time = when
+                    self.stats.frames += 1
+                    yield SourceFrame(frame, when, time.monotonic())
+        except (av.error.FFmpegError, OSError) as exc:
+            if self._stop.is_set():
+                return
+            if self.live:
+                raise SourceLost(self.url, av_errors.reason(exc)) from exc
+            raise RifestreamError(f"{self.url}: read failed: {av_errors.reason(exc)}") from exc
+        if self.live and not self._stop.is_set():
+            raise SourceLost(self.url, "the stream ended (the server closed it)")
+
+    def read(self) -> Iterator[SourceFrame | SourceAudio]:
+        with self._lock:
+            if self._reading:
+                raise RuntimeError(f"{self!r} is already being read")
+            if self._container is None:
+                return
+            self._reading = True
+        try:
+            yield from self._paced(itertools.chain(self._take_pending(), self._items))
+        finally:
+            with self._lock:
+                self._reading = False
+            self._close_container()
+
+    def _take_pending(self) -> Iterator[SourceFrame | SourceAudio]:
+        while self._pending:
+            yield self._pending.pop(0)
+
+    def _paced(self, items: Iterator[SourceFrame | SourceAudio]) -> Iterator[SourceFrame | SourceAudio]:
+        """Hand frames over no faster than their timestamps (``realtime`` files); others pass through."""
+        origin: tuple[float, Fraction] | None = None
+        for item in items:
+            if self._stop.is_set():
+                return
+            if self.realtime and isinstance(item, SourceFrame):
+                if origin is None:
+                    origin = (time.monotonic(), item.time)
+                wait = origin[0] + float(item.time - origin[1]) / self.speed - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    return
+                item.arrival = time.monotonic()
+            yield item
+
+    # ----- closing -------------------------------------------------------
+    def _release(self) -> None:
+        with self._lock:
+            if self._reading:
+                return  # the reading thread closes the container when read() returns
+        self._close_container()
+
+    def _close_container(self) -> None:
+        with self._lock:
+            container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.close()
+            except Exception as exc:  # closing a dead network input may fail; nothing to save
+                log.debug("closing %s: %s", self.url, exc)
+
+
+def input_for_url(url: str) -> tuple[str, bool]:
+    """``(file, live)`` for a path or URL FFmpeg reads."""
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    return url, scheme in LIVE_SCHEMES

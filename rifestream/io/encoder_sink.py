@@ -1,0 +1,216 @@
+"""Sinks that encode with PyAV: files by extension, and live streams (RTMP as FLV, SRT/UDP as MPEG-TS)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from fractions import Fraction
+
+import av
+
+from rifestream.errors import RifestreamError
+from rifestream.io import av_errors
+from rifestream.io.audio_track import AudioTrack
+from rifestream.io.encoders import default_pix_fmt, encoder_options, pick_video_codec
+from rifestream.io.frames import OutputFrame, SourceAudio
+from rifestream.io.sink_base import Sink, SinkStats
+from rifestream.io.stream_errors import SinkLost
+from rifestream.io.stream_info import AudioInfo
+
+log = logging.getLogger(__name__)
+
+# Audio codecs copied as they are, by container format; others are re-encoded to AAC. Formats not
+# listed take whatever FFmpeg's muxer supports. FLV: what RTMP servers and players take.
+AUDIO_COPY_CODECS = {
+    "flv": {"aac", "mp3"},
+    "mpegts": {"aac", "mp3", "mp2", "ac3", "eac3", "opus"},
+    "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
+    "mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le"},
+    "webm": {"opus", "vorbis"},
+}
+
+
+class EncoderSink(Sink):
+    """Encodes ``OutputFrame``s (and the input's audio) into one container.
+
+    Timestamps: a frame at ``OutputFrame.time`` T gets pts (T - T_first) /
+    ``time_base`` (rounded; exact when T is on the time base's grid), where
+    T_first is the first frame's time, so a file starts at 0. A frame whose pts
+    is not after the previous one is dropped and counted. ``close()`` flushes
+    the encoder and writes the trailer.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        file: str,
+        format: str | None,
+        live: bool,
+        width: int,
+        height: int,
+        rate: Fraction | None,
+        time_base: Fraction,
+        audio: AudioInfo | None = None,
+        codec: str | None = None,
+        pix_fmt: str | None = None,
+        crf: int | None = None,
+        preset: str | None = None,
+        bitrate: int | None = None,
+        container_options: dict[str, str] | None = None,
+        codec_options: dict[str, str] | None = None,
+        open_timeout: float = 10.0,
+        write_timeout: float = 5.0,
+    ) -> None:
+        self.url, self.live = url, live
+        self.width, self.height = width, height
+        self.time_base = Fraction(time_base)
+        self.stats = SinkStats()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._origin: Fraction | None = None
+        self._last_pts: int | None = None
+        self.codec = pick_video_codec(codec)
+        self.pix_fmt = pix_fmt or default_pix_fmt(self.codec)
+        options = dict(container_options or {})
+        if live:
+            options.setdefault("rw_timeout", str(int(write_timeout * 1_000_000)))
+            if format == "flv":
+                options.setdefault("flvflags", "no_duration_filesize")
+        try:
+            self._container = av.open(file, "w", format=format, options=options, timeout=(open_timeout, write_timeout))
+        except ValueError:  # PyAV: "Could not determine output format"
+            raise RifestreamError(
+                f"{url}: unknown output format; use a file ending in .mp4, .mkv, .mov, .flv, .ts or .nut, "
+                "rtmp://, zmq:// or null"
+            ) from None
+        except Exception as exc:
+            raise self._failure(exc, "write") from exc
+        try:
+            self._setup_video(rate, crf, preset, bitrate, codec_options)
+            self._audio = self._setup_audio(audio)
+            self._container.start_encoding()  # connects / creates the file now, not at the first frame
+        except BaseException as exc:
+            self._abandon()
+            if isinstance(exc, (av.error.FFmpegError, OSError)):
+                raise self._failure(exc, "write") from exc
+            raise
+
+    # ----- opening -------------------------------------------------------
+    def _failure(self, exc: BaseException, what: str) -> Exception:
+        if self.live and av_errors.is_transient(exc):
+            return SinkLost(self.url, f"cannot {what}: {av_errors.reason(exc)}; is the server running?")
+        return av_errors.open_error(self.url, exc, what)
+
+    def _setup_video(
+        self,
+        rate: Fraction | None,
+        crf: int | None,
+        preset: str | None,
+        bitrate: int | None,
+        codec_options: dict[str, str] | None,
+    ) -> None:
+        container = self._container
+        if self.codec not in av.codecs_available:
+            raise RifestreamError(f"{self.url}: this FFmpeg build has no encoder {self.codec!r}; use libx264 or ffv1")
+        if self.codec not in container.supported_codecs:
+            raise RifestreamError(
+                f"{self.url}: {self.codec} cannot be stored in a {container.format.name} container; "
+                f"use .mkv for {self.codec}, or libx264"
+            )
+        nominal = Fraction(rate) if rate else Fraction(30)
+        stream = container.add_stream(self.codec, rate=nominal)
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = self.pix_fmt
+        stream.codec_context.time_base = self.time_base
+        stream.time_base = self.time_base
+        stream.codec_context.options = {
+            **encoder_options(self.codec, live=self.live, rate=nominal, crf=crf, preset=preset, bitrate=bitrate),
+            **(codec_options or {}),
+        }
+        self._video = stream
+
+    def _setup_audio(self, audio: AudioInfo | None) -> AudioTrack | None:
+        if audio is None:
+            return None
+        try:
+            copy_codecs = AUDIO_COPY_CODECS.get(self._container.format.name.split(",")[0])
+            return AudioTrack(self._container, audio, copy_codecs=copy_codecs)
+        except (av.error.FFmpegError, ValueError) as exc:
+            log.warning("%s: no audio (cannot carry %s: %s)", self.url, audio.codec, exc)
+            return None
+
+    # ----- writing -------------------------------------------------------
+    def write(self, frame: OutputFrame) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            if self._origin is None:
+                self._origin = frame.time
+            pts = round((frame.time - self._origin) / self.time_base)
+            if self._last_pts is not None and pts <= self._last_pts:
+                self.stats.dropped += 1
+                return False
+            video = self._encoder_frame(frame.video)
+            video.pts = pts
+            video.time_base = self.time_base
+            try:
+                for packet in self._video.encode(video):
+                    self._container.mux(packet)
+                if self._audio is not None and self.stats.frames == 0:
+                    self._audio.start(self._origin)
+            except (av.error.FFmpegError, OSError) as exc:
+                raise self._write_failure(exc) from exc
+            self._last_pts = pts
+            self.stats.frames += 1
+            return True
+
+    def _encoder_frame(self, video: av.VideoFrame) -> av.VideoFrame:
+        """A frame in the encoder's format and size that we may stamp (never the shared input frame)."""
+        converted = video.reformat(width=self.width, height=self.height, format=self.pix_fmt)
+        if converted is video:  # already right: copy, other sinks hold the same frame object
+            converted = av.VideoFrame.from_ndarray(video.to_ndarray(), format=video.format.name)
+        return converted
+
+    def write_audio(self, audio: SourceAudio) -> None:
+        if self._audio is None:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._audio.write(audio)
+            except (av.error.FFmpegError, OSError) as exc:
+                raise self._write_failure(exc) from exc
+            self.stats.audio_packets = self._audio.packets
+            self.stats.audio_dropped = self._audio.dropped
+
+    def _write_failure(self, exc: BaseException) -> Exception:
+        """After a failed write the container is unusable: release it, report lost (live) or fatal (file)."""
+        self._closed = True
+        self._abandon()
+        if self.live:
+            return SinkLost(self.url, av_errors.reason(exc))
+        return RifestreamError(f"{self.url}: write failed: {av_errors.reason(exc)}; check free disk space")
+
+    # ----- closing -------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                for packet in self._video.encode(None):
+                    self._container.mux(packet)
+                if self._audio is not None:
+                    self._audio.flush()
+                self._container.close()
+            except Exception as exc:  # a dead server or a full disk: nothing more to save
+                log.warning("%s: closing: %s", self.url, av_errors.reason(exc))
+                self._abandon()
+
+    def _abandon(self) -> None:
+        try:
+            self._container.close()
+        except Exception as exc:
+            log.debug("%s: abandoning: %s", self.url, exc)

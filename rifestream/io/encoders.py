@@ -1,0 +1,80 @@
+"""Video encoder choice and settings: libx264 (zerolatency for live), h264_nvenc when usable, ffv1."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from fractions import Fraction
+
+import av
+
+log = logging.getLogger(__name__)
+
+LOSSLESS_CODECS = {"ffv1", "ffvhuff", "huffyuv", "utvideo"}
+
+
+@functools.cache
+def encoder_usable(codec: str) -> bool:
+    """Whether this FFmpeg build has ``codec`` and it opens here (NVENC needs an NVIDIA GPU and driver)."""
+    if codec not in av.codecs_available:
+        return False
+    try:
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"
+        ctx.time_base = Fraction(1, 30)
+        ctx.open()
+    except Exception as exc:  # no device, no driver, unsupported: all mean "not here"
+        log.debug("encoder %s not usable: %s", codec, exc)
+        return False
+    return True
+
+
+def pick_video_codec(requested: str | None) -> str:
+    """``requested``, or for ``None``/``"auto"`` h264_nvenc when it opens here, else libx264."""
+    if requested and requested != "auto":
+        return requested
+    return "h264_nvenc" if encoder_usable("h264_nvenc") else "libx264"
+
+
+def default_pix_fmt(codec: str) -> str:
+    """The encoder pixel format: 4:2:0 for H.264 (what players expect), planar RGB for lossless codecs
+    (exact for the engine's RGB frames)."""
+    if codec in LOSSLESS_CODECS:
+        return "gbrp"
+    return "yuv420p"
+
+
+def encoder_options(
+    codec: str,
+    *,
+    live: bool,
+    rate: Fraction,
+    crf: int | None,
+    preset: str | None,
+    bitrate: int | None,
+) -> dict[str, str]:
+    """Codec options (FFmpeg names). Live: no B-frames or lookahead, a keyframe every 2 s."""
+    opts: dict[str, str] = {}
+    if live:
+        opts["g"] = str(max(1, round(2 * rate)))
+    if codec == "libx264":
+        opts["preset"] = preset or "veryfast"
+        if live:
+            opts["tune"] = "zerolatency"
+        if bitrate:
+            opts.update(b=str(bitrate), maxrate=str(bitrate), bufsize=str(2 * bitrate))
+        else:
+            opts["crf"] = str(23 if crf is None else crf)
+    elif codec in ("h264_nvenc", "hevc_nvenc"):
+        opts["preset"] = preset or "p4"
+        if live:
+            opts.update(tune="ll", zerolatency="1", bf="0")
+        if bitrate:
+            opts.update(b=str(bitrate), maxrate=str(bitrate), bufsize=str(2 * bitrate))
+        else:
+            opts.update(rc="vbr", cq=str(23 if crf is None else crf))
+    elif codec == "ffv1":
+        opts.update(level="3", slicecrc="1")
+    elif crf is not None:
+        opts["crf"] = str(crf)
+    return opts

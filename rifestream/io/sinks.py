@@ -1,0 +1,101 @@
+"""``open_sink(url, …)``: one entry point for every output form.
+
+| form | what |
+|---|---|
+| ``PATH.mp4``, ``.mkv``, ``.mov``, ``.flv``, ``.ts``, ``.nut`` | a file by extension; ``codec="ffv1"``: lossless |
+| ``rtmp://HOST/APP/KEY``, ``rtmps://`` | FLV over RTMP, ``libx264`` ``tune=zerolatency`` or ``h264_nvenc`` |
+| ``srt://``, ``udp://`` | MPEG-TS over SRT/UDP, encoded as for RTMP |
+| ``zmq://HOST:PORT[?hwm=4&pix_fmt=rgb24&topic=rifestream&lossy=0]`` | the ZeroMQ frame feed (binds) |
+| ``null`` | discard (counts only) |
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from urllib.parse import urlsplit
+
+from rifestream.errors import RifestreamError
+from rifestream.io.encoder_sink import EncoderSink
+from rifestream.io.null_sink import NullSink
+from rifestream.io.sink_base import Sink
+from rifestream.io.stream_info import AudioInfo
+from rifestream.io.zmq_feed import FeedPublisher
+
+LIVE_SINK_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts"}
+SINK_FORMS = "a file path (.mp4, .mkv, .mov, .flv, .ts, .nut), rtmp://, srt://, zmq://HOST:PORT or null"
+
+
+def open_sink(
+    url: str,
+    *,
+    width: int,
+    height: int,
+    rate: Fraction | None,
+    time_base: Fraction,
+    audio: AudioInfo | None = None,
+    source_time_base: Fraction | None = None,
+    codec: str | None = None,
+    pix_fmt: str | None = None,
+    crf: int | None = None,
+    preset: str | None = None,
+    bitrate: int | None = None,
+    container_options: dict[str, str] | None = None,
+    codec_options: dict[str, str] | None = None,
+    open_timeout: float = 10.0,
+    write_timeout: float = 5.0,
+) -> Sink:
+    """Open an output for frames of ``width``×``height`` at nominal ``rate`` (None: variable),
+    timestamped in ``time_base`` (every ``OutputFrame.time`` should be a whole number of ticks).
+
+    ``audio``: the source's ``info.audio``, to carry its audio (copy when the
+    container takes the codec, else AAC). ``source_time_base``: the input's time
+    base, for the feed's ``source_pts``. ``codec``: video encoder (default
+    ``h264_nvenc`` when usable, else ``libx264``; ``ffv1`` for lossless);
+    ``pix_fmt`` (for the feed: rgb24, bgr24, gray or yuv420p), ``crf``, ``preset``
+    and ``bitrate`` (bit/s) tune it; the ``*_options`` are FFmpeg's own.
+
+    Raises ``RifestreamError`` for a bad URL, path, extension or codec and
+    ``SinkLost`` (a subclass) when a live server cannot be reached now.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise RifestreamError(f"no sink given; use {SINK_FORMS}")
+    url = url.strip()
+    if url in ("null", "null:"):
+        return NullSink(url)
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme == "zmq":
+        return FeedPublisher(
+            url,
+            time_base=time_base,
+            source_time_base=source_time_base,
+            rate=rate,
+            **({"pix_fmt": pix_fmt} if pix_fmt else {}),
+        )
+    common = dict(
+        width=width,
+        height=height,
+        rate=rate,
+        time_base=time_base,
+        audio=audio,
+        codec=codec,
+        pix_fmt=pix_fmt,
+        crf=crf,
+        preset=preset,
+        bitrate=bitrate,
+        container_options=container_options,
+        codec_options=codec_options,
+        open_timeout=open_timeout,
+        write_timeout=write_timeout,
+    )
+    if scheme in LIVE_SINK_FORMATS:
+        return EncoderSink(url, file=url, format=LIVE_SINK_FORMATS[scheme], live=True, **common)
+    if scheme and scheme != "file":
+        raise RifestreamError(f"{url}: cannot write to {scheme}://; use {SINK_FORMS}")
+    path = url[len("file:") :] if url.startswith("file:") else url
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise RifestreamError(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
+    if not os.path.splitext(path)[1]:
+        raise RifestreamError(f"{path}: give the file an extension (.mp4, .mkv, .mov, .flv, .ts, .nut) for its format")
+    return EncoderSink(url, file=path, format=None, live=False, **common)

@@ -1,0 +1,27 @@
+"""Exceptions for a live input or output that went away: the runner reconnects with backoff.
+
+They subclass ``RifestreamError`` so that one left unhandled still prints as one
+line naming the URL; a runner that retries must catch them *before*
+``RifestreamError`` (which otherwise means: bad URL, path, option or format).
+"""
+
+from __future__ import annotations
+
+from rifestream.errors import RifestreamError
+
+
+class StreamLost(RifestreamError):
+    """A network stream or device stopped delivering (or accepting) data; retrying may help."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")
+
+
+class SourceLost(StreamLost):
+    """The source could not be reached, or dropped mid-stream (closed, reset, timed out)."""
+
+
+class SinkLost(StreamLost):
+    """The sink's server could not be reached, or went away mid-stream."""
