@@ -1,0 +1,1 @@
+"""Package data: the embedded default pipeline (``default.toml``)."""

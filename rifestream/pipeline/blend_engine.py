@@ -1,0 +1,42 @@
+"""The engine used when no model is needed or none is available: the frame loop's blend and repeat steps.
+
+``FrameLoop`` asks its engine for ``to_tensor``, ``to_numpy``, ``blend``,
+``scene_score`` and ``scale``; with the ladder pinned to ``blend`` or
+``repeat`` that is all it uses, so a job that forces those steps (or a fresh
+checkout without the default weights) runs without loading an IFNet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rifestream.engine import Interpolator
+from rifestream.engine.interpolator import resolve_device
+from rifestream.engine.scene import scene_change_score
+
+
+class BlendOnlyEngine:
+    """Tensors on ``device`` in fp32; ``synthesize`` is refused (there is no model)."""
+
+    scale = 1.0
+
+    def __init__(self, device: str | torch.device = "auto") -> None:
+        self.device = resolve_device(device)
+        self.dtype = torch.float32
+
+    def to_tensor(self, frame: np.ndarray) -> torch.Tensor:
+        """An H×W×3 uint8 RGB array as (1, 3, H, W) in [0, 1] on the device."""
+        t = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+        return t.permute(2, 0, 1).unsqueeze(0).to(self.dtype).div_(255.0)
+
+    to_numpy = staticmethod(Interpolator.to_numpy)
+
+    def blend(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+        return torch.lerp(img0, img1, float(t))
+
+    def scene_score(self, img0: torch.Tensor, img1: torch.Tensor) -> float:
+        return scene_change_score(img0, img1)
+
+    def synthesize(self, *args: object, **kwargs: object) -> torch.Tensor:
+        raise RuntimeError("no model loaded: this engine only blends or repeats (force_step blend/repeat)")

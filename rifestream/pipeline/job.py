@@ -1,0 +1,114 @@
+"""A streaming job from a ``PipelineConfig``: the engine, the metrics server and the runner, wired up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from rifestream.config import PipelineConfig
+from rifestream.errors import RifestreamError
+from rifestream.pipeline.blend_engine import BlendOnlyEngine
+from rifestream.pipeline.budget import LatencyBudget
+from rifestream.pipeline.clock import OutputClock
+from rifestream.pipeline.run_stats import RunStats, RunSummary
+from rifestream.pipeline.runner import Runner, SinkSpec, queue_names, run_blocking
+
+log = logging.getLogger(__name__)
+
+NO_MODEL_STEPS = ("blend", "repeat")
+
+
+def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str | None]:
+    """(engine, model label, forced ladder step).
+
+    A forced ``blend``/``repeat`` needs no model, so none is loaded. When the
+    *default* model is not installed (a fresh checkout), the job still runs:
+    every in-between frame is blended, said once in the log and in the summary,
+    and counted as ``blend`` fallbacks. A model the user named must load.
+    """
+    if config.force_step in NO_MODEL_STEPS:
+        return BlendOnlyEngine(config.device), f"none ({config.force_step} forced)", config.force_step
+    from rifestream.engine import Interpolator
+
+    try:
+        engine = Interpolator(config.model, device=config.device, precision=config.precision, scale=config.scale)
+    except RifestreamError as exc:
+        if config.model is not None:
+            raise
+        log.debug("default model: %s", exc)
+        log.warning(
+            "no model available (rifestream-v1 is not installed): in-between frames will be blends, counted as "
+            "fallbacks; pass --model NAME|PATH for the real thing (`rifestream models list`)"
+        )
+        stats.note("no model available: in-between frames blended")
+        return BlendOnlyEngine(config.device), "none (blend fallback)", "blend"
+    return engine, config.model or "rifestream-v1", config.force_step
+
+
+def sink_specs(config: PipelineConfig) -> list[SinkSpec]:
+    return [
+        SinkSpec(
+            url=s.url,
+            codec=s.codec,
+            pix_fmt=s.pix_fmt,
+            crf=s.crf,
+            bitrate=s.bitrate,
+            gop=s.gop,
+            options=dict(s.options),
+            queue=s.queue,
+        )
+        for s in config.sinks
+    ]
+
+
+def build_runner(config: PipelineConfig, stats: RunStats, engine: Any, force: str | None) -> Runner:
+    from rifestream.io.sources import open_source
+
+    def open_configured_source():
+        return open_source(config.source_url, realtime=config.source_realtime, options=config.source_options or None)
+
+    return Runner(
+        open_source=open_configured_source,
+        sinks=sink_specs(config),
+        engine=engine,
+        clock=OutputClock(factor=config.factor) if config.fps is None else OutputClock(fps=config.fps),
+        budget=LatencyBudget(config.budget_s, force),
+        scene_threshold=config.scene_threshold,
+        source_queue=config.source_queue,
+        sink_queue=config.sink_queue,
+        stats=stats,
+        reconnect=(config.reconnect_initial_s, config.reconnect_max_s),
+        duration=config.duration,
+        handle_signals=True,
+    )
+
+
+def run_job(
+    config: PipelineConfig,
+    *,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    on_ready: Callable[[Runner], None] | None = None,
+) -> RunSummary:
+    """Run the pipeline to its end (duration, end of input, SIGINT/SIGTERM) and return its summary."""
+    from rifestream.metrics import PipelineMetrics
+
+    metrics = None
+    if config.metrics_enabled:
+        metrics = PipelineMetrics(queues=queue_names([s.url for s in config.sinks]))
+    stats = RunStats(metrics)
+    engine, model_label, force = build_engine(config, stats)
+    server = None
+    if metrics is not None:
+        metrics.set_build_info(model=model_label, device=str(engine.device))
+        server = metrics.serve(config.metrics_port, config.metrics_host)
+        log.info("metrics on %s/metrics (health: %s/healthz)", server.url, server.url)
+    try:
+        runner = build_runner(config, stats, engine, force)
+        if on_ready is not None:
+            on_ready(runner)
+        return run_blocking(runner, loop_factory)
+    finally:
+        if server is not None:
+            server.stop()

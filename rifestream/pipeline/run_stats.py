@@ -1,0 +1,227 @@
+"""What a job counts and times, fed to Prometheus as it happens and summarised at the end.
+
+``RunStats`` is the runner's one place for events: each call updates the job's
+own tallies (for the end-of-run summary and for tests) and the ``PipelineMetrics``
+(for Prometheus), so the two can never disagree. It is called from the source,
+engine and sink threads and from the event loop; a lock keeps it consistent.
+Latency samples are kept for the last ``max_samples`` frames per stage.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rifestream.metrics import output_kind
+
+if TYPE_CHECKING:
+    from rifestream.io.frames import OutputFrame
+    from rifestream.metrics import PipelineMetrics
+
+END_TO_END = "end_to_end"
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Percentiles | None:
+        if not samples:
+            return None
+        p50, p95, p99 = np.percentile(np.asarray(samples), [50, 95, 99])
+        return cls(len(samples), float(p50), float(p95), float(p99), float(np.mean(samples)))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The end-of-run numbers; ``format()`` prints them for people."""
+
+    seconds: float
+    frames_in: int
+    frames_out: dict[str, int]
+    input_fps: float
+    output_fps: float
+    latency: dict[str, Percentiles]  # "end_to_end" and each stage, seconds
+    fallbacks: dict[str, int]
+    drops: dict[str, int]  # "stage/reason" → frames
+    reconnects: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_out(self) -> int:
+        return sum(self.frames_out.values())
+
+    def format(self) -> str:
+        def counts(d: dict[str, int]) -> str:
+            shown = ", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v)
+            return shown or "none"
+
+        lines = [
+            f"rifestream summary: {self.seconds:.1f} s",
+            f"  frames in   {self.frames_in}  ({self.input_fps:.2f} fps)",
+            f"  frames out  {self.total_out}  ({self.output_fps:.2f} fps): {counts(self.frames_out)}",
+        ]
+        order = [END_TO_END, *sorted(k for k in self.latency if k != END_TO_END)]
+        for name in order:
+            p = self.latency.get(name)
+            if p is None:
+                continue
+            label = "latency end-to-end" if name == END_TO_END else f"  stage {name}"
+            lines.append(
+                f"  {label:<20} p50 {p.p50 * 1e3:6.1f} ms  p95 {p.p95 * 1e3:6.1f} ms  "
+                f"p99 {p.p99 * 1e3:6.1f} ms  (n={p.count})"
+            )
+        lines.append(f"  fallbacks   {counts(self.fallbacks)}")
+        lines.append(f"  drops       {counts(self.drops)}")
+        lines.append(f"  reconnects  {counts(self.reconnects)}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+class RunStats:
+    """Event counters and latency samples of one job, mirrored into ``PipelineMetrics`` (if given)."""
+
+    def __init__(self, metrics: PipelineMetrics | None = None, *, max_samples: int = 100_000) -> None:
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._max = max_samples
+        self.frames_in = 0
+        self.frames_out: Counter[str] = Counter()
+        self.fallbacks: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()
+        self.reconnects: Counter[str] = Counter()
+        self._samples: dict[str, deque[float]] = {}
+        self._first_in: float | None = None
+        self._last_in: float | None = None
+        self._first_out: float | None = None
+        self._last_out: float | None = None
+        self._started = time.monotonic()
+        self._emitted_seq = -1
+        self.notes: list[str] = []
+
+    def configure(self, *, target_fps: float | None, budget_s: float | None, capacities: dict[str, int]) -> None:
+        """What the job promises: output rate, latency budget and queue capacities (metrics gauges)."""
+        if self.metrics is None:
+            return
+        if target_fps:
+            self.metrics.set_target_fps(target_fps)
+        if budget_s is not None:
+            self.metrics.set_latency_budget(budget_s)
+        for queue, capacity in capacities.items():
+            self.metrics.set_queue_capacity(queue, capacity)
+
+    # ----- frames ------------------------------------------------------------
+    def frame_in(self, arrival: float) -> None:
+        with self._lock:
+            self.frames_in += 1
+            self._first_in = arrival if self._first_in is None else self._first_in
+            self._last_in = arrival
+        if self.metrics:
+            self.metrics.frame_in()
+
+    def output(self, frame: OutputFrame) -> None:
+        """A frame handed to the sinks."""
+        kind = output_kind(frame.interpolated, frame.fallback)
+        with self._lock:
+            self.frames_out[kind] += 1
+            if frame.fallback is not None:
+                self.fallbacks[frame.fallback] += 1
+        if self.metrics:
+            self.metrics.frame_out(kind)
+            if frame.fallback is not None:
+                self.metrics.fallback(frame.fallback)
+
+    def scene_cut(self) -> None:
+        if self.metrics:
+            self.metrics.scene_cut()
+
+    def emitted(self, frame: OutputFrame, when: float) -> None:
+        """A sink finished sending ``frame`` at ``when``; the first sink to do so ends its latency."""
+        with self._lock:
+            if frame.seq <= self._emitted_seq:
+                return
+            self._emitted_seq = frame.seq
+            self._first_out = when if self._first_out is None else self._first_out
+            self._last_out = when
+        self.stage(END_TO_END, when - frame.arrival)
+
+    def drop(self, stage: str, reason: str, frames: int = 1) -> None:
+        with self._lock:
+            self.drops[f"{stage}/{reason}"] += frames
+        if self.metrics:
+            for _ in range(frames):
+                self.metrics.drop(stage, reason)
+
+    def reconnect(self, side: str) -> None:
+        with self._lock:
+            self.reconnects[side] += 1
+        if self.metrics:
+            self.metrics.reconnect(side)
+
+    def source_up(self, up: bool) -> None:
+        if self.metrics:
+            self.metrics.set_source_up(up)
+
+    def queue_depth(self, queue: str, depth: int) -> None:
+        if self.metrics:
+            self.metrics.set_queue_depth(queue, depth)
+
+    def note(self, text: str) -> None:
+        with self._lock:
+            self.notes.append(text)
+
+    # ----- latency -----------------------------------------------------------
+    def stage(self, name: str, seconds: float) -> None:
+        with self._lock:
+            samples = self._samples.get(name)
+            if samples is None:
+                samples = self._samples[name] = deque(maxlen=self._max)
+            samples.append(seconds)
+        if self.metrics:
+            if name == END_TO_END:
+                self.metrics.observe_end_to_end(seconds)
+            else:
+                self.metrics.observe_stage(name, seconds)
+
+    def samples(self, name: str) -> list[float]:
+        with self._lock:
+            return list(self._samples.get(name, ()))
+
+    # ----- the end -----------------------------------------------------------
+    def summary(self) -> RunSummary:
+        with self._lock:
+            frames_in = self.frames_in
+            frames_out = dict(self.frames_out)
+            fps_in = _rate(frames_in, self._first_in, self._last_in)
+            fps_out = _rate(self._emitted_seq + 1, self._first_out, self._last_out)
+            samples = {k: list(v) for k, v in self._samples.items()}
+            result = RunSummary(
+                seconds=time.monotonic() - self._started,
+                frames_in=frames_in,
+                frames_out=frames_out,
+                input_fps=fps_in,
+                output_fps=fps_out,
+                latency={k: p for k, v in samples.items() if (p := Percentiles.of(v)) is not None},
+                fallbacks=dict(self.fallbacks),
+                drops=dict(self.drops),
+                reconnects=dict(self.reconnects),
+                notes=list(self.notes),
+            )
+        return result
+
+
+def _rate(frames: int, first: float | None, last: float | None) -> float:
+    """Frames per second between the first and last event ((n − 1) intervals)."""
+    if first is None or last is None or last <= first or frames < 2:
+        return 0.0
+    return (frames - 1) / (last - first)

@@ -1,0 +1,460 @@
+"""The asyncio program that runs one stream: source thread → engine thread → one worker per sink.
+
+::
+
+    source thread ──offer/put──▶ [interpolate queue] ──▶ engine (FrameLoop in its own thread)
+        (decode, blocking)          bounded                   │ every output frame, every audio packet
+                                                              ▼
+                                    [encode queue] ──▶ sink thread (file / rtmp://)   ┐ each its own
+                                    [feed queue]   ──▶ sink thread (zmq://)           ┘ bounded queue
+
+Live jobs (a source that delivers at its own pace) never wait on a slower
+stage: each hand-off drops its OLDEST frame when full and counts it. Offline
+jobs (``live=False``: a file read as fast as possible, the ``interpolate``
+command) wait for room instead — back-pressure, no drops — and run without a
+latency budget. Lost sources and RTMP sinks come back with exponential backoff.
+``stop()`` (SIGINT/SIGTERM, ``duration``) ends the source; what is queued is
+drained, encoders are flushed and every sink is closed, so files are playable.
+
+The runner picks no event loop: the entry point does (``asyncio.run(runner.run(),
+loop_factory=uvloop.new_event_loop)`` or plain ``asyncio.run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
+from rifestream.io.scene_source import TestSceneSource
+from rifestream.io.source_base import Source
+from rifestream.io.stream_errors import SourceLost
+from rifestream.io.stream_info import StreamInfo
+from rifestream.pipeline.backoff import Backoff
+from rifestream.pipeline.budget import LatencyBudget
+from rifestream.pipeline.clock import OutputClock
+from rifestream.pipeline.frame_loop import FrameLoop
+from rifestream.pipeline.handoff import Handoff, HandoffClosed
+from rifestream.pipeline.run_stats import RunStats, RunSummary
+from rifestream.pipeline.sink_worker import Sink, SinkWorker
+from rifestream.pipeline.source_thread import END, GAP, Marker, SourceItem, SourceThread
+
+log = logging.getLogger(__name__)
+
+ENGINE_QUEUE = "interpolate"
+Progress = Callable[[int, int | None], None]  # (source frames done, total if known)
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """One output and its encoder settings (ignored by sinks that do not encode)."""
+
+    url: str
+    codec: str | None = None
+    crf: int | None = None
+    bitrate: int | None = None
+    gop: int | None = None
+    pix_fmt: str | None = None  # the feed's pixel format (rgb24, bgr24, gray, yuv420p) or the encoder's
+    options: dict[str, str] = field(default_factory=dict)  # FFmpeg codec options; "preset" = speed preset
+    queue: int | None = None  # frames; None: the runner's sink_queue
+
+
+def sink_stage(url: str) -> str:
+    """The metrics stage of a sink: ``feed`` (zmq://), ``sink`` (null) or ``encode`` (files, rtmp://)."""
+    if url.startswith("zmq://"):
+        return "feed"
+    if url.strip().lower() == "null":
+        return "sink"
+    return "encode"
+
+
+def queue_names(sink_urls: Sequence[str]) -> list[str]:
+    """Names of the runner's queues for metrics: the engine's, then one per sink (encode, encode2, feed, …)."""
+    names = [ENGINE_QUEUE]
+    for url in sink_urls:
+        base = sink_stage(url)
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}{n}"
+        names.append(name)
+    return names
+
+
+def delivers_at_own_pace(source: Source) -> bool:
+    """Live (drop when behind) vs offline (back-pressure): network/capture inputs, paced files and a
+    paced test scene deliver at their own pace; an unpaced file or test scene waits for us."""
+    if isinstance(source, TestSceneSource):
+        return source.realtime
+    return bool(source.info.live or getattr(source, "realtime", False))
+
+
+def _open_sink_for(spec: SinkSpec, info: StreamInfo, clock: OutputClock) -> Sink:
+    """Open one sink for the stream described by ``info`` (run in the sink's thread)."""
+    from rifestream.io.sinks import open_sink
+
+    options = dict(spec.options)
+    preset = options.pop("preset", None)
+    if spec.gop is not None:
+        options["g"] = str(spec.gop)
+    return open_sink(
+        spec.url,
+        width=info.width,
+        height=info.height,
+        rate=clock.output_rate(info.rate),
+        time_base=clock.output_time_base(info.time_base),
+        source_time_base=info.time_base,
+        audio=info.audio,
+        codec=spec.codec,
+        pix_fmt=spec.pix_fmt,
+        crf=spec.crf,
+        preset=preset,
+        bitrate=spec.bitrate,
+        codec_options=options,
+    )
+
+
+SourceOpener = Callable[[], Source]
+SinkOpener = Callable[[SinkSpec, StreamInfo, OutputClock], Sink]
+
+
+class Runner:
+    """One streaming (or offline) job. ``await run()`` returns its ``RunSummary``; ``stop()`` ends it.
+
+    ``open_source`` opens (and, after a loss, reopens) the input; ``sinks`` are
+    opened once the input's size and rate are known. ``live`` None: decided by
+    the source (``delivers_at_own_pace``). ``budget`` None: no latency budget
+    (offline, always the full model). ``on_progress(done, total)`` is called on
+    the loop after each source frame (``total`` from the source when it knows).
+    """
+
+    def __init__(
+        self,
+        *,
+        open_source: SourceOpener,
+        sinks: Sequence[SinkSpec],
+        engine: Any,
+        clock: OutputClock,
+        budget: LatencyBudget | None = None,
+        scene_threshold: float | None = 0.15,
+        live: bool | None = None,
+        source_queue: int = 2,
+        sink_queue: int = 8,
+        stats: RunStats | None = None,
+        reconnect: tuple[float, float] = (0.5, 10.0),
+        duration: float | None = None,
+        on_progress: Progress | None = None,
+        handle_signals: bool = False,
+        open_sink: SinkOpener = _open_sink_for,
+    ) -> None:
+        if not sinks:
+            raise ValueError("a job needs at least one sink")
+        self._open_source = open_source
+        self.sink_specs = list(sinks)
+        self.engine = engine
+        self.clock = clock
+        self.budget = budget or LatencyBudget()
+        self.scene_threshold = scene_threshold
+        self.live = live
+        self.source_queue = source_queue
+        self.sink_queue = sink_queue
+        self.stats = stats or RunStats()
+        self.reconnect = reconnect
+        self.duration = duration
+        self.on_progress = on_progress
+        self.handle_signals = handle_signals
+        self._open_sink = open_sink
+        self.source_info: StreamInfo | None = None
+        self.workers: list[SinkWorker] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested = threading.Event()
+        self._stopped: asyncio.Event | None = None  # created on the loop in run()
+        self._source_thread: SourceThread | None = None
+        self._failure: BaseException | None = None
+        self._frames_done = 0
+        self._total: int | None = None
+
+    # ----- control -------------------------------------------------------
+    def stop(self) -> None:
+        """End the job cleanly: stop reading, drain, flush and close the sinks. Safe from any thread."""
+        if self._stop_requested.is_set():
+            return
+        self._stop_requested.set()
+        thread = self._source_thread
+        if thread is not None:
+            thread.stop()
+        loop = self._loop
+        if loop is not None and self._stopped is not None:
+            try:
+                loop.call_soon_threadsafe(self._stopped.set)
+            except RuntimeError:  # the loop has closed: the job is over anyway
+                pass
+
+    def _fail(self, exc: BaseException) -> None:
+        """A stage failed for good: remember the first error and stop the job (any thread).
+
+        ``HandoffClosed`` only means a consumer went away; its own error is what gets reported.
+        """
+        if self._failure is None and not isinstance(exc, HandoffClosed):
+            self._failure = exc
+        self.stop()
+
+    # ----- the job -------------------------------------------------------
+    async def run(self) -> RunSummary:
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        if self._stop_requested.is_set():
+            self._stopped.set()
+        handlers = self._install_signal_handlers(loop)
+        engine_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rifestream-engine")
+        try:
+            source = await self._first_source(loop)
+            if source is None:
+                return self.stats.summary()
+            return await self._stream(loop, source, engine_pool)
+        finally:
+            for sig in handlers:
+                loop.remove_signal_handler(sig)
+            engine_pool.shutdown(wait=True)
+
+    async def _first_source(self, loop: asyncio.AbstractEventLoop) -> Source | None:
+        """Open the input; a live server that is not up yet is retried with backoff (None: stopped)."""
+        backoff = Backoff(*self.reconnect)
+        while not self._stop_requested.is_set():
+            try:
+                return await loop.run_in_executor(None, self._open_source)
+            except SourceLost as lost:
+                delay = backoff.next_delay()
+                log.warning("source not reachable: %s; retrying in %.1f s", lost, delay)
+                try:
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+                except asyncio.TimeoutError:
+                    self.stats.reconnect("source")
+        return None
+
+    async def _stream(
+        self, loop: asyncio.AbstractEventLoop, source: Source, engine_pool: ThreadPoolExecutor
+    ) -> RunSummary:
+        info = self.source_info = source.info
+        live = delivers_at_own_pace(source) if self.live is None else self.live
+        self._total = getattr(info, "frames", None)
+        budget = self.budget if live else LatencyBudget(None, self.budget.force)
+        frame_loop = FrameLoop(
+            self.engine, self.clock, budget=budget, scene_threshold=self.scene_threshold, on_stage=self.stats.stage
+        )
+        source_q: Handoff[SourceItem] = Handoff(
+            {"video": self.source_queue, "audio": max(8 * self.source_queue, 64)},
+            _source_kind,
+            on_depth=lambda depth: self.stats.queue_depth(ENGINE_QUEUE, depth),
+        )
+        names = queue_names([s.url for s in self.sink_specs])[1:]
+        self.workers = [
+            SinkWorker(
+                spec.url,
+                _bind(self._open_sink, spec, info, self.clock),
+                stage=sink_stage(spec.url),
+                queue_name=name,
+                capacity=spec.queue or self.sink_queue,
+                stats=self.stats,
+                backoff=Backoff(*self.reconnect),
+                live=live,
+            )
+            for spec, name in zip(self.sink_specs, names, strict=True)
+        ]
+        out_rate = self.clock.output_rate(info.rate)
+        self.stats.configure(
+            target_fps=None if out_rate is None else float(out_rate),
+            budget_s=budget.budget_s,
+            capacities={
+                ENGINE_QUEUE: self.source_queue,
+                **{w.queue_name: w.queue.capacity["video"] for w in self.workers},
+            },
+        )
+        log.info(
+            "%s: %dx%d %s fps → %s fps, %s, sinks: %s",
+            info.url,
+            info.width,
+            info.height,
+            _fps(info.rate),
+            _fps(self.clock.output_rate(info.rate)),
+            "live (drops when behind)" if live else "offline (back-pressure)",
+            ", ".join(s.url for s in self.sink_specs),
+        )
+        try:
+            await asyncio.gather(*(w.open() for w in self.workers))
+        except BaseException:
+            source.close()
+            await asyncio.gather(*(w.abort() for w in self.workers), return_exceptions=True)
+            raise
+        sink_tasks = [loop.create_task(w.run(), name=f"sink {w.url}") for w in self.workers]
+        for task in sink_tasks:
+            task.add_done_callback(self._sink_done)
+        deliver = self._live_delivery(loop, source_q) if live else self._blocking_delivery(loop, source_q)
+        self._source_thread = SourceThread(
+            source,
+            self._open_source,
+            deliver,
+            stats=self.stats,
+            backoff=Backoff(*self.reconnect),
+            on_failure=self._fail,
+        )
+        if self._stop_requested.is_set():
+            self._source_thread.stop()
+        self._source_thread.start()
+        timer = loop.call_later(self.duration, self.stop) if self.duration else None
+        try:
+            await self._engine(loop, frame_loop, source_q, engine_pool)
+        except BaseException as exc:
+            self._fail(exc)
+            for w in self.workers:
+                w.queue.offer(END)
+        finally:
+            source_q.close()
+            if timer is not None:
+                timer.cancel()
+            results = await asyncio.gather(*sink_tasks, return_exceptions=True)
+            await loop.run_in_executor(None, self._source_thread.join)
+        for result in results:
+            if isinstance(result, BaseException):
+                self._fail(result)
+        self._note_sink_drops()
+        if self._failure is not None:
+            raise self._failure
+        return self.stats.summary()
+
+    def _sink_done(self, task: asyncio.Task) -> None:
+        """A sink that failed for good (not a lost server: those reconnect) ends the job."""
+        if not task.cancelled() and task.exception() is not None:
+            self._fail(task.exception())
+
+    # ----- hand-offs from the source thread ----------------------------------
+    def _live_delivery(
+        self, loop: asyncio.AbstractEventLoop, queue: Handoff[SourceItem]
+    ) -> Callable[[SourceItem], bool]:
+        def accept(item: SourceItem) -> None:
+            for old in queue.offer(item):
+                if isinstance(old, SourceFrame):
+                    self.stats.drop(ENGINE_QUEUE, "queue_full")
+
+        def deliver(item: SourceItem) -> bool:
+            try:
+                loop.call_soon_threadsafe(accept, item)
+            except RuntimeError:  # the loop is gone
+                return False
+            return True
+
+        return deliver
+
+    def _blocking_delivery(
+        self, loop: asyncio.AbstractEventLoop, queue: Handoff[SourceItem]
+    ) -> Callable[[SourceItem], bool]:
+        def deliver(item: SourceItem) -> bool:
+            try:
+                if isinstance(item, Marker):
+                    loop.call_soon_threadsafe(queue.offer, item)
+                else:
+                    asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+            except (HandoffClosed, RuntimeError):
+                return False
+            return True
+
+        return deliver
+
+    # ----- the engine ----------------------------------------------------
+    async def _engine(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        frame_loop: FrameLoop,
+        queue: Handoff[SourceItem],
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """Take source items in order, run the frame loop in its thread, fan outputs out to every sink."""
+        while True:
+            item = await queue.get()
+            if item is END or item is GAP:
+                outputs = await loop.run_in_executor(pool, frame_loop.finish)
+                await self._fan_out(outputs)
+                if item is END:
+                    break
+                continue
+            if isinstance(item, SourceAudio):
+                for w in self.workers:
+                    await w.offer(item)
+                continue
+            outputs = await loop.run_in_executor(pool, frame_loop.push, item)
+            await self._fan_out(outputs)
+            self._frames_done += 1
+            if self.on_progress is not None:
+                self.on_progress(self._frames_done, self._total)
+        for w in self.workers:
+            await w.offer(END)
+
+    async def _fan_out(self, outputs: list[OutputFrame]) -> None:
+        if any(o.fallback == "scene_cut" for o in outputs):
+            self.stats.scene_cut()
+        for out in outputs:
+            self.stats.output(out)
+            for w in self.workers:
+                await w.offer(out)
+
+    # ----- the rest --------------------------------------------------------
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return []
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError):  # Windows event loops have no signal handlers
+                continue
+            installed.append(sig)
+        return installed
+
+    def _on_signal(self, sig: int) -> None:
+        """First signal: a clean stop. The handlers are then removed, so a second one acts at once."""
+        log.info("%s: stopping; draining queues, flushing encoders, closing sinks", signal.Signals(sig).name)
+        loop = asyncio.get_running_loop()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(s)
+        self.stop()
+
+    def _note_sink_drops(self) -> None:
+        for w in self.workers:
+            if w.dropped_by_sink:
+                self.stats.note(f"{w.url}: {w.dropped_by_sink} frames dropped by the sink (a subscriber not reading)")
+
+
+def _source_kind(item: SourceItem) -> str | None:
+    if isinstance(item, SourceFrame):
+        return "video"
+    if isinstance(item, SourceAudio):
+        return "audio"
+    return None
+
+
+def _bind(open_sink: SinkOpener, spec: SinkSpec, info: StreamInfo, clock: OutputClock) -> Callable[[], Sink]:
+    return lambda: open_sink(spec, info, clock)
+
+
+def _fps(rate: Fraction | None) -> str:
+    return "?" if rate is None else f"{float(rate):g}"
+
+
+def run_blocking(runner: Runner, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> RunSummary:
+    """Run ``runner`` to the end on a new event loop (``loop_factory``: e.g. ``uvloop.new_event_loop``)."""
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=loop_factory) as aio:
+            return aio.run(runner.run())
+    loop = (loop_factory or asyncio.new_event_loop)()
+    try:
+        return loop.run_until_complete(runner.run())
+    finally:
+        loop.close()

@@ -1,0 +1,205 @@
+"""One sink of the runner: its own bounded queue and its own thread for the blocking writes.
+
+The engine hands every output frame (and every audio packet) to each sink's
+``Handoff``. A live job ``offer``s (a full queue drops its OLDEST frame, counted
+as ``queue_full``: a slow sink never holds up the source, the engine or the
+other sinks); an offline job ``put``s (back-pressure). The worker coroutine takes
+items in order and runs ``sink.write`` in the sink's single thread.
+
+A sink whose server goes away (``SinkLost``) is reopened with exponential
+backoff in the background; frames that come meanwhile are dropped and counted
+as ``disconnected``, and the stream resumes with the next frame once it is back.
+At the end of the stream the worker drains its queue, then ``close()`` flushes
+the encoder and finishes the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from rifestream.io.frames import OutputFrame, SourceAudio
+from rifestream.io.stream_errors import SinkLost
+from rifestream.pipeline.backoff import Backoff
+from rifestream.pipeline.handoff import Handoff
+from rifestream.pipeline.run_stats import RunStats
+from rifestream.pipeline.source_thread import END, Marker
+
+log = logging.getLogger(__name__)
+
+SinkItem = OutputFrame | SourceAudio | Marker
+
+
+class Sink(Protocol):
+    def write(self, frame: OutputFrame) -> Any: ...
+    def write_audio(self, audio: SourceAudio) -> Any: ...
+    def close(self) -> None: ...
+
+
+def item_kind(item: SinkItem) -> str | None:
+    if isinstance(item, OutputFrame):
+        return "video"
+    if isinstance(item, SourceAudio):
+        return "audio"
+    return None
+
+
+class SinkWorker:
+    """Feeds one sink from its queue; ``stage`` names its latency and drops (encode, feed, sink)."""
+
+    def __init__(
+        self,
+        url: str,
+        opener: Callable[[], Sink],
+        *,
+        stage: str,
+        queue_name: str,
+        capacity: int,
+        stats: RunStats,
+        backoff: Backoff,
+        live: bool,
+    ) -> None:
+        self.url = url
+        self.stage = stage
+        self.queue_name = queue_name
+        self._opener = opener
+        self._stats = stats
+        self._backoff = backoff
+        self.live = live
+        self.queue: Handoff[SinkItem] = Handoff(
+            {"video": capacity, "audio": max(4 * capacity, 32)},
+            item_kind,
+            on_depth=lambda depth: stats.queue_depth(queue_name, depth),
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rifestream-sink-{queue_name}")
+        self.sink: Sink | None = None
+        self._reconnecting: asyncio.Task | None = None
+        self._closing = False
+        self.dropped_by_sink = 0  # frames the sink itself dropped (a ZMQ subscriber that does not read)
+
+    # ----- lifecycle -----------------------------------------------------
+    async def open(self) -> None:
+        """Open the sink; an unreachable server is retried in the background (frames dropped meanwhile)."""
+        loop = asyncio.get_running_loop()
+        try:
+            self.sink = await loop.run_in_executor(self._executor, self._opener)
+        except SinkLost as lost:
+            log.warning("sink %s unreachable: %s; retrying with backoff", self.url, lost)
+            self._start_reconnect()
+
+    async def abort(self) -> None:
+        """Close without running (the job failed to start)."""
+        self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            await asyncio.gather(self._reconnecting, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sink)
+        self._executor.shutdown(wait=True)
+
+    async def offer(self, item: SinkItem) -> None:
+        """Queue ``item``: live drops the oldest frame when full, offline waits for room."""
+        if self.live or item is END:
+            for old in self.queue.offer(item):
+                if isinstance(old, OutputFrame):
+                    self._stats.drop(self.stage, "queue_full")
+        else:
+            await self.queue.put(item)
+
+    async def run(self) -> None:
+        """Write items until ``END``; then close the sink (flush, finish the file)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                item = await self.queue.get()
+                if item is END:
+                    break
+                if isinstance(item, Marker):
+                    continue
+                if self.sink is None:
+                    if isinstance(item, OutputFrame):
+                        self._stats.drop(self.stage, "disconnected")
+                    continue
+                try:
+                    took, done, kept = await loop.run_in_executor(self._executor, self._write, self.sink, item)
+                except SinkLost as lost:
+                    self._lost(lost, item)
+                    continue
+                if isinstance(item, OutputFrame):
+                    if kept:
+                        self._stats.stage(self.stage, took)
+                        self._stats.emitted(item, done)
+                    else:
+                        self.dropped_by_sink += 1
+                        self._stats.drop(self.stage, "queue_full")
+        finally:
+            self._closing = True
+            self.queue.close()
+            if self._reconnecting is not None:
+                self._reconnecting.cancel()
+                await asyncio.gather(self._reconnecting, return_exceptions=True)
+            await loop.run_in_executor(self._executor, self._close_sink)
+            self._executor.shutdown(wait=True)
+
+    @staticmethod
+    def _write(sink: Sink, item: OutputFrame | SourceAudio) -> tuple[float, float, bool]:
+        """(seconds the write took, when it finished, whether the sink kept the frame)."""
+        start = time.perf_counter()
+        if isinstance(item, SourceAudio):
+            sink.write_audio(item)
+            kept = True
+        else:
+            kept = sink.write(item) is not False
+        took = time.perf_counter() - start
+        return took, time.monotonic(), kept
+
+    def _close_sink(self) -> None:
+        sink, self.sink = self.sink, None
+        if sink is None:
+            return
+        try:
+            sink.close()
+        except SinkLost as lost:
+            log.warning("sink %s lost while closing: %s", self.url, lost)
+
+    # ----- trouble -------------------------------------------------------
+    def _lost(self, lost: SinkLost, item: SinkItem) -> None:
+        log.warning("sink %s lost: %s; reconnecting with backoff", self.url, lost)
+        if isinstance(item, OutputFrame):
+            self._stats.drop(self.stage, "disconnected")
+        dead, self.sink = self.sink, None
+        if dead is not None:
+            self._executor.submit(_close_quietly, dead)
+        self._start_reconnect()
+
+    def _start_reconnect(self) -> None:
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            await asyncio.sleep(self._backoff.next_delay())
+            self._stats.reconnect("sink")
+            try:
+                sink = await loop.run_in_executor(self._executor, self._opener)
+            except SinkLost as lost:
+                log.warning("sink %s still unreachable: %s", self.url, lost)
+                continue
+            if self._closing:
+                await loop.run_in_executor(self._executor, _close_quietly, sink)
+                return
+            self.sink = sink
+            self._backoff.reset()
+            log.info("sink %s back", self.url)
+            return
+
+
+def _close_quietly(sink: Sink) -> None:
+    try:
+        sink.close()
+    except Exception as exc:  # a sink that died mid-stream may fail to close; nothing is left to save
+        log.debug("closing a lost sink: %s", exc)

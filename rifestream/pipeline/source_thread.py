@@ -1,0 +1,177 @@
+"""The source side of the runner: a thread that reads (blocking demux/decode) and hands items to the loop.
+
+Each item crosses into the event loop through a ``Deliver`` callable the runner
+gives it: for a live job it schedules a non-blocking ``Handoff.offer`` with
+``loop.call_soon_threadsafe`` (the thread never waits for the engine); offline
+it waits for room with ``asyncio.run_coroutine_threadsafe(handoff.put(...))``
+(back-pressure). After the last item it delivers ``END``.
+
+A live source that is lost (``SourceLost``) is reopened with exponential
+backoff until it returns or the job stops. The runner is told with a ``GAP``
+item (the engine then closes the pair in flight, so no frame is morphed across
+the outage), and the resumed stream's timestamps are shifted to continue one
+frame interval after the last frame before the loss: the output timeline stays
+gapless and strictly increasing even though the server restarted its clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from fractions import Fraction
+
+from rifestream.io.frames import SourceAudio, SourceFrame
+from rifestream.io.source_base import Source
+from rifestream.io.stream_errors import SourceLost
+from rifestream.pipeline.backoff import Backoff
+from rifestream.pipeline.run_stats import RunStats
+
+log = logging.getLogger(__name__)
+
+
+class Marker:
+    """A control item in the source hand-off."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+END = Marker("end of stream")
+GAP = Marker("source lost")
+
+SourceItem = SourceFrame | SourceAudio | Marker
+Deliver = Callable[[SourceItem], bool]  # False: the job no longer takes items (stop reading)
+
+
+class SourceThread:
+    """Reads ``source`` in a daemon thread; ``stop()`` from any thread ends it at the next item."""
+
+    def __init__(
+        self,
+        source: Source,
+        reopen: Callable[[], Source],
+        deliver: Deliver,
+        *,
+        stats: RunStats,
+        backoff: Backoff,
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self._source = source
+        self._reopen = reopen
+        self._deliver = deliver
+        self._stats = stats
+        self._backoff = backoff
+        self._on_failure = on_failure
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="rifestream-source", daemon=True)
+        self._offset = Fraction(0)
+        self._last_time: Fraction | None = None
+        self._last_step: Fraction | None = None
+        self._resumed = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def stop(self) -> None:
+        """Stop reading (safe from any thread, twice too): closes the current source."""
+        self._stop.set()
+        with self._lock:
+            source = self._source
+        if source is not None:
+            source.close()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # ----- the thread ----------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._stats.source_up(True)
+            while not self._stop.is_set():
+                try:
+                    self._read_all()
+                    break  # the input ended (a file, a finite test scene) or the job stopped
+                except SourceLost as lost:
+                    if self._stop.is_set():
+                        break
+                    self._stats.source_up(False)
+                    log.warning("source lost: %s; reconnecting with backoff", lost)
+                    self._deliver(GAP)
+                    if not self._reconnect():
+                        break
+        except BaseException as exc:  # handed to the runner, which stops the job and re-raises it
+            self._on_failure(exc)
+        finally:
+            with self._lock:
+                source, self._source = self._source, None
+            if source is not None:
+                source.close()
+            self._stats.source_up(False)
+            self._deliver(END)
+
+    def _read_all(self) -> None:
+        """Deliver every item of the current source until it ends or the job stops taking them."""
+        with self._lock:
+            source = self._source
+        if source is None:
+            return
+        for item in source.read():
+            if self._stop.is_set():
+                return
+            item = self._retime(item)
+            if isinstance(item, SourceFrame):
+                self._stats.frame_in(item.arrival)
+            if not self._deliver(item):
+                self._stop.set()
+                return
+
+    def _reconnect(self) -> bool:
+        """Reopen with backoff until it works (True) or the job stops (False)."""
+        with self._lock:
+            old, self._source = self._source, None
+        if old is not None:
+            old.close()
+        while True:
+            delay = self._backoff.next_delay()
+            if self._stop.wait(delay):
+                return False
+            self._stats.reconnect("source")
+            try:
+                source = self._reopen()
+            except SourceLost as lost:
+                log.warning("reconnect failed: %s; next try after up to %.1f s", lost, self._backoff.maximum)
+                continue
+            with self._lock:
+                if self._stop.is_set():
+                    source.close()
+                    return False
+                self._source = source
+            self._backoff.reset()
+            self._resumed = True
+            self._stats.source_up(True)
+            log.info("source back: %s", source.url)
+            return True
+
+    def _retime(self, item: SourceFrame | SourceAudio) -> SourceFrame | SourceAudio:
+        """Shift a resumed stream so that it continues one frame step after the last frame."""
+        if self._resumed and self._last_time is not None:
+            step = self._last_step or Fraction(1, 30)
+            self._offset = self._last_time + step - item.time
+            self._resumed = False
+        if self._offset:
+            item = replace(item, time=item.time + self._offset)
+        if isinstance(item, SourceFrame):
+            if self._last_time is not None and item.time > self._last_time:
+                self._last_step = item.time - self._last_time
+            self._last_time = item.time
+        return item
