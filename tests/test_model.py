@@ -20,10 +20,9 @@ from rifestream.model import (
     detect_version,
     load_model,
     save_model,
-    warp,
 )
 from rifestream.model.checkpoint import ARCH_METADATA_KEY
-from rifestream.model.warp import warp_torch
+from rifestream.model.warp import warp, warp_torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from reference_ifnet import RefIFNetHead, RefIFNetV46  # noqa: E402

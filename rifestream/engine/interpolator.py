@@ -24,7 +24,8 @@ from rifestream.model import IFNet, load_model
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16"]
-MIN_SCALE, MAX_SCALE = 0.25, 4.0
+# Official RIFE's scale values: every block's resize is then exact on the padded frame.
+SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 _cpu_fallback_logged = False
 
 
@@ -45,8 +46,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def check_scale(scale: float) -> float:
-    if not MIN_SCALE <= scale <= MAX_SCALE:
-        raise RifestreamError(f"scale {scale} is out of range; expected {MIN_SCALE}…{MAX_SCALE} (0.5 for 4K)")
+    """``scale`` must be one of 0.25, 0.5, 1, 2, 4 (lower for higher resolutions: 0.5 for 4K)."""
+    if float(scale) not in SCALES:
+        raise RifestreamError(f"scale {scale:g} is not supported; use one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K)")
     return float(scale)
 
 

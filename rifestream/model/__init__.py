@@ -2,7 +2,6 @@
 
 from rifestream.model.checkpoint import CheckpointError, detect_version, load_model, save_model
 from rifestream.model.ifnet import OFFICIAL_ARCHS, IFNet, IFNetConfig
-from rifestream.model.warp import warp
 
 __all__ = [
     "OFFICIAL_ARCHS",
@@ -12,5 +11,4 @@ __all__ = [
     "detect_version",
     "load_model",
     "save_model",
-    "warp",
 ]

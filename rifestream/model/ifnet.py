@@ -182,7 +182,7 @@ class IFNet(nn.Module):
         img1 = img1.clamp(0.0, 1.0)
         n, _, h, w = img0.shape
         if isinstance(timestep, torch.Tensor):
-            t = timestep.to(img0.dtype)
+            t = timestep.to(img0.device, img0.dtype)
             if t.dim() != 4 or t.shape[2:] != (h, w):
                 t = t.reshape(-1, 1, 1, 1).expand(n, 1, h, w)
         else:

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "cupy"]
 
+_MAX_GRIDS = 16  # distinct (device, H, W) kept; a stream uses one or two
 _base_grids: dict[tuple[str, int, int], torch.Tensor] = {}
 _backend: Backend = "auto"
 _cupy_unavailable_logged = False
@@ -40,6 +41,8 @@ def base_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
         xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=torch.float32)
         ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=torch.float32)
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).unsqueeze(0)
+        if len(_base_grids) >= _MAX_GRIDS:
+            _base_grids.pop(next(iter(_base_grids)))
         _base_grids[key] = grid
     return grid
 
