@@ -513,8 +513,8 @@ def load_config(
     base = None
     if path is not None:
         file = Path(path)
-        origin, base = file.name, file.parent
-        file_layer = _relative_model_path(check_layer(read_toml(file, str(path)), origin), base)
+        origin, base = str(path), file.parent  # named as the user gave it
+        file_layer = _relative_model_path(check_layer(read_toml(file, origin), origin), base)
     flag_layer = check_layer(overrides, overrides_origin) if overrides else {}
     data = default
     if "preset" in flag_layer:
