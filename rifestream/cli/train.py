@@ -25,6 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="batch size per process")
     p.add_argument("--crop", type=int, help="crop size in pixels")
     p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--stop-at", type=int, metavar="STEP", help="stop (with a checkpoint) at this step")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         init_weights=args.init,
         max_minutes=args.max_minutes,
         progress=not args.no_progress,
+        stop_at=args.stop_at,
     )
     print(f"stopped at step {state.step}; weights: {args.out}/latest.safetensors")
     return 0

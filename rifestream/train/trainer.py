@@ -181,8 +181,13 @@ def train(
     init_weights: str | Path | None = None,
     max_minutes: float | None = None,
     progress: bool = True,
+    stop_at: int | None = None,
 ) -> TrainState:
-    """Train until ``cfg.steps`` (or ``max_minutes`` of wall time), checkpointing as it goes."""
+    """Train until ``cfg.steps`` (or step ``stop_at``, or ``max_minutes`` of wall time), checkpointing as it goes.
+
+    Batches are drawn from a generator seeded by (seed, rank, step), so a
+    resumed run sees the same data as an uninterrupted one.
+    """
     out_dir = Path(out_dir)
     rank, world = distributed_rank()
     dev = torch.device(device)
@@ -200,8 +205,14 @@ def train(
         raise RifestreamError(f"{ckpt_path}: no checkpoint to resume from; drop --resume to start afresh")
 
     videos = VideoTriplets(cfg.clip_paths(cfg.train_clips), cfg.gaps) if cfg.train_clips else None
-    rng = np.random.default_rng([cfg.seed, rank, state.step])
-    maker = BatchMaker(videos, cfg.crop, cfg.synthetic_share, rng, cfg.min_downscale, cfg.synthetic_max_motion)
+    maker = BatchMaker(
+        videos,
+        cfg.crop,
+        cfg.synthetic_share,
+        np.random.default_rng(cfg.seed),
+        cfg.min_downscale,
+        cfg.synthetic_max_motion,
+    )
     val = validation_batch(cfg) if rank == 0 and cfg.val_every else None
 
     model: nn.Module = state.model
@@ -218,12 +229,14 @@ def train(
     last_ckpt = started
     window_start, window_samples = time.monotonic(), 0
     running: dict[str, float] = {}
-    while state.step < cfg.steps:
+    last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    while state.step < last_step:
         if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
             break
         lr = learning_rate(state.step, cfg)
         for group in state.optimizer.param_groups:
             group["lr"] = lr
+        maker.rng = np.random.default_rng([cfg.seed, rank, state.step])
         batch = {k: v.to(dev, non_blocking=True) for k, v in maker.batch(cfg.batch).items()}
         with autocast:
             loss, stats = model(batch)

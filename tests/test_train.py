@@ -1,0 +1,226 @@
+"""Training: synthetic flow truth, augmentations, data filtering, losses, teacher, resume and DDP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rifestream.model.ifnet import IFNet
+from rifestream.model.warp import warp
+from rifestream.train import augment
+from rifestream.train.config import TrainConfig
+from rifestream.train.data import VideoTriplets, triplet_indices
+from rifestream.train.loss import laplacian_l1
+from rifestream.train.synthetic import make_triplet
+from rifestream.train.teacher import Teacher, distillation_loss
+from rifestream.train.trainer import DistillModel, learning_rate, train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """A small, fast IFNet with a head, trained on synthetic triplets only."""
+    cfg = TrainConfig(
+        name="tiny",
+        channels=(32, 16),
+        scales=(4, 1),
+        head=True,
+        pad=16,
+        teacher_channels=16,
+        crop=48,
+        batch=2,
+        steps=6,
+        warmup=2,
+        lr=1e-3,
+        min_lr=1e-4,
+        val_every=0,
+        log_every=1,
+        checkpoint_minutes=60.0,
+        synthetic_max_motion=12.0,
+    )
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def smooth_strip(h: int, w: int) -> np.ndarray:
+    """An h×w×3 uint8 image varying smoothly along x (a 3 px shift is motion, not a cut)."""
+    x = np.arange(w, dtype=np.float32)
+    return np.ascontiguousarray(np.broadcast_to((128 + 100 * np.sin(x / 8))[None, :, None], (h, w, 3))).astype(np.uint8)
+
+
+def warp_error(sample: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel error of the middle frame rebuilt from frame 0 and from frame 1 with the true flows."""
+    flow = sample["flow"][None]
+    w0 = warp(sample["img0"][None], flow[:, 0:2])[0]
+    w1 = warp(sample["img1"][None], flow[:, 2:4])[0]
+    return (w0 - sample["gt"]).abs().mean(0), (w1 - sample["gt"]).abs().mean(0)
+
+
+def synthetic_sample(seed: int, size: int = 96) -> dict:
+    s = make_triplet(size, np.random.default_rng(seed), max_motion=40.0)
+    return {"img0": s.img0, "gt": s.gt, "img1": s.img1, "t": s.t, "flow": s.flow}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_synthetic_flow_maps_middle_frame_onto_both_ends(seed):
+    sample = synthetic_sample(seed)
+    assert sample["flow"].abs().amax() > 2.0  # there is real motion
+    e0, e1 = warp_error(sample)
+    unwarped = (sample["img0"] - sample["gt"]).abs().mean(0)
+    # Exact except where a layer is occluded at one end, and at soft layer edges.
+    for err in (e0, e1):
+        assert float(err.median()) < 0.005
+    # Nearly every pixel is seen by at least one end, where the true flow rebuilds it.
+    best = torch.minimum(e0, e1)
+    assert float((best > 0.05).float().mean()) < 0.1  # soft layer edges, content outside the view
+    assert float(best.mean()) < 0.5 * float(unwarped.mean())
+
+
+@pytest.mark.parametrize("name", ["hflip", "vflip", "rot90", "reverse"])
+def test_augmentations_keep_the_flow_true(name):
+    sample = synthetic_sample(7)
+    before = [float(e.median()) for e in warp_error(sample)]
+    moved = getattr(augment, name)(sample)
+    after = [float(e.median()) for e in warp_error(moved)]
+    assert max(after) < 0.005 and max(before) < 0.005
+    if name == "reverse":
+        assert moved["t"] == pytest.approx(1.0 - sample["t"])
+        assert torch.equal(moved["img0"], sample["img1"])
+
+
+def test_triplets_skip_scene_cuts_and_static_frames():
+    base = smooth_strip(64, 256)
+    moving = [np.roll(base, 3 * i, axis=1)[:, :64].copy() for i in range(8)]
+    other = [np.full((64, 64, 3), 250, np.uint8)] * 5  # a cut, then a static shot
+    frames = moving + other
+    triplets = triplet_indices(frames, clip=0, gaps=(1, 2))
+    assert triplets
+    for tr in triplets:
+        assert tr.i1 < 8, "no triplet may cross the cut at frame 8 or lie in the static shot"
+        assert 0.0 < tr.t < 1.0
+        assert tr.t == pytest.approx((tr.it - tr.i0) / (tr.i1 - tr.i0))
+    assert any(tr.t == 0.5 and tr.i1 - tr.i0 == 4 for tr in triplets)
+    assert any(tr.t != 0.5 for tr in triplets)
+
+
+def test_video_triplets_decode_a_real_file(tmp_path):
+    import av
+
+    path = tmp_path / "clip.mkv"
+    base = smooth_strip(48, 160)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "bgr0"
+        for i in range(10):
+            frame = np.ascontiguousarray(np.roll(base, 4 * i, axis=1)[:, :64])
+            for p in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    videos = VideoTriplets([path], gaps=(1,))
+    assert len(videos.clips[0]) == 10
+    img0, gt, img1, t = videos.sample(np.random.default_rng(0))
+    assert img0.shape == gt.shape == img1.shape == (48, 64, 3) and 0 < t < 1
+
+
+def test_laplacian_loss_is_zero_only_for_equal_images():
+    a = torch.rand(2, 3, 32, 32)
+    assert float(laplacian_l1(a, a).max()) == 0.0
+    assert float(laplacian_l1(a, a.roll(1, -1)).min()) > 0.01
+
+
+def test_a_few_steps_reduce_the_loss():
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    model = DistillModel(IFNet(cfg.model_config()), Teacher(cfg.teacher_channels), cfg)
+    samples = [synthetic_sample(s, size=48) for s in range(4)]
+    batch = {k: torch.stack([s[k] for s in samples]) for k in ("img0", "gt", "img1", "flow")}
+    batch["t"] = torch.tensor([s["t"] for s in samples]).view(-1, 1, 1, 1)
+    batch["has_flow"] = torch.ones(4)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    first = float(model(batch)[0].detach())
+    for _ in range(40):
+        loss, _ = model(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last, stats = model(batch)
+    assert float(last.detach()) < 0.8 * first
+    assert float(stats["psnr"]) > 10.0
+
+
+def test_teacher_gets_no_gradient_from_the_distillation_loss():
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    student, teacher = IFNet(cfg.model_config()), Teacher(cfg.teacher_channels)
+    s = synthetic_sample(3, size=48)
+    img0, gt, img1 = s["img0"][None], s["gt"][None], s["img1"][None]
+    t = torch.full((1, 1, 48, 48), s["t"])
+    out = student.forward_all(img0, img1, t)
+    tea = teacher(img0, img1, gt, t, out)
+    with torch.no_grad():
+        # Make the teacher clearly better somewhere so that the distillation term is active.
+        tea.frame[..., :24] = gt[..., :24]
+    loss = distillation_loss(out.flows, out.frame, tea, gt)
+    loss.backward()
+    assert float(loss) > 0
+    assert all(p.grad is None or float(p.grad.abs().max()) == 0.0 for p in teacher.parameters())
+    assert any(p.grad is not None and float(p.grad.abs().max()) > 0 for p in student.parameters())
+
+
+def test_learning_rate_warms_up_then_decays():
+    cfg = tiny_config(steps=100, warmup=10, lr=1e-3, min_lr=1e-5)
+    lrs = [learning_rate(s, cfg) for s in range(100)]
+    assert lrs[0] < lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert learning_rate(100, cfg) == pytest.approx(1e-5)
+
+
+def test_resume_continues_steps_schedule_and_data(tmp_path):
+    cfg = tiny_config()
+    straight = train(cfg, tmp_path / "a", progress=False)
+    assert straight.step == 6 and (tmp_path / "a" / "latest.safetensors").is_file()
+
+    half = train(cfg, tmp_path / "b", progress=False, stop_at=3)
+    assert half.step == 3
+    resumed = train(cfg, tmp_path / "b", progress=False, resume=True)
+    assert resumed.step == 6
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate(5, cfg))
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def _ddp_worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    try:
+        state = train(tiny_config(steps=2), f"{out}/run", progress=False)
+        torch.save(state.model.state_dict(), f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rdv"), str(tmp_path)), nprocs=2, join=True)
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    torch.manual_seed(0)
+    fresh = IFNet(tiny_config().model_config()).state_dict()
+    changed = False
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+        if name.startswith("student.") and not torch.equal(a[name], fresh[name.removeprefix("student.")]):
+            changed = True
+    assert changed, "the weights did not move"
