@@ -1,0 +1,316 @@
+"""The asyncio runner, in process and as the ``rifestream run`` program.
+
+Inputs are the built-in test scene (exact timestamps k / fps); outputs are real
+sinks (files decoded back with PyAV, the ZMQ feed, null).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from rifestream.engine import Interpolator
+from rifestream.io.sinks import open_sink
+from rifestream.io.sources import open_source
+from rifestream.io.zmq_feed import FeedSubscriber
+from rifestream.model import IFNet, IFNetConfig, save_model
+from rifestream.pipeline.blend_engine import BlendOnlyEngine
+from rifestream.pipeline.budget import LatencyBudget
+from rifestream.pipeline.clock import OutputClock
+from rifestream.pipeline.run_stats import RunStats
+from rifestream.pipeline.runner import Runner, SinkSpec, run_blocking
+from tests.servers import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = IFNetConfig("tiny", (16, 8), (2, 1), head=False, pad=32)
+
+
+def tiny_engine() -> Interpolator:
+    """A random-weights two-block IFNet: the real model path, fast on a CPU."""
+    import torch
+
+    torch.manual_seed(0)
+    return Interpolator(IFNet(TINY), device="cpu")
+
+
+def decoded(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as container:
+        return list(container.decode(video=0))
+
+
+def make_runner(source_url: str, sinks: list[SinkSpec], engine=None, **kwargs) -> Runner:
+    clock = kwargs.pop("clock", OutputClock(factor=2))
+    return Runner(
+        open_source=lambda: open_source(source_url),
+        sinks=sinks,
+        engine=engine or BlendOnlyEngine("cpu"),
+        clock=clock,
+        budget=kwargs.pop("budget", LatencyBudget(None, "blend")),
+        **kwargs,
+    )
+
+
+# ----- timing: frame counts and exact timestamps ---------------------------------------------------
+def test_2x_with_the_model_gives_every_output_time_exactly_and_a_playable_file(tmp_path):
+    out = tmp_path / "out.mp4"
+    runner = make_runner(
+        "testsrc:?size=128x72&fps=30&frames=30&realtime=0",
+        [SinkSpec(str(out)), SinkSpec("null")],
+        engine=tiny_engine(),
+        budget=LatencyBudget(None),  # offline: the full model for every frame
+    )
+    summary = run_blocking(runner)
+    assert runner.source_info.rate == 30
+    # 29 pairs × 2 frames, plus the last source frame itself
+    assert summary.frames_in == 30
+    assert summary.frames_out == {"passed_through": 30, "interpolated": 29}
+    assert summary.drops == {} and summary.fallbacks == {}
+    frames = decoded(out)
+    assert [f.pts * f.time_base for f in frames] == [Fraction(k, 60) for k in range(59)]
+    assert summary.latency["end_to_end"].count == 59
+    assert {"upload", "interpolate", "encode", "end_to_end"} <= set(summary.latency)
+
+
+def test_24_to_60_puts_frames_on_the_60_grid_with_the_right_t(tmp_path):
+    port = free_port()
+    out = tmp_path / "out.nut"
+    with FeedSubscriber(f"zmq://127.0.0.1:{port}", hwm=1000) as sub:
+        runner = make_runner(
+            "testsrc:?size=128x72&fps=24&frames=24",  # paced like a camera (1 s)
+            [SinkSpec(str(out), codec="ffv1"), SinkSpec(f"zmq://127.0.0.1:{port}")],
+            clock=OutputClock(fps=60),
+        )
+        summary = run_blocking(runner)
+        headers = []
+        while (message := sub.recv(timeout=2.0)) is not None and len(headers) < 58:
+            headers.append(message[0])
+    # output times k/60 < 23/24 → k = 0 … 57; the last source frame (23/24) is not on the grid
+    assert summary.total_out == 58
+    frames = decoded(out)
+    assert [f.pts * f.time_base for f in frames] == [Fraction(k, 60) for k in range(58)]
+    assert len(headers) > 40, "the feed lost more than its first frames (a subscriber joining late)"
+    for h in headers:
+        assert Fraction(h["pts"]) * Fraction(h["time_base"]) == Fraction(h["seq"], 60)
+        source_time = Fraction(h["source_pts"]) * Fraction(h["source_time_base"])
+        expected_t = float((Fraction(h["seq"], 60) - source_time) * 24)
+        assert h["t"] == pytest.approx(expected_t)
+        assert h["interpolated"] == (h["t"] != 0.0)
+        assert h["fallback"] == ("blend" if h["interpolated"] else None)
+        assert h["t"] == pytest.approx([0.0, 0.4, 0.8, 0.2, 0.6][h["seq"] % 5])  # 24 → 60: a 5-frame cycle
+
+
+def test_offline_mode_waits_for_a_slow_sink_and_reports_progress():
+    writes: list[int] = []
+
+    def slow_null(spec, info, clock):
+        sink = open_sink("null", width=info.width, height=info.height, rate=None, time_base=Fraction(1, 60))
+        write = sink.write
+
+        def slow_write(frame):
+            time.sleep(0.02)
+            writes.append(frame.seq)
+            return write(frame)
+
+        sink.write = slow_write
+        return sink
+
+    progress: list[tuple[int, int | None]] = []
+    runner = make_runner(
+        "testsrc:?size=96x64&fps=30&frames=20&realtime=0",
+        [SinkSpec("null", queue=2)],
+        open_sink=slow_null,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
+    summary = run_blocking(runner)
+    assert writes == list(range(39))  # back-pressure: nothing dropped, in order
+    assert summary.drops == {}
+    assert [done for done, _ in progress] == list(range(1, 21))
+
+
+# ----- trouble: a slow sink under a live source -----------------------------------------------------
+def test_a_slow_sink_drops_its_oldest_frames_and_never_holds_up_a_live_source():
+    written: list[int] = []
+    release = threading.Event()
+
+    def stalled_null(spec, info, clock):
+        sink = open_sink("null", width=info.width, height=info.height, rate=None, time_base=Fraction(1, 60))
+        write = sink.write
+
+        def stalled_write(frame):
+            release.wait(5.0)  # stuck until the source has finished
+            written.append(frame.seq)
+            return write(frame)
+
+        sink.write = stalled_write
+        return sink
+
+    stats = RunStats()
+    runner = make_runner(
+        "testsrc:?size=96x64&fps=30&frames=45",  # 1.5 s, paced like a camera
+        [SinkSpec("null", queue=3), SinkSpec("null")],
+        open_sink=lambda spec, info, clock: (
+            stalled_null(spec, info, clock)
+            if spec.queue == 3
+            else open_sink("null", width=1, height=1, rate=None, time_base=Fraction(1, 60))
+        ),
+        budget=LatencyBudget(0.5, "blend"),
+        stats=stats,
+    )
+
+    arrivals: list[float] = []
+    original = stats.frame_in
+
+    def frame_in(arrival: float) -> None:
+        arrivals.append(arrival)
+        if len(arrivals) == 45:
+            threading.Timer(0.3, release.set).start()  # unstick the sink once the source is done
+        original(arrival)
+
+    stats.frame_in = frame_in
+    summary = run_blocking(runner)
+    # the source kept its pace: 45 frames over ~1.47 s, none dropped before the engine
+    assert summary.frames_in == 45
+    assert arrivals[-1] - arrivals[0] == pytest.approx(44 / 30, abs=0.15)
+    assert "interpolate/queue_full" not in summary.drops
+    # the stalled sink kept the newest frames: the one it was writing, then the last 3
+    total = summary.total_out
+    assert total == 89
+    assert summary.drops["sink/queue_full"] == total - len(written)
+    assert written[-3:] == [total - 3, total - 2, total - 1]
+    assert len(written) <= 5
+    # the other sink was not held up: it emitted every frame, so every frame has an end-to-end latency
+    assert summary.latency["end_to_end"].count == total
+
+
+def test_stop_from_another_thread_drains_and_finishes_the_file(tmp_path):
+    out = tmp_path / "live.mp4"
+    runner = make_runner("testsrc:?size=128x72&fps=30", [SinkSpec(str(out))])  # endless, paced
+    threading.Timer(1.0, runner.stop).start()
+    summary = run_blocking(runner)
+    frames = decoded(out)
+    assert 25 <= summary.frames_in <= 33  # 1 s at 30 fps
+    assert len(frames) == summary.total_out - sum(summary.drops.values())
+    times = [f.pts * f.time_base for f in frames]
+    assert times == sorted(set(times))
+
+
+def test_a_bad_sink_fails_at_start_with_its_message():
+    from rifestream.errors import RifestreamError
+
+    runner = make_runner("testsrc:?size=96x64&fps=30&frames=5", [SinkSpec("/no/such/folder/out.mp4")])
+    with pytest.raises(RifestreamError, match="does not exist"):
+        run_blocking(runner)
+
+
+# ----- the program -----------------------------------------------------------------------------------
+def program_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def frames_out(summary_text: str) -> int:
+    match = re.search(r"frames out\s+(\d+)", summary_text)
+    assert match, summary_text
+    return int(match.group(1))
+
+
+def test_sigterm_leaves_a_file_that_decodes_to_the_end(tmp_path):
+    out = tmp_path / "stream.mp4"
+    model = tmp_path / "tiny.safetensors"
+    save_model(IFNet(TINY), model)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rifestream", "run", "--source", "testsrc:?size=160x96&fps=30", "--sink", str(out),
+         "--model", str(model), "--device", "cpu", "--budget-ms", "200", "--no-metrics"],
+        cwd=tmp_path, env=program_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 2000):
+            try:
+                proc.wait(timeout=0.2)  # an early exit shows at once
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "SIGTERM: stopping" in stderr
+    frames = decoded(out)
+    emitted = frames_out(stdout)
+    drops = sum(int(n) for n in re.findall(r"encode/\w+ (\d+)", stdout))
+    assert len(frames) == emitted - drops > 30
+    times = [f.pts * f.time_base for f in frames]
+    assert times == sorted(set(times))  # strictly increasing
+    assert all((t * 60).denominator == 1 for t in times)  # on the 60 fps grid
+
+
+def test_run_stream_py_runs_the_default_job_and_prints_the_summary(tmp_path):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "run_stream.py"), "--duration", "3", "--metrics-port", "0"],
+        cwd=tmp_path, env=program_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 40
+    text = result.stdout
+    assert "rifestream summary" in text
+    for field in ("frames in", "frames out", "latency end-to-end", "fallbacks", "drops", "reconnects"):
+        assert field in text
+    frames_in = int(re.search(r"frames in\s+(\d+)", text).group(1))
+    assert 80 <= frames_in <= 95  # 3 s of a 30 fps scene
+    fps_in = float(re.search(r"frames in\s+\d+\s+\(([\d.]+) fps\)", text).group(1))
+    assert fps_in == pytest.approx(30, rel=0.05)
+    frames = decoded(tmp_path / "rifestream-default.mp4")
+    assert len(frames) == frames_out(text) - sum(int(n) for n in re.findall(r"encode/\w+ (\d+)", text))
+    assert frames[0].width == 640 and frames[0].height == 360
+
+
+def test_run_help_is_enough_to_use_it():
+    result = subprocess.run(
+        [sys.executable, "-m", "rifestream", "run", "--help"], env=program_env(), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0
+    flags = "--source --sink --factor --fps --model --scale --budget-ms --force-step --metrics-port --duration"
+    for flag in [*flags.split(), "--realtime", "--device", "--fp16", "--preset", "examples:"]:
+        assert flag in result.stdout
+
+
+def test_a_bad_flag_value_fails_at_start_with_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "rifestream", "run", "--budget-ms", "-3"], env=program_env(), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "rifestream run: error: command line: latency.budget_ms: expected a positive number, got -3.0"
+    )
+
+
+def test_uvloop_is_chosen_by_the_entry_point_only():
+    from rifestream.cli.run import loop_factory
+
+    factory = loop_factory()
+    if factory is None:
+        pytest.skip("uvloop is not installed")
+    loop = factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
+    assert "uvloop" not in type(asyncio.get_event_loop_policy()).__module__  # no global policy was set
