@@ -6,8 +6,11 @@ Three levels, so that the kernels are checked even where no GPU exists:
    launch grid, the tail threads past the end included) against the torch
    reference; and the colour references against each other and against PyAV.
 2. CPU, where a compiler exists: the kernel source itself compiled for the
-   device (nvcc --cubin, NVRTC through CuPy) and compiled as plain C++ and
-   run thread by thread against the torch reference.
+   device (nvcc --cubin, NVRTC through CuPy), and compiled as plain C++ in
+   which every kernel becomes a function running its whole grid; the
+   launchers' own argument marshalling (``_warp_on``, ``_yuv420_to_rgb_on``,
+   ...) drives that build through a stand-in for ``CupyKernels``, against the
+   torch references.
 3. GPU (``@pytest.mark.gpu``, skipped without CUDA or CuPy): the kernels on
    the device against the torch references, fp32 within 1e-5, fp16 within
    1e-3, at 37x53 and 1080x1920, on torch's stream and inside a CUDA graph.
@@ -468,63 +471,16 @@ static inline unsigned short rs_host_float_to_half(float f) {
 }
 """
 
-HOST_DRIVERS = r"""
-#define RS_HOST_WARP(NAME, T, F)                                                                      \
-extern "C" void NAME(long long threads, const T* img, const F* flow, T* out, int n, int c, int h, int w, \
-                     long long img_sn, long long img_sc, long long flow_sn, long long flow_sc) {      \
-    for (long long i = 0; i < threads; ++i)                                                            \
-        warp_thread<T, F>(i, img, flow, out, n, c, h, w, img_sn, img_sc, flow_sn, flow_sc);          \
-}
-#define RS_HOST_BLEND(NAME, T, F)                                                                     \
-extern "C" void NAME(long long threads, const T* img0, const T* img1, const F* flow, const F* mask,    \
-                     T* out, int n, int c, int h, int w, long long a_sn, long long a_sc,               \
-                     long long b_sn, long long b_sc, long long f_sn, long long f_sc, long long m_sn) { \
-    for (long long i = 0; i < threads; ++i)                                                            \
-        warp_blend_thread<T, F>(i, img0, img1, flow, mask, out, n, c, h, w,                            \
-                                a_sn, a_sc, b_sn, b_sc, f_sn, f_sc, m_sn);                             \
-}
-RS_HOST_WARP(host_warp_f32_f32, float, float)
-RS_HOST_WARP(host_warp_f16_f16, half_bits, half_bits)
-RS_HOST_WARP(host_warp_f16_f32, half_bits, float)
-RS_HOST_BLEND(host_warp_blend_f32_f32, float, float)
-RS_HOST_BLEND(host_warp_blend_f16_f16, half_bits, half_bits)
-"""
-
-HOST_COLOR_DRIVERS = r"""
-#define RS_HOST_YUV(NAME, T)                                                                          \
-extern "C" void NAME(long long threads, const unsigned char* y, const unsigned char* u,                \
-                     const unsigned char* v, long long yp, long long up, long long vp, long long cs,   \
-                     int h, int w, int hp, int wp, T* out, const float* k) {                           \
-    for (long long i = 0; i < threads; ++i)                                                            \
-        yuv420_to_rgb_thread<T>(i, y, u, v, yp, up, vp, cs, h, w, hp, wp, out,                         \
-                                k[0], k[1], k[2], k[3], k[4], k[5], k[6]);                              \
-}
-#define RS_HOST_RGB(NAME, T)                                                                          \
-extern "C" void NAME(long long threads, const T* rgb, long long plane, long long pitch, int h, int w,  \
-                     unsigned char* y, unsigned char* u, unsigned char* v, long long yp, long long up, \
-                     long long vp, long long cs, const float* k) {                                     \
-    for (long long i = 0; i < threads; ++i)                                                            \
-        rgb_to_yuv420_thread<T>(i, rgb, plane, pitch, h, w, y, u, v, yp, up, vp, cs,                   \
-                                k[0], k[1], k[2], k[3], k[4], k[5], k[6]);                              \
-}
-RS_HOST_YUV(host_yuv420_to_rgb_f32, float)
-RS_HOST_YUV(host_yuv420_to_rgb_f16, half_bits)
-RS_HOST_RGB(host_rgb_to_yuv420_f32, float)
-RS_HOST_RGB(host_rgb_to_yuv420_f16, half_bits)
-"""
-
 
 @pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    """The kernel source compiled as C++ for this CPU (one shared library for all four kernels)."""
+def host_build(tmp_path_factory):
+    """The kernel sources compiled as C++ for this CPU: each kernel a C function running its whole grid."""
     cxx = shutil.which("g++") or shutil.which("clang++")
     if cxx is None:
         pytest.skip("no C++ compiler (g++ or clang++) on PATH")
-    # The two sources share COMMON_SOURCE: include it once.
-    color_only = cc.KERNEL_SOURCE[len(warp_cupy.COMMON_SOURCE) :]
-    code = HOST_PRELUDE + warp_cupy.KERNEL_SOURCE + color_only + HOST_DRIVERS + HOST_COLOR_DRIVERS
-    d = tmp_path_factory.mktemp("host_kernels")
-    (d / "kernels.cpp").write_text(code)
+    color_only = cc.KERNEL_SOURCE[len(warp_cupy.COMMON_SOURCE) :]  # both share COMMON_SOURCE: include it once
+    d = tmp_path_factory.mktemp("host_build")
+    (d / "kernels.cpp").write_text(HOST_PRELUDE + warp_cupy.KERNEL_SOURCE + color_only)
     lib = d / "kernels.so"
     run = subprocess.run(
         [cxx, "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", str(d / "kernels.cpp"), "-o", str(lib)],
@@ -536,83 +492,76 @@ def host_kernels(tmp_path_factory):
     return ctypes.CDLL(str(lib))
 
 
-def _ptr(t: torch.Tensor) -> ctypes.c_void_p:
-    return ctypes.c_void_p(t.data_ptr())
+class HostKernels:
+    """Stands in for ``CupyKernels``: the same ``launch`` call, run by the host build of the same source."""
+
+    _CTYPES = {np.int32: ctypes.c_int, np.int64: ctypes.c_longlong, np.float32: ctypes.c_float}
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+        self.launched: list[str] = []
+
+    def launch(self, name: str, device: torch.device, threads: int, args: tuple) -> None:
+        assert device.type == "cpu"
+        c_args = [ctypes.c_longlong(len(grid_threads(threads)))]  # the grid's thread count, tail included
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                c_args.append(ctypes.c_void_p(a.data_ptr()))
+            else:
+                c_args.append(self._CTYPES[type(a)](a))  # only the scalar types the kernels declare
+        getattr(self.lib, name)(*c_args)
+        self.launched.append(name)
 
 
-def _i64(x: int) -> ctypes.c_longlong:
-    return ctypes.c_longlong(x)
+@pytest.fixture
+def host(host_build) -> HostKernels:
+    return HostKernels(host_build)
 
 
-def _i32(x: int) -> ctypes.c_int:
-    return ctypes.c_int(x)
-
-
-def _threads(work: int) -> ctypes.c_longlong:
-    return _i64(len(grid_threads(work)))
-
-
-@pytest.mark.parametrize("tags", [("f32", "f32"), ("f16", "f16"), ("f16", "f32")])
-def test_kernel_source_run_on_cpu_matches_torch_warp_and_blend(host_kernels, tags):
-    dt = {"f32": torch.float32, "f16": torch.float16}
-    img_dtype, flow_dtype = dt[tags[0]], dt[tags[1]]
+@pytest.mark.parametrize("img_dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("flow_dtype", [torch.float32, torch.float16])
+def test_launcher_and_kernel_source_on_cpu_match_torch_warp_and_blend(host, img_dtype, flow_dtype):
     n, c, h, w = 2, 3, 37, 53
-    img = smooth_images(n, c, h, w, seed=12).to(img_dtype)
-    block_out = torch.cat((flows(n, 4, h, w, seed=13), mask_logits(n, h, w, seed=14)), dim=1).to(flow_dtype)
-    flow = block_out[:, 2:4]
-    out = torch.full((n, c, h, w), float("nan"), dtype=img_dtype)
-    getattr(host_kernels, f"host_warp_{tags[0]}_{tags[1]}")(
-        _threads(n * h * w), _ptr(img), _ptr(flow), _ptr(out), _i32(n), _i32(c), _i32(h), _i32(w),
-        _i64(img.stride(0)), _i64(img.stride(1)), _i64(flow.stride(0)), _i64(flow.stride(1)),
-    )  # fmt: skip
-    tol = 1e-5 if img_dtype == torch.float32 else 1e-3
-    assert (out.float() - warp_torch(img, flow).float()).abs().max().item() <= tol
-    assert torch.equal(out, emulate_warp(img, flow))  # the emulation is the source, operation for operation
-    if tags == ("f16", "f32"):
-        return
+    img0 = smooth_images(n, c, h, w, seed=12).to(img_dtype)
     img1 = smooth_images(n, c, h, w, seed=15).to(img_dtype)
-    flow4, mask = block_out[:, 0:4], block_out[:, 4:5]
-    blended = torch.full((n, c, h, w), float("nan"), dtype=img_dtype)
-    getattr(host_kernels, f"host_warp_blend_{tags[0]}_{tags[1]}")(
-        _threads(n * h * w), _ptr(img), _ptr(img1), _ptr(flow4), _ptr(mask), _ptr(blended),
-        _i32(n), _i32(c), _i32(h), _i32(w), _i64(img.stride(0)), _i64(img.stride(1)),
-        _i64(img1.stride(0)), _i64(img1.stride(1)), _i64(flow4.stride(0)), _i64(flow4.stride(1)),
-        _i64(mask.stride(0)),
-    )  # fmt: skip
-    ref = warp_cupy.warp_blend_torch(img, img1, flow4, mask)
+    block_out = torch.cat((flows(n, 4, h, w, seed=13), mask_logits(n, h, w, seed=14)), dim=1).to(flow_dtype)
+    flow, mask = block_out[:, 0:4], block_out[:, 4:5]
+    tol = 1e-5 if img_dtype == torch.float32 else 1e-3
+    warped = warp_cupy._warp_on(host, img0, flow[:, 2:4])
+    assert warped.dtype == img_dtype
+    assert (warped.float() - warp_torch(img0, flow[:, 2:4]).float()).abs().max().item() <= tol
+    assert torch.equal(warped, emulate_warp(img0, flow[:, 2:4]))  # the emulation is the source, op for op
+    blended = warp_cupy._warp_blend_on(host, img0, img1, flow, mask)
+    ref = warp_cupy.warp_blend_torch(img0, img1, flow, mask)
     assert (blended.float() - ref.float()).abs().max().item() <= tol
-
-
-def _coeffs(values: tuple[float, ...]) -> ctypes.Array:
-    return (ctypes.c_float * len(values))(*values)
+    tags = f"{warp_cupy.dtype_tag(img_dtype)}_{warp_cupy.dtype_tag(flow_dtype)}"
+    assert host.launched == [f"warp_{tags}", f"warp_blend_{tags}"]
 
 
 @pytest.mark.parametrize("spec", [cc.BT601, cc.YuvSpec("bt709", full_range=True)], ids=["bt601", "bt709-full"])
-@pytest.mark.parametrize("tag", ["f32", "f16"])
-def test_kernel_source_run_on_cpu_matches_torch_colour(host_kernels, spec, tag):
-    dtype = {"f32": torch.float32, "f16": torch.float16}[tag]
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_launcher_and_kernel_source_on_cpu_match_torch_colour(host, spec, dtype):
     h, w, hp, wp = 37, 53, 64, 64
     y, u, v = any_yuv(h, w, seed=16)
-    uv = pitched(nv12_of(u, v), 6)
-    un, vn = cc.nv12_chroma(uv)
-    rgb = torch.full((1, 3, hp, wp), float("nan"), dtype=dtype)
-    getattr(host_kernels, f"host_yuv420_to_rgb_{tag}")(
-        _threads(hp * wp), _ptr(y), _ptr(un), _ptr(vn), _i64(y.stride(0)), _i64(un.stride(0)), _i64(vn.stride(0)),
-        _i64(un.stride(1)), _i32(h), _i32(w), _i32(hp), _i32(wp), _ptr(rgb), _coeffs(spec.decode_coefficients()),
-    )  # fmt: skip
-    assert torch.equal(rgb, cc.yuv420_to_rgb_torch(y, u, v, (hp, wp), dtype, spec))
+    ref = cc.yuv420_to_rgb_torch(y, u, v, (hp, wp), dtype, spec)
+    for planes in ((pitched(y, 3), *cc.nv12_chroma(pitched(nv12_of(u, v), 6))), (y, pitched(u, 3), pitched(v, 7))):
+        rgb = torch.full((1, 3, hp, wp), float("nan"), dtype=dtype)  # the padding must be written too
+        cc._yuv420_to_rgb_on(host, *planes, rgb, spec)
+        assert torch.equal(rgb, ref)
 
     src = (torch.rand(1, 3, hp, wp, generator=torch.Generator().manual_seed(17)) * 1.2 - 0.1).to(dtype)
     hc, wc = cc.chroma_size(h, w)
     y2 = pitched(torch.zeros(h, w, dtype=torch.uint8), 3)
-    u2, v2 = torch.zeros(hc, wc, dtype=torch.uint8), torch.zeros(hc, wc, dtype=torch.uint8)
-    getattr(host_kernels, f"host_rgb_to_yuv420_{tag}")(
-        _threads(hc * wc), _ptr(src), _i64(src.stride(1)), _i64(src.stride(2)), _i32(h), _i32(w),
-        _ptr(y2), _ptr(u2), _ptr(v2), _i64(y2.stride(0)), _i64(u2.stride(0)), _i64(v2.stride(0)), _i64(1),
-        _coeffs(spec.encode_coefficients()),
-    )  # fmt: skip
-    for a, b in zip((y2, u2, v2), cc.rgb_to_yuv420_torch(src, h, w, spec), strict=True):
-        assert torch.equal(a, b)
+    uv2 = pitched(torch.zeros(hc, 2 * wc, dtype=torch.uint8), 5)
+    cc._rgb_to_yuv420_on(host, src, y2, *cc.nv12_chroma(uv2), spec)
+    planar = [pitched(torch.zeros(hc, wc, dtype=torch.uint8), extra) for extra in (2, 9)]
+    cc._rgb_to_yuv420_on(host, src[0, :, 1:, 2:], torch.zeros(h, w, dtype=torch.uint8), *planar, spec)
+    ry, ru, rv = cc.rgb_to_yuv420_torch(src, h, w, spec)
+    assert torch.equal(y2, ry) and torch.equal(cc.nv12_chroma(uv2)[0], ru) and torch.equal(cc.nv12_chroma(uv2)[1], rv)
+    _, su, sv = cc.rgb_to_yuv420_torch(src[0, :, 1:, 2:], h, w, spec)  # an offset view of the RGB
+    assert torch.equal(planar[0], su) and torch.equal(planar[1], sv)
+    tag = warp_cupy.dtype_tag(dtype)
+    assert host.launched == [f"yuv420_to_rgb_{tag}"] * 2 + [f"rgb_to_yuv420_{tag}"] * 2
 
 
 # --------------------------------------------------------------------------------------------------

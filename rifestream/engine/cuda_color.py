@@ -211,34 +211,32 @@ __host__ __device__ __forceinline__ void rgb_to_yuv420_thread(
     v_plane[(long long)cy * v_pitch + co] = quantize_u8(128.0f + cv * (ar - ya));
 }
 
-#ifdef __CUDACC__
 #define RS_DEFINE_YUV_TO_RGB(NAME, T)                                                           \
-extern "C" __global__ void NAME(                                                                \
-    const unsigned char* y_plane, const unsigned char* u_plane, const unsigned char* v_plane,   \
-    long long y_pitch, long long u_pitch, long long v_pitch, long long c_step,                  \
-    int h, int w, int hp, int wp, T* out,                                                       \
-    float y_off, float y_scale, float c_scale, float r_cr, float g_cb, float g_cr, float b_cb) { \
-    yuv420_to_rgb_thread<T>((long long)blockIdx.x * blockDim.x + threadIdx.x,                    \
-        y_plane, u_plane, v_plane, y_pitch, u_pitch, v_pitch, c_step, h, w, hp, wp, out,         \
-        y_off, y_scale, c_scale, r_cr, g_cb, g_cr, b_cb);                                        \
+RS_KERNEL(NAME, const unsigned char* y_plane, const unsigned char* u_plane,                     \
+          const unsigned char* v_plane, long long y_pitch, long long u_pitch, long long v_pitch, \
+          long long c_step, int h, int w, int hp, int wp, T* out, float y_off, float y_scale,   \
+          float c_scale, float r_cr, float g_cb, float g_cr, float b_cb) {                      \
+    RS_EACH_THREAD(idx)                                                                         \
+        yuv420_to_rgb_thread<T>(idx, y_plane, u_plane, v_plane, y_pitch, u_pitch, v_pitch,     \
+                                c_step, h, w, hp, wp, out,                                      \
+                                y_off, y_scale, c_scale, r_cr, g_cb, g_cr, b_cb);               \
 }
 
 #define RS_DEFINE_RGB_TO_YUV(NAME, T)                                                           \
-extern "C" __global__ void NAME(                                                                \
-    const T* rgb, long long rgb_plane, long long rgb_pitch, int h, int w,                       \
-    unsigned char* y_plane, unsigned char* u_plane, unsigned char* v_plane,                      \
-    long long y_pitch, long long u_pitch, long long v_pitch, long long c_step,                  \
-    float kr, float kg, float kb, float y_off, float y_range, float cu, float cv) {             \
-    rgb_to_yuv420_thread<T>((long long)blockIdx.x * blockDim.x + threadIdx.x,                    \
-        rgb, rgb_plane, rgb_pitch, h, w, y_plane, u_plane, v_plane,                              \
-        y_pitch, u_pitch, v_pitch, c_step, kr, kg, kb, y_off, y_range, cu, cv);                  \
+RS_KERNEL(NAME, const T* rgb, long long rgb_plane, long long rgb_pitch, int h, int w,          \
+          unsigned char* y_plane, unsigned char* u_plane, unsigned char* v_plane,              \
+          long long y_pitch, long long u_pitch, long long v_pitch, long long c_step,           \
+          float kr, float kg, float kb, float y_off, float y_range, float cu, float cv) {      \
+    RS_EACH_THREAD(idx)                                                                         \
+        rgb_to_yuv420_thread<T>(idx, rgb, rgb_plane, rgb_pitch, h, w, y_plane, u_plane,         \
+                                v_plane, y_pitch, u_pitch, v_pitch, c_step,                     \
+                                kr, kg, kb, y_off, y_range, cu, cv);                            \
 }
 
 RS_DEFINE_YUV_TO_RGB(yuv420_to_rgb_f32, float)
 RS_DEFINE_YUV_TO_RGB(yuv420_to_rgb_f16, half_bits)
 RS_DEFINE_RGB_TO_YUV(rgb_to_yuv420_f32, float)
 RS_DEFINE_RGB_TO_YUV(rgb_to_yuv420_f16, half_bits)
-#endif
 """
 
 KERNEL_SOURCE = COMMON_SOURCE + COLOR_SOURCE
@@ -371,6 +369,18 @@ def rgb_to_yuv420_torch(
 # Public conversions: the CuPy kernel on CUDA when it can run, the reference otherwise.
 
 
+def _check_decode(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> tuple[int, int]:
+    h, w = _check_planes(y, u, v)
+    if out.dim() != 4 or out.shape[:2] != (1, 3) or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous (1, 3, Hp, Wp) tensor, got {tuple(out.shape)}")
+    if out.device != y.device:
+        raise ValueError(f"out is on {out.device} but the planes are on {y.device}")
+    if out.shape[2] < h or out.shape[3] < w:
+        raise ValueError(f"out {tuple(out.shape)} is smaller than the picture {(h, w)}")
+    dtype_tag(out.dtype)
+    return h, w
+
+
 def yuv420_to_rgb(
     y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, out: torch.Tensor, spec: YuvSpec = BT601
 ) -> torch.Tensor:
@@ -380,23 +390,24 @@ def yuv420_to_rgb(
     element is set to 0, in one pass (``out`` may be reused frame after
     frame, e.g. as a CUDA-graph input).
     """
-    h, w = _check_planes(y, u, v)
-    if out.dim() != 4 or out.shape[:2] != (1, 3) or not out.is_contiguous():
-        raise ValueError(f"out must be a contiguous (1, 3, Hp, Wp) tensor, got {tuple(out.shape)}")
-    if out.device != y.device:
-        raise ValueError(f"out is on {out.device} but the planes are on {y.device}")
-    hp, wp = out.shape[2:]
-    if hp < h or wp < w:
-        raise ValueError(f"out {tuple(out.shape)} is smaller than the picture {(h, w)}")
-    if not _use_kernels(y):
-        out.copy_(yuv420_to_rgb_torch(y, u, v, (hp, wp), out.dtype, spec))
-        return out
+    if _use_kernels(y):
+        return _yuv420_to_rgb_on(_kernels, y, u, v, out, spec)
+    _check_decode(y, u, v, out)
+    out.copy_(yuv420_to_rgb_torch(y, u, v, (out.shape[2], out.shape[3]), out.dtype, spec))
+    return out
+
+
+def _yuv420_to_rgb_on(
+    kernels: CupyKernels, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, out: torch.Tensor, spec: YuvSpec
+) -> torch.Tensor:
+    h, w = _check_decode(y, u, v, out)
+    hp, wp = out.shape[2], out.shape[3]
     args = (
         y, u, v, np.int64(y.stride(0)), np.int64(u.stride(0)), np.int64(v.stride(0)), np.int64(u.stride(1)),
         np.int32(h), np.int32(w), np.int32(hp), np.int32(wp), out,
         *(np.float32(c) for c in spec.decode_coefficients()),
     )  # fmt: skip
-    _kernels.launch(f"yuv420_to_rgb_{dtype_tag(out.dtype)}", y.device, hp * wp, args)
+    kernels.launch(f"yuv420_to_rgb_{dtype_tag(out.dtype)}", y.device, hp * wp, args)
     return out
 
 
@@ -406,18 +417,32 @@ def nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, out: torch.Tensor, spec: YuvS
     return yuv420_to_rgb(y, u, v, out, spec)
 
 
-def rgb_to_yuv420(rgb: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, spec: YuvSpec = BT601) -> None:
-    """Encode the top-left H x W of planar RGB (H, W from ``y``) into the given uint8 planes, in place."""
+def _check_encode(
+    rgb: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, int, int]:
     h, w = _check_planes(y, u, v)
     planes = _rgb_planes(rgb)
     if planes.shape[1] < h or planes.shape[2] < w or planes.device != y.device:
         raise ValueError(f"RGB {tuple(planes.shape)} on {planes.device} cannot fill {h}x{w} planes on {y.device}")
-    if not _use_kernels(y):
-        ry, ru, rv = rgb_to_yuv420_torch(planes, h, w, spec)
-        y.copy_(ry)
-        u.copy_(ru)
-        v.copy_(rv)
+    return planes, h, w
+
+
+def rgb_to_yuv420(rgb: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, spec: YuvSpec = BT601) -> None:
+    """Encode the top-left H x W of planar RGB (H, W from ``y``) into the given uint8 planes, in place."""
+    if _use_kernels(y):
+        _rgb_to_yuv420_on(_kernels, rgb, y, u, v, spec)
         return
+    planes, h, w = _check_encode(rgb, y, u, v)
+    ry, ru, rv = rgb_to_yuv420_torch(planes, h, w, spec)
+    y.copy_(ry)
+    u.copy_(ru)
+    v.copy_(rv)
+
+
+def _rgb_to_yuv420_on(
+    kernels: CupyKernels, rgb: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, spec: YuvSpec
+) -> None:
+    planes, h, w = _check_encode(rgb, y, u, v)
     if planes.stride(2) != 1:
         planes = planes.contiguous()
     hc, wc = chroma_size(h, w)
@@ -426,7 +451,7 @@ def rgb_to_yuv420(rgb: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.
         y, u, v, np.int64(y.stride(0)), np.int64(u.stride(0)), np.int64(v.stride(0)), np.int64(u.stride(1)),
         *(np.float32(c) for c in spec.encode_coefficients()),
     )  # fmt: skip
-    _kernels.launch(f"rgb_to_yuv420_{dtype_tag(planes.dtype)}", y.device, hc * wc, args)
+    kernels.launch(f"rgb_to_yuv420_{dtype_tag(planes.dtype)}", y.device, hc * wc, args)
 
 
 def rgb_to_nv12(rgb: torch.Tensor, y: torch.Tensor, uv: torch.Tensor, spec: YuvSpec = BT601) -> None:

@@ -18,9 +18,11 @@ How the kernels are run:
   and can be captured in a CUDA graph;
 - outputs are allocated by torch (caching allocator, graph pools).
 
-The per-thread bodies are ``__host__ __device__`` functions that take the
-flat thread index, so the same source also compiles as plain C++ on a CPU
-(the tests run it there against the torch reference).
+The per-thread bodies are ``__host__ __device__`` functions of the flat
+thread index, and each kernel entry point is written once for both builds: on
+a CPU the same source compiles as plain C++ whose functions run every thread
+of the grid, and the tests drive them through this module's own argument
+marshalling (``_warp_on`` and friends take the kernel runner as a parameter).
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ NVRTC_OPTIONS: tuple[str, ...] = ("--std=c++17", "--fmad=false")
 # no headers), loads/stores that convert to and from fp32, and the bilinear tap of a sample point.
 COMMON_SOURCE = r"""
 typedef unsigned short half_bits;   // IEEE fp16 storage, converted to fp32 for all arithmetic
+
+#ifdef __CUDACC__
+#define RS_KERNEL(NAME, ...) extern "C" __global__ void NAME(__VA_ARGS__)
+#define RS_EACH_THREAD(IDX) const long long IDX = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+#else
+#define RS_KERNEL(NAME, ...) extern "C" void NAME(long long rs_threads, __VA_ARGS__)
+#define RS_EACH_THREAD(IDX) for (long long IDX = 0; IDX < rs_threads; ++IDX)
+#endif
 
 #ifdef __CUDA_ARCH__
 __host__ __device__ __forceinline__ float to_f32(half_bits h) {
@@ -160,23 +170,24 @@ __host__ __device__ __forceinline__ void warp_blend_thread(
     }
 }
 
-#ifdef __CUDACC__
-#define RS_THREAD_INDEX ((long long)blockIdx.x * blockDim.x + threadIdx.x)
-
+// Entry points. RS_KERNEL defines a kernel and RS_EACH_THREAD gives its body the flat thread index;
+// on a host build (no __CUDACC__) the same text defines a C function with a leading thread count that
+// runs every thread of the grid in turn, so the tests can call it with the launcher's own arguments.
 #define RS_DEFINE_WARP(NAME, T, F)                                                              \
-extern "C" __global__ void NAME(                                                                \
-    const T* img, const F* flow, T* out, int n, int c, int h, int w,                            \
-    long long img_sn, long long img_sc, long long flow_sn, long long flow_sc) {                 \
-    warp_thread<T, F>(RS_THREAD_INDEX, img, flow, out, n, c, h, w, img_sn, img_sc, flow_sn, flow_sc); \
+RS_KERNEL(NAME, const T* img, const F* flow, T* out, int n, int c, int h, int w,               \
+          long long img_sn, long long img_sc, long long flow_sn, long long flow_sc) {          \
+    RS_EACH_THREAD(idx)                                                                         \
+        warp_thread<T, F>(idx, img, flow, out, n, c, h, w, img_sn, img_sc, flow_sn, flow_sc);   \
 }
 
 #define RS_DEFINE_WARP_BLEND(NAME, T, F)                                                        \
-extern "C" __global__ void NAME(                                                                \
-    const T* img0, const T* img1, const F* flow, const F* mask, T* out, int n, int c, int h, int w, \
-    long long img0_sn, long long img0_sc, long long img1_sn, long long img1_sc,                 \
-    long long flow_sn, long long flow_sc, long long mask_sn) {                                  \
-    warp_blend_thread<T, F>(RS_THREAD_INDEX, img0, img1, flow, mask, out, n, c, h, w,           \
-                            img0_sn, img0_sc, img1_sn, img1_sc, flow_sn, flow_sc, mask_sn);     \
+RS_KERNEL(NAME, const T* img0, const T* img1, const F* flow, const F* mask, T* out,            \
+          int n, int c, int h, int w, long long img0_sn, long long img0_sc,                    \
+          long long img1_sn, long long img1_sc, long long flow_sn, long long flow_sc,          \
+          long long mask_sn) {                                                                  \
+    RS_EACH_THREAD(idx)                                                                         \
+        warp_blend_thread<T, F>(idx, img0, img1, flow, mask, out, n, c, h, w,                   \
+                                img0_sn, img0_sc, img1_sn, img1_sc, flow_sn, flow_sc, mask_sn); \
 }
 
 RS_DEFINE_WARP(warp_f32_f32, float, float)
@@ -187,7 +198,6 @@ RS_DEFINE_WARP_BLEND(warp_blend_f32_f32, float, float)
 RS_DEFINE_WARP_BLEND(warp_blend_f32_f16, float, half_bits)
 RS_DEFINE_WARP_BLEND(warp_blend_f16_f32, half_bits, float)
 RS_DEFINE_WARP_BLEND(warp_blend_f16_f16, half_bits, half_bits)
-#endif
 """
 
 KERNEL_SOURCE = COMMON_SOURCE + WARP_SOURCE
@@ -323,20 +333,30 @@ def _check_pair(img: torch.Tensor, flow: torch.Tensor, flow_channels: int) -> No
     n, _, h, w = img.shape
     if tuple(flow.shape) != (n, flow_channels, h, w):
         raise ValueError(f"flow must be {(n, flow_channels, h, w)} for img {tuple(img.shape)}, got {tuple(flow.shape)}")
-    if not (img.is_cuda and flow.device == img.device):
-        raise ValueError(f"CuPy warp needs both tensors on one CUDA device, got {img.device} and {flow.device}")
+    if flow.device != img.device:
+        raise ValueError(f"img is on {img.device} but flow is on {flow.device}")
     dtype_tag(img.dtype)
     dtype_tag(flow.dtype)
+
+
+def _require_cuda(t: torch.Tensor) -> None:
+    if not t.is_cuda:
+        raise ValueError(f"the CuPy kernels take CUDA tensors, got one on {t.device}")
 
 
 def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Backward-warp (N, C, H, W) ``img`` by (N, 2, H, W) ``flow`` in pixels; same semantics as ``warp_torch``.
 
     ``img`` fp32 or fp16 (the output has its dtype), ``flow`` fp32 or fp16
-    (read as fp32). Batch and channel strides may be anything (a slice such
-    as ``flow[:, 2:4]`` is read in place); each H x W plane must be
-    contiguous, else it is copied first.
+    (read as fp32), both on one CUDA device. Batch and channel strides may be
+    anything (a slice such as ``flow[:, 2:4]`` is read in place); each H x W
+    plane must be contiguous, else it is copied first.
     """
+    _require_cuda(img)
+    return _warp_on(_kernels, img, flow)
+
+
+def _warp_on(kernels: CupyKernels, img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     _check_pair(img, flow, 2)
     img = _plane_contiguous(img)
     flow = _plane_contiguous(flow)
@@ -348,7 +368,7 @@ def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         np.int32(n), np.int32(c), np.int32(h), np.int32(w),
         np.int64(img.stride(0)), np.int64(img.stride(1)), np.int64(flow.stride(0)), np.int64(flow.stride(1)),
     )  # fmt: skip
-    _kernels.launch(name, img.device, n * h * w, args)
+    kernels.launch(name, img.device, n * h * w, args)
     return out
 
 
@@ -356,10 +376,17 @@ def warp_blend(img0: torch.Tensor, img1: torch.Tensor, flow: torch.Tensor, mask_
     """IFNet's last step in one kernel: ``warp(img0, flow[:, 0:2]) * m + warp(img1, flow[:, 2:4]) * (1 - m)``.
 
     ``m = sigmoid(mask_logits)``; ``flow`` is (N, 4, H, W), ``mask_logits``
-    (N, 1, H, W) with the flow's dtype (cast otherwise). Arithmetic is fp32
-    and the result is rounded once to the images' dtype; the oracle is
-    :func:`warp_blend_torch`.
+    (N, 1, H, W) with the flow's dtype (cast otherwise), all on one CUDA
+    device. Arithmetic is fp32 and the result is rounded once to the images'
+    dtype; the oracle is :func:`warp_blend_torch`.
     """
+    _require_cuda(img0)
+    return _warp_blend_on(_kernels, img0, img1, flow, mask_logits)
+
+
+def _warp_blend_on(
+    kernels: CupyKernels, img0: torch.Tensor, img1: torch.Tensor, flow: torch.Tensor, mask_logits: torch.Tensor
+) -> torch.Tensor:
     if img1.shape != img0.shape or img1.dtype != img0.dtype or img1.device != img0.device:
         raise ValueError(f"img0 and img1 differ: {tuple(img0.shape)} {img0.dtype} vs {tuple(img1.shape)} {img1.dtype}")
     _check_pair(img0, flow, 4)
@@ -376,7 +403,7 @@ def warp_blend(img0: torch.Tensor, img1: torch.Tensor, flow: torch.Tensor, mask_
         np.int64(img0.stride(0)), np.int64(img0.stride(1)), np.int64(img1.stride(0)), np.int64(img1.stride(1)),
         np.int64(flow.stride(0)), np.int64(flow.stride(1)), np.int64(mask.stride(0)),
     )  # fmt: skip
-    _kernels.launch(name, img0.device, n * h * w, args)
+    kernels.launch(name, img0.device, n * h * w, args)
     return out
 
 
