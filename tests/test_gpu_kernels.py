@@ -624,6 +624,28 @@ def test_reference_decode_matches_ffmpeg_default_bt601_limited():
         assert np.abs(ours(other) - ffmpeg).max() > 15  # the check tells the conventions apart
 
 
+def test_nv12_interleave_order_matches_ffmpeg():
+    """U first, then V. FFmpeg's NV12 -> RGB path filters chroma (its yuv420p path does not), so the chroma
+    here is smooth: the upsampling methods then differ by a few levels, swapped planes by far more."""
+    av = pytest.importorskip("av", reason="PyAV not installed")
+    h, w = 64, 96
+    y, _, _ = any_yuv(h, w, seed=24)
+    cy, cx = np.mgrid[0 : h // 2, 0 : w // 2]
+    u = torch.from_numpy(np.round(128 + 60 * np.sin(cx / 9 + cy / 13)).astype(np.uint8))
+    v = torch.from_numpy(np.round(128 + 60 * np.cos(cx / 11 - cy / 7)).astype(np.uint8))
+    out = torch.empty(1, 3, h, w)
+    cc.nv12_to_rgb(*cc.frame_planes(torch.cat((y.reshape(-1), nv12_of(u, v).reshape(-1))), "nv12", h, w), out)
+    ours = (out[0] * 255).round().to(torch.int32).permute(1, 2, 0).numpy()
+
+    def ffmpeg(first: torch.Tensor, second: torch.Tensor) -> np.ndarray:
+        packed = torch.cat((y.reshape(-1), nv12_of(first, second).reshape(-1))).numpy().reshape(h * 3 // 2, w)
+        return av.VideoFrame.from_ndarray(packed, format="nv12").to_ndarray(format="rgb24").astype(np.int32)
+
+    same = np.abs(ours - ffmpeg(u, v))
+    assert same.max() <= 8 and same.mean() < 2
+    assert np.abs(ours - ffmpeg(v, u)).max() > 100
+
+
 def test_reference_encode_matches_ffmpeg_area_filter_bt601_limited():
     av = pytest.importorskip("av", reason="PyAV not installed")
     h, w = 64, 96

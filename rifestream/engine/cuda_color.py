@@ -13,7 +13,8 @@ Conventions (what FFmpeg's swscale does for untagged frames, SD and HD alike):
   (Checked in the tests: PyAV's ``to_ndarray(format="rgb24")`` matches this
   module's BT.601 limited-range decode within 3 levels, mean under 1.)
 - chroma upsampling is nearest (each chroma sample covers its 2 x 2 luma
-  block), as swscale's unscaled YUV -> RGB path does; chroma downsampling is
+  block), as swscale's unscaled yuv420p -> RGB path does (its NV12 path
+  filters chroma instead: a few levels apart on smooth chroma); downsampling is
   the mean of the block's RGB (swscale's ``AREA`` filter), so decoding an
   encoded frame gives its planes back exactly when no value clips.
 - odd sizes: chroma planes are ceil(H/2) x ceil(W/2); an edge block averages
