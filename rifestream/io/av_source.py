@@ -26,15 +26,14 @@ _MAX_PRIMING_PACKETS = 5000  # packets read at open while waiting for the first 
 
 
 def live_input_options(scheme: str, read_timeout: float) -> dict[str, str]:
-    """FFmpeg options for a live network input: quick probing, no input buffering, socket timeouts."""
+    """FFmpeg options for a live network input: a short probe and socket timeouts.
+
+    No ``fflags=nobuffer``: it discards the packets read while probing, and with
+    them the first keyframe, so decoding would start a whole GOP later. The
+    probe's packets come out in a burst right after open instead.
+    """
     micros = str(int(read_timeout * 1_000_000))
-    opts = {
-        "fflags": "nobuffer",
-        "flags": "low_delay",
-        "probesize": "131072",
-        "analyzeduration": "500000",
-        "rw_timeout": micros,
-    }
+    opts = {"probesize": "65536", "analyzeduration": "300000", "rw_timeout": micros}
     if scheme in ("rtsp", "rtsps"):
         opts["rtsp_transport"] = "tcp"
         opts["timeout"] = micros  # RTSP socket I/O timeout
@@ -72,10 +71,12 @@ class AVSource(Source):
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
         speed: float = 1.0,
+        device: bool = False,
     ) -> None:
         super().__init__()
         self.url = url
         self.live = live
+        self.device = device  # a capture device: failing to open it is a setup problem, not a network loss
         self.realtime = realtime and not live
         self.speed = speed
         self._lock = threading.Lock()
@@ -95,6 +96,11 @@ class AVSource(Source):
 
     # ----- opening -------------------------------------------------------
     def _open_failure(self, exc: BaseException) -> Exception:
+        if self.device:
+            return RifestreamError(
+                f"{self.url}: cannot open the capture device ({av_errors.reason(exc)}); "
+                "check that the display or screen exists and can be read (e.g. display=:0)"
+            )
         if self.live and av_errors.is_transient(exc):
             return SourceLost(self.url, f"cannot connect: {av_errors.reason(exc)}; is the server running?")
         if isinstance(exc, RifestreamError):

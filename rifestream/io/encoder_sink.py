@@ -38,6 +38,11 @@ class EncoderSink(Sink):
     T_first is the first frame's time, so a file starts at 0. A frame whose pts
     is not after the previous one is dropped and counted. ``close()`` flushes
     the encoder and writes the trailer.
+
+    Live outputs: a server that closes or resets the connection raises
+    ``SinkLost`` at once. PyAV sets no I/O timeout on outputs, so a server that
+    stops reading without closing blocks ``write`` until TCP gives up; the
+    runner's sink thread should not hold up the rest of the pipeline.
     """
 
     def __init__(
@@ -59,8 +64,6 @@ class EncoderSink(Sink):
         bitrate: int | None = None,
         container_options: dict[str, str] | None = None,
         codec_options: dict[str, str] | None = None,
-        open_timeout: float = 10.0,
-        write_timeout: float = 5.0,
     ) -> None:
         self.url, self.live = url, live
         self.width, self.height = width, height
@@ -73,12 +76,10 @@ class EncoderSink(Sink):
         self.codec = pick_video_codec(codec)
         self.pix_fmt = pix_fmt or default_pix_fmt(self.codec)
         options = dict(container_options or {})
-        if live:
-            options.setdefault("rw_timeout", str(int(write_timeout * 1_000_000)))
-            if format == "flv":
-                options.setdefault("flvflags", "no_duration_filesize")
+        if live and format == "flv":
+            options.setdefault("flvflags", "no_duration_filesize")
         try:
-            self._container = av.open(file, "w", format=format, options=options, timeout=(open_timeout, write_timeout))
+            self._container = av.open(file, "w", format=format, options=options)
         except ValueError:  # PyAV: "Could not determine output format"
             raise RifestreamError(
                 f"{url}: unknown output format; use a file ending in .mp4, .mkv, .mov, .flv, .ts or .nut, "

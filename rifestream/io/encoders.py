@@ -37,10 +37,16 @@ def pick_video_codec(requested: str | None) -> str:
 
 
 def default_pix_fmt(codec: str) -> str:
-    """The encoder pixel format: 4:2:0 for H.264 (what players expect), planar RGB for lossless codecs
+    """The encoder pixel format: 4:2:0 for H.264 (what players expect), 8-bit RGB for lossless codecs
     (exact for the engine's RGB frames)."""
     if codec in LOSSLESS_CODECS:
-        return "gbrp"
+        try:
+            supported = {f.name for f in av.Codec(codec, "w").video_formats or ()}
+        except Exception:  # unknown codec: the sink reports it
+            supported = set()
+        for name in ("bgr0", "gbrp", "rgb24", "bgr24", "yuv444p"):
+            if name in supported:
+                return name
     return "yuv420p"
 
 

@@ -42,8 +42,6 @@ def open_sink(
     bitrate: int | None = None,
     container_options: dict[str, str] | None = None,
     codec_options: dict[str, str] | None = None,
-    open_timeout: float = 10.0,
-    write_timeout: float = 5.0,
 ) -> Sink:
     """Open an output for frames of ``width``×``height`` at nominal ``rate`` (None: variable),
     timestamped in ``time_base`` (every ``OutputFrame.time`` should be a whole number of ticks).
@@ -85,8 +83,6 @@ def open_sink(
         bitrate=bitrate,
         container_options=container_options,
         codec_options=codec_options,
-        open_timeout=open_timeout,
-        write_timeout=write_timeout,
     )
     if scheme in LIVE_SINK_FORMATS:
         return EncoderSink(url, file=url, format=LIVE_SINK_FORMATS[scheme], live=True, **common)

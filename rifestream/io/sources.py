@@ -65,6 +65,7 @@ def open_source(
             options={**cap.options, **(options or {})},
             live=True,
             audio=False,
+            device=True,
             open_timeout=open_timeout,
             read_timeout=read_timeout,
         )

@@ -185,13 +185,9 @@ class FeedPublisher(Sink):
         except zmq.ZMQError as exc:
             self._socket.close(0)
             raise RifestreamError(f"{url}: cannot bind {endpoint} ({exc}); is the port in use? pick another") from None
+        self.port = int(self._socket.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])  # real port for :0
         self._closed = False
         self._lock = threading.Lock()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (useful with port 0)."""
-        return int(self._socket.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
 
     def _take_subscriptions(self) -> None:
         """Read pending (un)subscribe notices so they do not pile up; bounded per call."""

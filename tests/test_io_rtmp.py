@@ -1,0 +1,87 @@
+"""RTMP: our sink pushes FLV to nginx-rtmp; our RTMP source reads it back (real server, loopback)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+import pytest
+
+from rifestream.io.frames import OutputFrame
+from rifestream.io.sinks import open_sink
+from rifestream.io.sources import open_source
+from rifestream.io.stream_errors import SinkLost, SourceLost
+from rifestream.io.test_scene import read_frame_index
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+def _reader(url: str, out: dict, opened: threading.Event) -> None:
+    """Read the stream back until the publisher stops (SourceLost: the stream ended)."""
+    try:
+        with open_source(url, open_timeout=20, read_timeout=3) as src:
+            out["info"] = src.info
+            opened.set()
+            for f in src.frames():
+                index = read_frame_index(f.video.to_ndarray(format="rgb24"))
+                out.setdefault("frames", []).append((f.time, f.arrival, index))
+    except SourceLost as exc:
+        out["lost"] = exc
+    except Exception as exc:  # reported by the test
+        out["error"] = exc
+    finally:
+        opened.set()
+
+
+def test_rtmp_sink_to_nginx_and_back(nginx_rtmp):
+    url = nginx_rtmp.url("cam")
+    fps = 30
+    sink = open_sink(url, width=320, height=180, rate=Fraction(fps), time_base=Fraction(1, fps), codec="libx264")
+    got: dict = {}
+    opened = threading.Event()
+    reader = threading.Thread(target=_reader, args=(url, got, opened))
+    n = 120  # 4 s at 30 fps, paced like a live stream; keyframe every 2 s
+    try:
+        with open_source(f"testsrc:?size=320x180&fps={fps}&frames={n}") as src:  # paced
+            for k, f in enumerate(src.frames()):
+                assert sink.write(OutputFrame(f.video, f.time, f.time, 0.0, False, None, f.arrival, k))
+                if k == 2:
+                    reader.start()  # a viewer joining a running stream
+    finally:
+        sink.close()
+    reader.join(30)
+    assert not reader.is_alive()
+    assert "error" not in got, got.get("error")
+    assert "info" in got, got
+    info = got["info"]
+    assert (info.width, info.height, info.live) == (320, 180, True)
+    frames = got["frames"]
+    assert len(frames) >= 45  # it joins at a keyframe (at most 2 s in) and gets the rest
+    times = [t for t, _, _ in frames]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))  # strictly increasing
+    indices = [i for _, _, i in frames]
+    assert indices == list(range(indices[0], indices[0] + len(indices)))  # every frame, in order
+    assert indices[-1] == n - 1
+    # FLV keeps milliseconds: consecutive frames are 33 or 34 ms apart
+    assert all(Fraction(32, 1000) <= b - a <= Fraction(35, 1000) for a, b in zip(times, times[1:], strict=False))
+    assert isinstance(got.get("lost"), SourceLost)  # the publisher stopped: the reader is told, not left hanging
+
+
+def test_rtmp_sink_reports_sink_lost_when_the_server_goes_away(nginx_rtmp):
+    url = nginx_rtmp.url("gone")
+    sink = open_sink(url, width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30), codec="libx264")
+    frames = list(open_source("testsrc:?size=320x180&fps=30&frames=2", realtime=False).frames())
+    sink.write(OutputFrame(frames[0].video, Fraction(0), Fraction(0), 0.0, False, None, 0.0, 0))
+    nginx_rtmp.stop()
+    start = time.monotonic()
+    with pytest.raises(SinkLost) as info:
+        for k in range(1, 3000):  # the socket buffer absorbs a little; then the write fails
+            sink.write(OutputFrame(frames[k % 2].video, Fraction(k, 30), Fraction(k, 30), 0.0, False, None, 0.0, k))
+    assert time.monotonic() - start < 15
+    assert url in str(info.value)
+    sink.close()  # safe after the loss
+    nginx_rtmp.start()  # the server comes back: a new sink connects (what the runner's backoff does)
+    again = open_sink(url, width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30), codec="libx264")
+    assert again.write(OutputFrame(frames[0].video, Fraction(0), Fraction(0), 0.0, False, None, 0.0, 0))
+    again.close()

@@ -1,0 +1,216 @@
+"""File sinks: playable files whose frames and timestamps match what was sent; lossless ffv1; audio in sync."""
+
+from __future__ import annotations
+
+import threading
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from rifestream.errors import RifestreamError
+from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
+from rifestream.io.sinks import open_sink
+from rifestream.io.sources import open_source
+from rifestream.io.stream_errors import SinkLost
+from rifestream.io.test_scene import read_frame_index
+from tests.servers import free_port
+from tests.test_io_sources import write_clip
+
+
+def output(video: av.VideoFrame, time: Fraction, source_time: Fraction, t: float = 0.0, seq: int = 0) -> OutputFrame:
+    return OutputFrame(video, time, source_time, t, t != 0.0, None, 0.0, seq)
+
+
+def read_back(path, stream="video"):
+    """(frames as rgb24 arrays, times in seconds, the stream's average rate) of a written file."""
+    with av.open(str(path)) as container:
+        vs = container.streams.video[0]
+        frames = list(container.decode(vs))
+        rate = vs.average_rate
+        tb = vs.time_base
+    return [f.to_ndarray(format="rgb24") for f in frames], [f.pts * tb for f in frames], rate
+
+
+def scene_frames(n: int, size: str = "320x180", fps: int = 30, start: int = 0) -> list[SourceFrame]:
+    with open_source(f"testsrc:?size={size}&fps={fps}&frames={start + n}", realtime=False) as src:
+        return list(src.frames())[start:]
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "mov"])
+def test_file_sink_frames_and_timestamps_match(tmp_path, ext):
+    frames = scene_frames(60)
+    path = tmp_path / f"out.{ext}"
+    sink = open_sink(str(path), width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30))
+    for k, f in enumerate(frames):
+        assert sink.write(output(f.video, f.time, f.time, seq=k))
+    sink.close()
+    images, times, rate = read_back(path)
+    assert len(images) == 60 and sink.stats.frames == 60
+    tol = Fraction(1, 1000) if ext == "mkv" else 0  # Matroska keeps milliseconds
+    assert all(abs(t - Fraction(k, 30)) <= tol for k, t in enumerate(times))
+    assert rate == 30
+    assert [read_frame_index(img) for img in images] == list(range(60))  # each frame the one sent, in order
+
+
+def test_sixty_fps_file_from_a_thirty_fps_timeline(tmp_path):
+    """The 2x case: output times k/60 from a 30 fps source; the file starts at 0 whatever the input's start."""
+    frames = scene_frames(40, start=300)  # input times 10 s … 11.3 s
+    path = tmp_path / "out60.mp4"
+    sink = open_sink(str(path), width=320, height=180, rate=Fraction(60), time_base=Fraction(1, 60))
+    sent = []
+    for f in frames:
+        for j in range(2):
+            when = f.time + Fraction(j, 60)
+            sink.write(output(f.video, when, f.time, t=j / 2, seq=len(sent)))
+            sent.append(when)
+    sink.close()
+    images, times, rate = read_back(path)
+    assert len(images) == 80
+    assert times == [w - sent[0] for w in sent] == [Fraction(k, 60) for k in range(80)]
+    assert rate == 60
+    assert [read_frame_index(img) for img in images] == [300 + k // 2 for k in range(80)]
+
+
+def test_ffv1_is_lossless_for_rgb_frames(tmp_path):
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (72, 96, 3), dtype=np.uint8) for _ in range(5)]
+    path = tmp_path / "lossless.mkv"
+    sink = open_sink(str(path), width=96, height=72, rate=Fraction(24), time_base=Fraction(1, 24), codec="ffv1")
+    for k, img in enumerate(images):
+        sink.write(output(av.VideoFrame.from_ndarray(img, format="rgb24"), Fraction(k, 24), Fraction(k, 24)))
+    sink.close()
+    back, _, _ = read_back(path)
+    assert len(back) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(images, back, strict=True))
+
+
+def test_repeated_or_backward_times_are_dropped_and_counted(tmp_path):
+    frames = scene_frames(3)
+    sink = open_sink(str(tmp_path / "o.mp4"), width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30))
+    assert sink.write(output(frames[0].video, Fraction(0), Fraction(0)))
+    assert sink.write(output(frames[1].video, Fraction(1, 30), Fraction(0)))
+    assert not sink.write(output(frames[2].video, Fraction(1, 30), Fraction(0)))
+    assert not sink.write(output(frames[2].video, Fraction(0), Fraction(0)))
+    sink.close()
+    assert (sink.stats.frames, sink.stats.dropped) == (2, 2)
+    assert len(read_back(tmp_path / "o.mp4")[0]) == 2
+
+
+def test_close_is_idempotent_and_safe_from_another_thread(tmp_path):
+    frames = scene_frames(30)
+    path = tmp_path / "threads.mp4"
+    sink = open_sink(str(path), width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30))
+    written = []
+    ten_written = threading.Event()
+
+    def writer():
+        for k, f in enumerate(frames):
+            written.append(sink.write(output(f.video, f.time, f.time, seq=k)))
+            if k == 9:
+                ten_written.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert ten_written.wait(10)
+    sink.close()  # the shutdown path: lands in the middle of the writes
+    thread.join(10)
+    sink.close()
+    assert not thread.is_alive()
+    n = sum(written)
+    assert n >= 10
+    assert len(read_back(path)[0]) == n  # every frame accepted before close is in the playable file
+    assert not sink.write(output(frames[0].video, Fraction(5), Fraction(5)))
+
+
+def test_a_frame_in_another_format_or_size_is_converted(tmp_path):
+    gray = av.VideoFrame.from_ndarray(np.full((60, 80), 200, np.uint8), format="gray")
+    sink = open_sink(str(tmp_path / "c.mp4"), width=160, height=120, rate=Fraction(30), time_base=Fraction(1, 30))
+    sink.write(output(gray, Fraction(0), Fraction(0)))
+    sink.close()
+    images, _, _ = read_back(tmp_path / "c.mp4")
+    assert images[0].shape == (120, 160, 3) and abs(int(images[0].mean()) - 200) <= 3
+
+
+def _remux(src_path, sink_url, **sink_kwargs):
+    """Pass a clip's frames (t = 0) and audio through a sink; return the sink."""
+    with open_source(str(src_path)) as src:
+        info = src.info
+        sink = open_sink(
+            sink_url, width=info.width, height=info.height, rate=info.rate, time_base=Fraction(1, 30),
+            audio=info.audio, **sink_kwargs,
+        )  # fmt: skip
+        for item in src.read():
+            if isinstance(item, SourceAudio):
+                sink.write_audio(item)
+            else:
+                sink.write(output(item.video, item.time, item.time))
+    sink.close()
+    return sink
+
+
+def _audio_span(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        codec = stream.codec_context.name
+    return (
+        codec,
+        len(packets),
+        float(packets[0].pts * packets[0].time_base),
+        float((packets[-1].pts + packets[-1].duration) * packets[-1].time_base),
+    )
+
+
+def test_audio_is_copied_in_sync_when_the_container_takes_it(tmp_path):
+    clip = write_clip(tmp_path / "in.mp4", frames=45, fps=30)
+    sink = _remux(clip, str(tmp_path / "out.mkv"))
+    codec, n, first, end = _audio_span(tmp_path / "out.mkv")
+    assert codec == "aac" and n >= 65 and sink.stats.audio_packets == n
+    assert first == pytest.approx(0.0, abs=0.03) and end == pytest.approx(1.5, abs=0.05)  # with the video's 0…1.5 s
+
+
+def test_audio_is_reencoded_to_aac_when_the_container_cannot_take_it(tmp_path):
+    clip = write_clip(tmp_path / "in.mkv", frames=45, fps=30, audio_codec="pcm_s16le")
+    sink = _remux(clip, str(tmp_path / "out.flv"))  # FLV carries AAC/MP3 only
+    codec, n, first, end = _audio_span(tmp_path / "out.flv")
+    assert codec == "aac" and n > 50
+    assert first == pytest.approx(0.0, abs=0.05) and end == pytest.approx(1.5, abs=0.1)
+    assert sink.stats.frames == 45
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs", "expected"),
+    [
+        ("{tmp}/out.xyz", {}, "unknown output format"),
+        ("{tmp}/out", {}, "give the file an extension"),
+        ("{tmp}/missing/out.mp4", {}, "does not exist"),
+        ("{tmp}/out.mp4", {"codec": "no_such_codec"}, "no encoder 'no_such_codec'"),
+        ("gopher://example/x", {}, "cannot write to gopher://"),
+        ("zmq://127.0.0.1", {}, "needs a host and a port"),
+        ("", {}, "no sink given"),
+    ],
+)
+def test_bad_sink_urls_raise_a_clear_error(tmp_path, url, kwargs, expected):
+    with pytest.raises(RifestreamError) as info:
+        open_sink(url.format(tmp=tmp_path), width=64, height=48, rate=Fraction(30), time_base=Fraction(1, 30), **kwargs)
+    assert expected in str(info.value)
+    assert not isinstance(info.value, SinkLost)
+
+
+def test_rtmp_sink_without_a_server_is_sink_lost():
+    port = free_port()
+    with pytest.raises(SinkLost) as info:
+        open_sink(
+            f"rtmp://127.0.0.1:{port}/live/x", width=64, height=48, rate=Fraction(30), time_base=Fraction(1, 30)
+        )  # fmt: skip
+    assert "Connection refused" in str(info.value)
+
+
+def test_null_sink_counts():
+    sink = open_sink("null", width=64, height=48, rate=Fraction(30), time_base=Fraction(1, 30))
+    frame = scene_frames(1, size="64x48")[0]
+    assert sink.write(output(frame.video, Fraction(0), Fraction(0)))
+    sink.close()
+    assert sink.stats.frames == 1 and not sink.write(output(frame.video, Fraction(1), Fraction(1)))
