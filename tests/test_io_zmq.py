@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -214,3 +217,37 @@ def test_silent_feed_is_source_lost():
     pub.close()
     with pytest.raises(SourceLost, match="is the publisher running"):
         open_source(f"zmq://127.0.0.1:{pub.port}", open_timeout=0.3)
+
+
+def test_example_consumer_reads_the_feed():
+    """examples/zmq_consumer.py, run as a user would, against a live publisher."""
+    pub = publisher()
+    example = Path(__file__).resolve().parent.parent / "examples" / "zmq_consumer.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(example), f"zmq://127.0.0.1:{pub.port}", "--frames", "10", "--idle", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    img = RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    k = 0
+    try:
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            pub.write(frame_of(img, Fraction(k, 60), Fraction(k // 2, 30), 0.5 * (k % 2), seq=k))
+            k += 1
+            try:
+                proc.wait(0.01)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        out = proc.communicate(timeout=10)[0]
+        pub.close()
+    assert proc.returncode == 0, out
+    lines = [line for line in out.splitlines() if line.startswith("seq=")]
+    assert len(lines) == 10 and "64x48 rgb24" in lines[0]
+    n_interp = sum(" interp " in line for line in lines)
+    assert 4 <= n_interp <= 6  # every other frame was marked interpolated
+    assert f"10 frames ({n_interp} interpolated)" in out
