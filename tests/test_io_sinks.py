@@ -8,6 +8,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from av.video.reformatter import ColorRange, Colorspace
 
 from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
@@ -214,3 +215,34 @@ def test_null_sink_counts():
     assert sink.write(output(frame.video, Fraction(0), Fraction(0)))
     sink.close()
     assert sink.stats.frames == 1 and not sink.write(output(frame.video, Fraction(1), Fraction(1)))
+
+
+@pytest.mark.parametrize(
+    ("height", "source_tag"),
+    [(720, Colorspace.ITU709), (720, None), (360, Colorspace.ITU709), (360, None)],
+)
+def test_source_yuv_frames_and_interpolated_rgb_frames_decode_to_the_same_colours(tmp_path, height, source_tag):
+    """No colour flicker at the output rate: a YUV source frame passed through (t = 0) and the RGB frame
+    the engine made from it (as the frame loop does, ``to_ndarray("rgb24")``) come out alike."""
+    width = height * 16 // 9
+    rgb = np.zeros((height, width, 3), np.uint8)
+    colours = [(200, 50, 30), (30, 160, 220), (240, 240, 40), (90, 90, 90)]
+    for i, colour in enumerate(colours):
+        rgb[:, i * width // 4 : (i + 1) * width // 4] = colour
+    src = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    if source_tag is None:
+        src_yuv = src.reformat(format="yuv420p")  # untagged, as many camera streams are
+    else:
+        src_yuv = src.reformat(format="yuv420p", dst_colorspace=source_tag, dst_color_range=ColorRange.MPEG)
+    engine_rgb = av.VideoFrame.from_ndarray(src_yuv.to_ndarray(format="rgb24"), format="rgb24")
+    path = tmp_path / "colours.mp4"
+    sink = open_sink(str(path), width=width, height=height, rate=Fraction(60), time_base=Fraction(1, 60), crf=8)
+    for k in range(4):
+        sink.write(output(src_yuv if k % 2 == 0 else engine_rgb, Fraction(k, 60), Fraction(k // 2, 30), 0.5 * (k % 2)))
+    sink.close()
+    images, _, _ = read_back(path)
+    centres = [[img[height // 2, (2 * i + 1) * width // 8].astype(int) for i in range(4)] for img in images]
+    for i in range(4):
+        source_frame, interpolated_frame = centres[0][i], centres[1][i]
+        assert np.abs(source_frame - interpolated_frame).max() <= 3, (i, source_frame, interpolated_frame)
+        assert np.abs(interpolated_frame - np.array(colours[i])).max() <= 6

@@ -11,6 +11,7 @@ import av
 from rifestream.errors import RifestreamError
 from rifestream.io import av_errors
 from rifestream.io.audio_track import AudioTrack
+from rifestream.io.colour import is_yuv, stream_colorspace, tag_encoder, to_encoder_frame
 from rifestream.io.encoders import default_pix_fmt, encoder_options, pick_video_codec
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.sink_base import Sink, SinkStats
@@ -123,6 +124,9 @@ class EncoderSink(Sink):
         stream = container.add_stream(self.codec, rate=nominal)
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = self.pix_fmt
+        self.colorspace = stream_colorspace(self.height) if is_yuv(self.pix_fmt) else None
+        if self.colorspace is not None:
+            tag_encoder(stream.codec_context, self.colorspace)
         stream.codec_context.time_base = self.time_base
         stream.time_base = self.time_base
         stream.codec_context.options = {
@@ -167,8 +171,10 @@ class EncoderSink(Sink):
             return True
 
     def _encoder_frame(self, video: av.VideoFrame) -> av.VideoFrame:
-        """A frame in the encoder's format and size that we may stamp (never the shared input frame)."""
-        converted = video.reformat(width=self.width, height=self.height, format=self.pix_fmt)
+        """A frame in the encoder's format, size and matrix that we may stamp (never the shared input frame)."""
+        converted = to_encoder_frame(
+            video, width=self.width, height=self.height, pix_fmt=self.pix_fmt, colorspace=self.colorspace
+        )
         if converted is video:  # already right: copy, other sinks hold the same frame object
             converted = av.VideoFrame.from_ndarray(video.to_ndarray(), format=video.format.name)
         return converted
