@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rifestream.model.warp import warp
+from rifestream.model.warp import warp, warp_blend
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,10 @@ class IFNet(nn.Module):
         timestep: float | torch.Tensor = 0.5,
         scale: float = 1.0,
     ) -> torch.Tensor:
-        return self.forward_all(img0, img1, timestep, scale).frame
+        """The frame at ``timestep``; the last warps and the mask blend run as one fused op."""
+        img0, img1 = img0.clamp(0.0, 1.0), img1.clamp(0.0, 1.0)
+        flows, mask_logits = self._estimate(img0, img1, timestep, scale)
+        return warp_blend(img0, img1, flows[-1], mask_logits)
 
     def forward_all(
         self,
@@ -178,8 +181,18 @@ class IFNet(nn.Module):
         scale: float = 1.0,
     ) -> IFNetOutput:
         """Full forward pass with the per-block flows, mask and warped frames (for training)."""
-        img0 = img0.clamp(0.0, 1.0)
-        img1 = img1.clamp(0.0, 1.0)
+        img0, img1 = img0.clamp(0.0, 1.0), img1.clamp(0.0, 1.0)
+        flows, mask_logits = self._estimate(img0, img1, timestep, scale)
+        warped0 = warp(img0, flows[-1][:, 0:2])
+        warped1 = warp(img1, flows[-1][:, 2:4])
+        m = torch.sigmoid(mask_logits)
+        frame = warped0 * m + warped1 * (1 - m)
+        return IFNetOutput(frame=frame, flows=flows, mask=m, warped0=warped0, warped1=warped1)
+
+    def _estimate(
+        self, img0: torch.Tensor, img1: torch.Tensor, timestep: float | torch.Tensor, scale: float
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The coarse-to-fine flow estimate: every block's accumulated flow and the final mask logits."""
         n, _, h, w = img0.shape
         if isinstance(timestep, torch.Tensor):
             t = timestep.to(img0.device, img0.dtype)
@@ -194,7 +207,6 @@ class IFNet(nn.Module):
         flow: torch.Tensor | None = None
         mask: torch.Tensor | None = None
         feat: torch.Tensor | None = None
-        warped0, warped1 = img0, img1
         flows: list[torch.Tensor] = []
         for block, block_scale in zip(self.blocks, cfg.scales, strict=True):
             s = block_scale / scale
@@ -202,6 +214,8 @@ class IFNet(nn.Module):
                 parts = [img0, img1, f0, f1, t] if cfg.head else [img0, img1, t]
                 flow, mask, feat = block(torch.cat(parts, 1), None, s)
             else:
+                warped0 = warp(img0, flow[:, 0:2])
+                warped1 = warp(img1, flow[:, 2:4])
                 if cfg.head:
                     wf0 = warp(f0, flow[:, 0:2])
                     wf1 = warp(f1, flow[:, 2:4])
@@ -212,8 +226,4 @@ class IFNet(nn.Module):
                 flow = flow + d_flow
                 mask = d_mask if cfg.head else mask + d_mask
             flows.append(flow)
-            warped0 = warp(img0, flow[:, 0:2])
-            warped1 = warp(img1, flow[:, 2:4])
-        m = torch.sigmoid(mask)
-        frame = warped0 * m + warped1 * (1 - m)
-        return IFNetOutput(frame=frame, flows=flows, mask=m, warped0=warped0, warped1=warped1)
+        return flows, mask

@@ -58,14 +58,25 @@ def warp_torch(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return out if img.dtype == torch.float32 else out.to(img.dtype)
 
 
-def _cupy_warp():
-    """The CuPy backend's warp function, or None (logged once) when CuPy cannot run here."""
+def warp_blend_torch(
+    img0: torch.Tensor, img1: torch.Tensor, flow: torch.Tensor, mask_logits: torch.Tensor
+) -> torch.Tensor:
+    """Reference of the fused final step: ``w0 * m + w1 * (1 - m)`` with ``m = sigmoid(mask)``,
+    flow[:, 0:2] warping img0 and flow[:, 2:4] img1; fp32 arithmetic, one rounding to the images' dtype."""
+    w0 = warp_torch(img0.float(), flow[:, 0:2])
+    w1 = warp_torch(img1.float(), flow[:, 2:4])
+    m = torch.sigmoid(mask_logits.float())
+    return (w0 * m + w1 * (1 - m)).to(img0.dtype)
+
+
+def _cupy_op(name: str):
+    """The CuPy backend's function ``name``, or None (logged once) when CuPy cannot run here."""
     global _cupy_unavailable_logged
     try:
         from rifestream.model import warp_cupy
 
         if warp_cupy.available():
-            return warp_cupy.warp
+            return getattr(warp_cupy, name)
         reason = warp_cupy.unavailable_reason()
     except ImportError as exc:  # pragma: no cover - depends on the install
         reason = str(exc)
@@ -75,17 +86,27 @@ def _cupy_warp():
     return None
 
 
+def _cupy_or_none(name: str, *tensors: torch.Tensor):
+    """The CuPy op to use for these tensors: CUDA, fp16/fp32, outside autograd, backend not forced to torch."""
+    if _backend == "torch" or not tensors[0].is_cuda:
+        return None
+    if any(t.dtype not in (torch.float16, torch.float32) for t in tensors):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    fn = _cupy_op(name)
+    if fn is None and _backend == "cupy":
+        raise RuntimeError("warp backend 'cupy' was requested but CuPy cannot run here")
+    return fn
+
+
 def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Warp (N, C, H, W) ``img`` backwards by (N, 2, H, W) ``flow`` in pixels."""
-    use_cupy = (
-        _backend != "torch"
-        and img.is_cuda
-        and not (torch.is_grad_enabled() and (img.requires_grad or flow.requires_grad))
-    )
-    if use_cupy:
-        fn = _cupy_warp()
-        if fn is not None:
-            return fn(img, flow)
-        if _backend == "cupy":
-            raise RuntimeError("warp backend 'cupy' was requested but CuPy cannot run here")
-    return warp_torch(img, flow)
+    fn = _cupy_or_none("warp", img, flow)
+    return fn(img, flow) if fn is not None else warp_torch(img, flow)
+
+
+def warp_blend(img0: torch.Tensor, img1: torch.Tensor, flow: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+    """Both backward warps by (N, 4, H, W) ``flow`` and the sigmoid-mask blend, fused on CUDA."""
+    fn = _cupy_or_none("warp_blend", img0, img1, flow, mask_logits)
+    return fn(img0, img1, flow, mask_logits) if fn is not None else warp_blend_torch(img0, img1, flow, mask_logits)

@@ -34,8 +34,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from rifestream.model.warp import warp_torch
-
 BLOCK_SIZE = 256
 """Threads per block; every kernel here uses a 1-D grid of ceil(threads / BLOCK_SIZE) blocks."""
 
@@ -378,7 +376,7 @@ def warp_blend(img0: torch.Tensor, img1: torch.Tensor, flow: torch.Tensor, mask_
     ``m = sigmoid(mask_logits)``; ``flow`` is (N, 4, H, W), ``mask_logits``
     (N, 1, H, W) with the flow's dtype (cast otherwise), all on one CUDA
     device. Arithmetic is fp32 and the result is rounded once to the images'
-    dtype; the oracle is :func:`warp_blend_torch`.
+    dtype; the oracle is :func:`rifestream.model.warp.warp_blend_torch`.
     """
     _require_cuda(img0)
     return _warp_blend_on(_kernels, img0, img1, flow, mask_logits)
@@ -405,13 +403,3 @@ def _warp_blend_on(
     )  # fmt: skip
     kernels.launch(name, img0.device, n * h * w, args)
     return out
-
-
-def warp_blend_torch(
-    img0: torch.Tensor, img1: torch.Tensor, flow: torch.Tensor, mask_logits: torch.Tensor
-) -> torch.Tensor:
-    """Reference of :func:`warp_blend` on any device: fp32 arithmetic, one rounding to the images' dtype."""
-    w0 = warp_torch(img0.float(), flow[:, 0:2])
-    w1 = warp_torch(img1.float(), flow[:, 2:4])
-    m = torch.sigmoid(mask_logits.float())
-    return (w0 * m + w1 * (1 - m)).to(img0.dtype)
