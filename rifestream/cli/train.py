@@ -20,9 +20,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clips-dir", help="folder the config's clip names are relative to")
     p.add_argument("--out", default="runs/train", help="folder for checkpoints and exported weights")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (step count and LR schedule)")
-    p.add_argument("--init", metavar="WEIGHTS", help="start the student from these weights (fine-tuning)")
+    p.add_argument(
+        "--val", action="append", metavar="CLIP", help="validation video (repeatable; replaces the config's val_clips)"
+    )
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start the student from these weights, a file or a model name such as rifestream-v1 (fine-tuning)",
+    )
     p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")
-    p.add_argument("--batch", type=int, help="batch size per process")
+    p.add_argument(
+        "--batch", type=int, help="batch size per process (under torchrun the total is this times the processes)"
+    )
     p.add_argument("--crop", type=int, help="crop size in pixels")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop (with a checkpoint) at this step")
@@ -34,6 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import torch
 
     from rifestream.train.config import load_config
@@ -44,7 +55,15 @@ def run(args: argparse.Namespace) -> int:
         cfg.clips_dir = args.clips_dir
     if args.clips:
         cfg.clips_dir = ""
-        cfg.train_clips = list(args.clips)
+        cfg.train_clips = [str(Path(c).resolve()) for c in args.clips]
+        cfg.val_clips = []
+    if args.val:
+        cfg.val_clips = [str(Path(c).resolve()) for c in args.val]
+    init = None
+    if args.init:
+        from rifestream.model.registry import resolve_model
+
+        init = resolve_model(args.init)[0]
     for name in ("steps", "batch", "crop", "lr"):
         value = getattr(args, name)
         if value is not None:
@@ -57,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         device=device,
         resume=args.resume,
-        init_weights=args.init,
+        init_weights=init,
         max_minutes=args.max_minutes,
         progress=not args.no_progress,
         stop_at=args.stop_at,
