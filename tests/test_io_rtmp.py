@@ -6,13 +6,16 @@ import threading
 import time
 from fractions import Fraction
 
+import av
+import numpy as np
 import pytest
 
-from rifestream.io.frames import OutputFrame
+from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.stream_errors import SinkLost, SourceLost
 from rifestream.io.test_scene import read_frame_index
+from tests.test_io_sources import write_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -85,3 +88,61 @@ def test_rtmp_sink_reports_sink_lost_when_the_server_goes_away(nginx_rtmp):
     again = open_sink(url, width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30), codec="libx264")
     assert again.write(OutputFrame(frames[0].video, Fraction(0), Fraction(0), 0.0, False, None, 0.0, 0))
     again.close()
+
+
+def test_rtmp_carries_the_input_audio_in_sync(nginx_rtmp, tmp_path):
+    """A white frame and a tone burst at the same instant (2.5 s) in the input stay together after
+    the sink's audio copy, nginx-rtmp and the RTMP source."""
+    marker = 75
+    clip = write_clip(tmp_path / "with_audio.mp4", frames=120, fps=30, size=(160, 120), marker_frame=marker)
+    url = nginx_rtmp.url("av")
+    got: dict = {"video": [], "audio": []}
+
+    def reader():
+        try:
+            with open_source(url, open_timeout=20, read_timeout=3) as src:
+                got["info"] = src.info
+                for item in src.read():
+                    if isinstance(item, SourceAudio):
+                        got["audio"].append(item.packet)
+                    else:
+                        got["video"].append((item.time, float(item.video.to_ndarray(format="gray").mean())))
+        except SourceLost:
+            pass
+        except Exception as exc:
+            got["error"] = exc
+
+    thread = threading.Thread(target=reader)
+    with open_source(str(clip), realtime=True) as src:  # paced like a live input
+        sink = open_sink(
+            url, width=160, height=120, rate=Fraction(30), time_base=Fraction(1, 30), audio=src.info.audio,
+            codec="libx264",
+        )  # fmt: skip
+        try:
+            for item in src.read():
+                if isinstance(item, SourceAudio):
+                    sink.write_audio(item)
+                else:
+                    sink.write(OutputFrame(item.video, item.time, item.time, 0.0, False, None, item.arrival, 0))
+                    if not thread.is_alive() and item.time >= Fraction(1, 10):
+                        thread.start()
+        finally:
+            sink.close()
+    thread.join(30)
+    assert "error" not in got, got.get("error")
+    info = got["info"]
+    assert info.audio is not None and info.audio.codec == "aac"
+    assert len(got["video"]) >= 45 and len(got["audio"]) >= 60  # ≥ 1.5 s of each
+    assert sink.stats.audio_packets >= 160  # the sink copied the input's audio (AAC packets of 1024 samples)
+
+    flash_time = next(t for t, brightness in got["video"] if brightness > 200)
+    decoder = av.CodecContext.create("aac", "r")
+    decoder.extradata = info.audio.extradata
+    tone_time = None
+    for packet in got["audio"]:
+        for frame in decoder.decode(packet):
+            loud = np.flatnonzero(np.abs(frame.to_ndarray()).max(axis=0) > 0.05)
+            if loud.size and tone_time is None:
+                tone_time = frame.pts * frame.time_base + Fraction(int(loud[0]), frame.sample_rate)
+    assert tone_time is not None
+    assert abs(float(tone_time - flash_time)) < 0.04  # in sync within about a frame

@@ -164,21 +164,40 @@ def _audio_span(path):
     )
 
 
+def _marker_times(path) -> tuple[float, float]:
+    """(time of the first white frame, time the tone burst starts) in a written file."""
+    with av.open(str(path)) as container:
+        flash = next(
+            float(f.pts * f.time_base) for f in container.decode(video=0) if f.to_ndarray(format="gray").mean() > 200
+        )
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            loud = np.flatnonzero(np.abs(frame.to_ndarray()).max(axis=0) > 0.05)
+            if loud.size:
+                return flash, float(frame.pts * frame.time_base) + int(loud[0]) / frame.sample_rate
+    raise AssertionError("no tone in the output")
+
+
 def test_audio_is_copied_in_sync_when_the_container_takes_it(tmp_path):
-    clip = write_clip(tmp_path / "in.mp4", frames=45, fps=30)
+    clip = write_clip(tmp_path / "in.mp4", frames=45, fps=30, marker_frame=30)
     sink = _remux(clip, str(tmp_path / "out.mkv"))
     codec, n, first, end = _audio_span(tmp_path / "out.mkv")
     assert codec == "aac" and n >= 65 and sink.stats.audio_packets == n
     assert first == pytest.approx(0.0, abs=0.03) and end == pytest.approx(1.5, abs=0.05)  # with the video's 0…1.5 s
+    flash, tone = _marker_times(tmp_path / "out.mkv")
+    assert flash == pytest.approx(1.0, abs=0.002) and tone == pytest.approx(flash, abs=0.01)
 
 
 def test_audio_is_reencoded_to_aac_when_the_container_cannot_take_it(tmp_path):
-    clip = write_clip(tmp_path / "in.mkv", frames=45, fps=30, audio_codec="pcm_s16le")
+    clip = write_clip(tmp_path / "in.mkv", frames=45, fps=30, audio_codec="pcm_s16le", marker_frame=30)
     sink = _remux(clip, str(tmp_path / "out.flv"))  # FLV carries AAC/MP3 only
     codec, n, first, end = _audio_span(tmp_path / "out.flv")
     assert codec == "aac" and n > 50
     assert first == pytest.approx(0.0, abs=0.05) and end == pytest.approx(1.5, abs=0.1)
     assert sink.stats.frames == 45
+    flash, tone = _marker_times(tmp_path / "out.flv")
+    # FLV cannot store the negative DTS of B-frames: the muxer shifts every stream by the same 2 frames
+    assert flash == pytest.approx(1.0 + 2 / 30, abs=0.002) and tone == pytest.approx(flash, abs=0.01)
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,20 @@ from rifestream.io.test_scene import TestScene, read_frame_index
 from tests.servers import free_port
 
 
-def write_clip(path: Path, *, frames: int = 45, fps: int = 30, size=(160, 120), audio_codec: str | None = "aac"):
-    """A synthetic clip: each frame a distinct brightness ramp; optional tone; pts k in 1/fps."""
+def write_clip(
+    path: Path,
+    *,
+    frames: int = 45,
+    fps: int = 30,
+    size=(160, 120),
+    audio_codec: str | None = "aac",
+    marker_frame: int | None = None,
+):
+    """A synthetic clip: each frame a distinct colour ramp, pts k in 1/fps; optional 440 Hz tone.
+
+    With ``marker_frame`` k, frame k is white and the audio is silent except a
+    0.1 s tone starting exactly at k / fps: a sync marker.
+    """
     w, h = size
     out = av.open(str(path), "w")
     vs = out.add_stream("libx264", rate=fps)
@@ -33,6 +45,8 @@ def write_clip(path: Path, *, frames: int = 45, fps: int = 30, size=(160, 120), 
         img = np.zeros((h, w, 3), np.uint8)
         img[:, :, 0] = (np.arange(w) * 255 // w)[None, :]
         img[:, :, 1] = (k * 5) % 256
+        if k == marker_frame:
+            img[:] = 255
         frame = av.VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = k
         for packet in vs.encode(frame):
@@ -44,6 +58,9 @@ def write_clip(path: Path, *, frames: int = 45, fps: int = 30, size=(160, 120), 
         block = 1024 if audio_codec == "aac" else 960
         t = np.arange(total, dtype=np.float32) / 48000
         tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        if marker_frame is not None:
+            start = marker_frame / fps
+            tone[(t < start) | (t >= start + 0.1)] = 0.0
         fmt = aus.codec_context.format.name
         for start in range(0, total - block + 1, block):
             chunk = np.stack([tone[start : start + block]] * 2)
