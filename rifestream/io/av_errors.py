@@ -67,4 +67,4 @@ def open_error(url: str, exc: BaseException, what: str) -> RifestreamError:
         return RifestreamError(f"{url}: FFmpeg cannot {what} this as video ({reason(exc)}); check the file or format")
     if isinstance(exc, av.error.OptionNotFoundError):
         return RifestreamError(f"{url}: an FFmpeg option was not accepted ({reason(exc)}); check the options")
-    return RifestreamError(f"cannot {what} {url}: {reason(exc)}")
+    return RifestreamError(f"cannot {what} {url}: {reason(exc)}; check the URL or path and that FFmpeg can {what} it")

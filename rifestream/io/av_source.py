@@ -84,6 +84,10 @@ class AVSource(Source):
         self._container: av.container.InputContainer | None = None
         try:
             self._container = av.open(file, format=format, options=options or {}, timeout=(open_timeout, read_timeout))
+        except ValueError as exc:  # PyAV: an unknown forced format name
+            if isinstance(exc, av.error.FFmpegError):
+                raise self._open_failure(exc) from exc
+            raise RifestreamError(f"{url}: {exc}; check the format name (ffmpeg -formats lists them)") from None
         except Exception as exc:
             raise self._open_failure(exc) from exc
         try:

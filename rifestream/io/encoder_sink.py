@@ -77,8 +77,11 @@ class EncoderSink(Sink):
         self.codec = pick_video_codec(codec)
         self.pix_fmt = pix_fmt or default_pix_fmt(self.codec)
         options = dict(container_options or {})
-        if live and format == "flv":
-            options.setdefault("flvflags", "no_duration_filesize")
+        if live:
+            # if the audio stalls, hold video back at most 0.5 s in the muxer's interleaving queue (default 10 s)
+            options.setdefault("max_interleave_delta", "500000")
+            if format == "flv":
+                options.setdefault("flvflags", "no_duration_filesize")
         try:
             self._container = av.open(file, "w", format=format, options=options)
         except ValueError:  # PyAV: "Could not determine output format"
