@@ -1,15 +1,20 @@
 """monitoring/: promtool on the rules and scrape config, and every dashboard query and rule
-expression run through a real Prometheus (Debian's ``prometheus``) scraping real metrics."""
+expression run through a real Prometheus (Debian's ``prometheus``) scraping a running
+``rifestream run`` (and, for alert states, a simulated job with a deliberately tight budget)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
 import random
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -314,8 +319,7 @@ def check_every_query_returns_data(prom: Prometheus) -> None:
         values = [float(sample["value"][1]) for sample in result]
         assert any(math.isfinite(v) for v in values), f"panel {title!r}: only NaN/Inf for {expr}: {values}"
 
-    groups = http_json(f"{prom.url}/api/v1/rules")["data"]["groups"]
-    rules = [rule for group in groups for rule in group["rules"]]
+    rules = alert_rules(prom)
     assert {rule["name"] for rule in rules} == {
         "RifestreamLatencyBudgetExceeded",
         "RifestreamOutputFpsBelowTarget",
@@ -330,9 +334,21 @@ def check_every_query_returns_data(prom: Prometheus) -> None:
         assert prom.query(underlying), f"rule {rule['name']}: no data for {underlying}"
 
 
-def rule_states(prom: Prometheus) -> dict[str, str]:
+def alert_rules(prom: Prometheus) -> list[dict]:
     groups = http_json(f"{prom.url}/api/v1/rules")["data"]["groups"]
-    return {rule["name"]: rule["state"] for group in groups for rule in group["rules"]}
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def rule_states(prom: Prometheus) -> dict[str, str]:
+    return {rule["name"]: rule["state"] for rule in alert_rules(prom)}
+
+
+def wait_for_rule_evaluation(prom: Prometheus, timeout: float = 10) -> None:
+    """Until every rule has been evaluated once (Prometheus reports year 1 before that)."""
+    deadline = time.monotonic() + timeout
+    while any(rule["lastEvaluation"].startswith("0001") for rule in alert_rules(prom)):
+        assert time.monotonic() < deadline, f"the alert rules were not evaluated in {timeout:.0f} s"
+        time.sleep(0.25)
 
 
 @pytest.mark.slow
@@ -356,3 +372,94 @@ def test_prometheus_scraping_simulated_job_answers_every_query(start_prometheus)
         assert 20 < float(fps["value"][1]) < 40
         (blend,) = prom.query('rifestream_fallbacks_total{reason="blend"}')
         assert float(blend["value"][1]) >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The real thing: `rifestream run` with its built-in test scene
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    """A random-weights two-block IFNet file: the real model path of the engine, fast on a CPU."""
+    import torch
+
+    from rifestream.model import IFNet, IFNetConfig, save_model
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.safetensors"
+    save_model(IFNet(IFNetConfig("tiny", (16, 8), (2, 1), head=False, pad=32)), path)
+    return path
+
+
+@pytest.fixture
+def rifestream_job(tmp_path: Path, tiny_model: Path) -> Iterator[tuple[subprocess.Popen, int, Path]]:
+    """``rifestream run`` on the built-in 30 fps test scene (→ 60 fps, null sink) serving metrics
+    on a free port; yields (process, metrics port, its directory with run.out and run.err) once
+    /healthz says it is ready."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    # Output to files, not pipes: a pipe nobody reads while the job runs could fill and stall it.
+    stdout, stderr = open(tmp_path / "run.out", "w+"), open(tmp_path / "run.err", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rifestream", "run", "--source", "testsrc:?size=160x96&fps=30", "--sink", "null",
+         "--model", str(tiny_model), "--device", "cpu", "--metrics-port", str(port), "--duration", "50"],
+        cwd=tmp_path, env=env, stdout=stdout, stderr=stderr, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            assert proc.poll() is None, (tmp_path / "run.err").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:  # not listening yet, or 503 before the first frame
+                pass
+            assert time.monotonic() < deadline, "rifestream run did not become ready in 40 s"
+            time.sleep(0.2)
+        yield proc, port, tmp_path
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        stdout.close()
+        stderr.close()
+
+
+@pytest.mark.slow
+@needs_prometheus
+def test_prometheus_scraping_rifestream_run_answers_every_query(start_prometheus, rifestream_job) -> None:
+    proc, port, run_dir = rifestream_job
+    prom = start_prometheus(f"127.0.0.1:{port}")
+    prom.wait_for("count_over_time(rifestream_input_frames_total[1m]) >= 4", 20, "four scrapes of the job")
+    wait_for_rule_evaluation(prom)
+
+    check_every_query_returns_data(prom)
+    if PROMTOOL is not None:  # the names the real job exposes pass promtool's linter too
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            exposition = resp.read().decode()
+        lint = subprocess.run([PROMTOOL, "check", "metrics"], input=exposition, capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    states = rule_states(prom)
+    assert states["RifestreamSourceDown"] == "inactive"
+    assert states["RifestreamDown"] == "inactive"
+    (info,) = prom.query("rifestream_build_info")
+    assert info["metric"]["model"].endswith("tiny.safetensors")
+    assert info["metric"]["device"] == "cpu" and info["metric"]["job"] == "rifestream"
+    (fps_in,) = prom.query("rifestream_input_frames_per_second")
+    (fps_out,) = prom.query("rifestream_output_frames_per_second")
+    assert 25 < float(fps_in["value"][1]) < 35  # the test scene runs at 30 fps …
+    assert 50 < float(fps_out["value"][1]) < 70  # … raised to 60
+    (made,) = prom.query('rifestream_output_frames_total{kind="interpolated"}')
+    assert float(made["value"][1]) > 0  # the model, not only fallbacks, made frames
+
+    # Stop the job cleanly; what Prometheus scraped last is at most what the job counted in all.
+    scraped_in = float(prom.query("max_over_time(rifestream_input_frames_total[5m])")[0]["value"][1])
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, (run_dir / "run.err").read_text()
+    summary = (run_dir / "run.out").read_text()
+    match = re.search(r"frames in\s+(\d+)", summary)
+    assert match, summary
+    assert 30 <= scraped_in <= int(match.group(1))
