@@ -13,7 +13,7 @@ FFmpeg used when the engine turned it into RGB.
 from __future__ import annotations
 
 import av
-from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc, VideoReformatter
 
 _KNOWN = {
     1: Colorspace.ITU709,
@@ -47,10 +47,21 @@ def tag_encoder(ctx: av.video.codeccontext.VideoCodecContext, colorspace: Colors
 
 
 def to_encoder_frame(
-    frame: av.VideoFrame, *, width: int, height: int, pix_fmt: str, colorspace: Colorspace | None
+    frame: av.VideoFrame,
+    *,
+    width: int,
+    height: int,
+    pix_fmt: str,
+    colorspace: Colorspace | None,
+    reformatter: VideoReformatter | None = None,
 ) -> av.VideoFrame:
     """``frame`` scaled and converted to the encoder's format and matrix (``colorspace``; None for RGB
-    encoders). May return ``frame`` itself when nothing needs doing."""
+    encoders). May return ``frame`` itself when nothing needs doing.
+
+    ``reformatter``: the caller's own (one per sink thread). ``frame.reformat`` would use a converter
+    cached on the frame, which other sinks' threads share: concurrent use of it hangs or crashes.
+    """
+    reformatter = reformatter or VideoReformatter()
     src_yuv = is_yuv(frame.format.name)
     src_colorspace = _KNOWN.get(int(frame.colorspace), Colorspace.ITU601)
     if frame.format.name.startswith("yuvj"):
@@ -60,8 +71,8 @@ def to_encoder_frame(
     else:
         src_range = ColorRange.MPEG if src_yuv else ColorRange.JPEG
     if colorspace is None:  # RGB (lossless) encoder
-        return frame.reformat(
-            width=width, height=height, format=pix_fmt, src_colorspace=src_colorspace, src_color_range=src_range
+        return reformatter.reformat(
+            frame, width=width, height=height, format=pix_fmt, src_colorspace=src_colorspace, src_color_range=src_range
         )
     if (
         frame.format.name == pix_fmt
@@ -70,7 +81,8 @@ def to_encoder_frame(
         and src_range == ColorRange.MPEG
     ):
         return frame
-    return frame.reformat(
+    return reformatter.reformat(
+        frame,
         width=width,
         height=height,
         format=pix_fmt,

@@ -7,6 +7,7 @@ import threading
 from fractions import Fraction
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from rifestream.errors import RifestreamError
 from rifestream.io import av_errors
@@ -70,6 +71,7 @@ class EncoderSink(Sink):
         self.width, self.height = width, height
         self.time_base = Fraction(time_base)
         self.stats = SinkStats()
+        self._reformatter = VideoReformatter()  # this sink's own: frames are shared with other sinks' threads
         self._lock = threading.Lock()
         self._closed = False
         self._origin: Fraction | None = None
@@ -176,7 +178,12 @@ class EncoderSink(Sink):
     def _encoder_frame(self, video: av.VideoFrame) -> av.VideoFrame:
         """A frame in the encoder's format, size and matrix that we may stamp (never the shared input frame)."""
         converted = to_encoder_frame(
-            video, width=self.width, height=self.height, pix_fmt=self.pix_fmt, colorspace=self.colorspace
+            video,
+            width=self.width,
+            height=self.height,
+            pix_fmt=self.pix_fmt,
+            colorspace=self.colorspace,
+            reformatter=self._reformatter,
         )
         if converted is video:  # already right: copy, other sinks hold the same frame object
             converted = av.VideoFrame.from_ndarray(video.to_ndarray(), format=video.format.name)

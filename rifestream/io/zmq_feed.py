@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import zmq
+from av.video.reformatter import VideoReformatter
 
 from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio
@@ -98,7 +99,9 @@ def encode_message(
     topic: bytes = DEFAULT_TOPIC,
 ) -> list[Any]:
     """The three message parts for one output frame (the pixel part is a contiguous ndarray)."""
-    pixels = np.ascontiguousarray(frame.video.to_ndarray(format=pix_fmt))
+    # a converter of our own: frame.to_ndarray(format=) would use one cached on the frame, shared with
+    # the other sinks' threads (concurrent use hangs)
+    pixels = np.ascontiguousarray(VideoReformatter().reformat(frame.video, format=pix_fmt).to_ndarray())
     header = {
         "v": FEED_VERSION,
         "seq": frame.seq,
