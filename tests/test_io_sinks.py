@@ -265,3 +265,25 @@ def test_source_yuv_frames_and_interpolated_rgb_frames_decode_to_the_same_colour
         source_frame, interpolated_frame = centres[0][i], centres[1][i]
         assert np.abs(source_frame - interpolated_frame).max() <= 3, (i, source_frame, interpolated_frame)
         assert np.abs(interpolated_frame - np.array(colours[i])).max() <= 6
+
+
+def test_audio_still_in_sync_when_the_sink_opens_after_the_source_closed(tmp_path):
+    """A sink reopened after a reconnect may only have the old source's audio info: it re-encodes from
+    the codec parameters it kept, and stays in sync."""
+    clip = write_clip(tmp_path / "in.mp4", frames=45, fps=30, marker_frame=30)
+    with open_source(str(clip)) as src:
+        info = src.info
+        items = list(src.read())
+    assert info.audio.template() is None  # the input stream is gone
+    path = tmp_path / "later.mp4"
+    sink = open_sink(str(path), width=160, height=120, rate=Fraction(30), time_base=Fraction(1, 30), audio=info.audio)
+    for item in items:
+        if isinstance(item, SourceAudio):
+            sink.write_audio(item)
+        else:
+            sink.write(output(item.video, item.time, item.time))
+    sink.close()
+    codec, n, _, end = _audio_span(path)
+    assert codec == "aac" and n > 50 and end == pytest.approx(1.5, abs=0.1)
+    flash, tone = _marker_times(path)
+    assert flash == pytest.approx(1.0, abs=0.002) and tone == pytest.approx(flash, abs=0.01)
