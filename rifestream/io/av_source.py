@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
-from urllib.parse import urlsplit
 
 import av
 
@@ -70,7 +69,6 @@ class AVSource(Source):
         audio: bool = True,
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
-        speed: float = 1.0,
         device: bool = False,
     ) -> None:
         super().__init__()
@@ -78,7 +76,6 @@ class AVSource(Source):
         self.live = live
         self.device = device  # a capture device: failing to open it is a setup problem, not a network loss
         self.realtime = realtime and not live
-        self.speed = speed
         self._lock = threading.Lock()
         self._reading = False
         self._container: av.container.InputContainer | None = None
@@ -236,7 +233,7 @@ class AVSource(Source):
             if self.realtime and isinstance(item, SourceFrame):
                 if origin is None:
                     origin = (time.monotonic(), item.time)
-                wait = origin[0] + float(item.time - origin[1]) / self.speed - time.monotonic()
+                wait = origin[0] + float(item.time - origin[1]) - time.monotonic()
                 if wait > 0 and self._stop.wait(wait):
                     return
                 item.arrival = time.monotonic()
@@ -247,19 +244,17 @@ class AVSource(Source):
         with self._lock:
             if self._reading:
                 return  # the reading thread closes the container when read() returns
-        self._close_container()
+            container, self._container = self._container, None
+        self._close(container)
 
     def _close_container(self) -> None:
         with self._lock:
             container, self._container = self._container, None
+        self._close(container)
+
+    def _close(self, container: av.container.InputContainer | None) -> None:
         if container is not None:
             try:
                 container.close()
             except Exception as exc:  # closing a dead network input may fail; nothing to save
                 log.debug("closing %s: %s", self.url, exc)
-
-
-def input_for_url(url: str) -> tuple[str, bool]:
-    """``(file, live)`` for a path or URL FFmpeg reads."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-    return url, scheme in LIVE_SCHEMES

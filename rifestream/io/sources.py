@@ -34,6 +34,7 @@ def open_source(
     read_timeout: float = 5.0,
     options: dict[str, str] | None = None,
     format: str | None = None,
+    live: bool | None = None,
 ) -> Source:
     """Open an input and return its ``Source`` (``info`` filled, nothing consumed yet).
 
@@ -42,7 +43,9 @@ def open_source(
     always read as they arrive). ``audio``: also hand out the input's audio
     packets. ``open_timeout``/``read_timeout`` (seconds) bound connecting and
     each wait for data on live inputs. ``options`` are extra FFmpeg options
-    that override ours; ``format`` forces an FFmpeg input format.
+    that override ours; ``format`` forces an FFmpeg input format. ``live``
+    overrides the guess from the scheme (e.g. ``True`` for an HLS stream over
+    https, so that its end is a loss to reconnect, not the end of the job).
 
     Raises ``RifestreamError`` for a bad path, URL, option or format, and
     ``SourceLost`` (a subclass) when a live server cannot be reached now.
@@ -69,7 +72,8 @@ def open_source(
             open_timeout=open_timeout,
             read_timeout=read_timeout,
         )
-    if scheme in LIVE_SCHEMES:
+    is_live = scheme in LIVE_SCHEMES if live is None else live
+    if is_live:
         return AVSource(
             url,
             file=url,
