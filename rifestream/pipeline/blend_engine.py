@@ -13,7 +13,7 @@ import torch
 
 from rifestream.engine import Interpolator
 from rifestream.engine.interpolator import resolve_device
-from rifestream.engine.scene import scene_change_score
+from rifestream.engine.scene import _cell_features  # the scene score's per-frame half (cached below)
 
 
 class BlendOnlyEngine:
@@ -24,6 +24,7 @@ class BlendOnlyEngine:
     def __init__(self, device: str | torch.device = "auto") -> None:
         self.device = resolve_device(device)
         self.dtype = torch.float32
+        self._features: list[tuple[torch.Tensor, torch.Tensor]] = []  # (frame, its cell features), last two
 
     def to_tensor(self, frame: np.ndarray) -> torch.Tensor:
         """An H×W×3 uint8 RGB array as (1, 3, H, W) in [0, 1] on the device."""
@@ -36,7 +37,18 @@ class BlendOnlyEngine:
         return torch.lerp(img0, img1, float(t))
 
     def scene_score(self, img0: torch.Tensor, img1: torch.Tensor) -> float:
-        return scene_change_score(img0, img1)
+        """``scene_change_score(img0, img1)``, computing each frame's cell features once: the frame loop
+        scores (prev, cur) then (cur, next), so every frame is scored twice."""
+        diff = (self._cell_features(img0) - self._cell_features(img1)).abs().mean(dim=(0, 2, 3))
+        return float(diff.max())
+
+    def _cell_features(self, img: torch.Tensor) -> torch.Tensor:
+        for frame, features in self._features:
+            if frame is img:
+                return features
+        features = _cell_features(img)
+        self._features = [*self._features[-1:], (img, features)]
+        return features
 
     def synthesize(self, *args: object, **kwargs: object) -> torch.Tensor:
         raise RuntimeError("no model loaded: this engine only blends or repeats (force_step blend/repeat)")
