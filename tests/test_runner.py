@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from rifestream.engine import Interpolator
@@ -314,3 +315,38 @@ def test_uvloop_is_chosen_by_the_entry_point_only():
     finally:
         loop.close()
     assert "uvloop" not in type(asyncio.get_event_loop_policy()).__module__  # no global policy was set
+
+
+def test_offline_interpolate_file_keeps_every_frame_and_the_audio(tmp_path):
+    from rifestream.pipeline.offline import interpolate_file
+
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:  # 24 fps video (the test scene) with a 440 Hz tone
+        from rifestream.io.test_scene import TestScene
+
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 128, 72, "yuv420p"
+        audio = container.add_stream("aac", rate=48000)
+        scene = TestScene(128, 72, Fraction(24))
+        for k in range(24):
+            for packet in video.encode(av.VideoFrame.from_ndarray(scene.render(k), format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        t = np.arange(48000) / 48000
+        tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="fltp",
+                                          layout="mono")  # fmt: skip
+        tone.sample_rate = 48000
+        for packet in [*audio.encode(tone), *audio.encode(None)]:
+            container.mux(packet)
+    out = tmp_path / "out.mp4"
+    progress: list[int] = []
+    summary = interpolate_file(str(clip), str(out), factor=None, fps=60, engine=tiny_engine(),
+                               progress=lambda done, total: progress.append(done))  # fmt: skip
+    assert summary.frames_in == 24 and summary.drops == {}
+    assert progress == list(range(1, 25))
+    with av.open(str(out)) as container:
+        assert container.streams.audio, "the audio was not carried over"
+        times = [f.pts * f.time_base for f in container.decode(video=0)]
+    # 24 → 60 over 23/24 s: output times k/60 < 23/24 → k = 0 … 57
+    assert times == [Fraction(k, 60) for k in range(58)]

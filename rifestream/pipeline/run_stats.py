@@ -61,6 +61,9 @@ class RunSummary:
     def total_out(self) -> int:
         return sum(self.frames_out.values())
 
+    def __str__(self) -> str:
+        return self.format()
+
     def format(self) -> str:
         def counts(d: dict[str, int]) -> str:
             shown = ", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v)
