@@ -53,6 +53,7 @@ Schema (every key optional; see README section ``cli-run``)::
     precision = "fp32"             # or fp16 (CUDA)
     scale = 1.0                    # 0.25 … 4 (0.5 for 4K)
     scene_threshold = 0.15         # 0 … 1; false disables scene-cut detection
+    threads = 0                    # torch CPU threads; 0: torch's default (1 when no model is loaded)
 
     [latency]
     budget_ms = 25.0               # time allowed from a frame's arrival to its pair being made
@@ -229,6 +230,7 @@ SCHEMA: dict[str, Any] = {
         "precision": _one_of("fp32", "fp16"),
         "scale": _range(0.25, 4.0),
         "scene_threshold": _threshold,
+        "threads": _int_range(0, 256),
     },
     "latency": {
         "budget_ms": _positive,
@@ -401,6 +403,7 @@ class PipelineConfig:
     precision: str
     scale: float
     scene_threshold: float | None
+    threads: int  # torch CPU threads; 0 = torch's default
     budget_ms: float | None
     force_step: str | None
     source_queue: int
@@ -469,6 +472,7 @@ def _resolve(data: Mapping[str, Any], origin: str) -> PipelineConfig:
         precision=engine.get("precision", "fp32"),
         scale=engine.get("scale", 1.0),
         scene_threshold=engine.get("scene_threshold", 0.15),
+        threads=engine.get("threads", 0),
         budget_ms=latency.get("budget_ms"),
         force_step=latency.get("force_step"),
         source_queue=latency.get("source_queue", 2),

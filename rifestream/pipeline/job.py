@@ -47,6 +47,18 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
     return engine, config.model or "rifestream-v1", config.force_step
 
 
+def set_cpu_threads(config: PipelineConfig, engine: Any) -> None:
+    """torch's CPU thread count for this process (the job owns it): ``engine.threads`` when given; one
+    thread for a blend-only engine, whose small memory-bound ops only lose to thread hand-offs, and
+    badly so on a CPU shared with other work."""
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    elif isinstance(engine, BlendOnlyEngine):
+        torch.set_num_threads(1)
+
+
 def sink_specs(config: PipelineConfig) -> list[SinkSpec]:
     return [
         SinkSpec(
@@ -99,6 +111,7 @@ def run_job(
         metrics = PipelineMetrics(queues=queue_names([s.url for s in config.sinks]))
     stats = RunStats(metrics)
     engine, model_label, force = build_engine(config, stats)
+    set_cpu_threads(config, engine)
     server = None
     if metrics is not None:
         metrics.set_build_info(model=model_label, device=str(engine.device))

@@ -47,6 +47,7 @@ class RunSummary:
     """The end-of-run numbers; ``format()`` prints them for people."""
 
     seconds: float
+    cpu_seconds: float  # CPU time of the whole process over the run (all threads)
     frames_in: int
     frames_out: dict[str, int]
     input_fps: float
@@ -69,8 +70,9 @@ class RunSummary:
             shown = ", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v)
             return shown or "none"
 
+        per_frame = f", {self.cpu_seconds / self.total_out * 1e3:.1f} ms per output frame" if self.total_out else ""
         lines = [
-            f"rifestream summary: {self.seconds:.1f} s",
+            f"rifestream summary: {self.seconds:.1f} s (CPU {self.cpu_seconds:.1f} s{per_frame})",
             f"  frames in   {self.frames_in}  ({self.input_fps:.2f} fps)",
             f"  frames out  {self.total_out}  ({self.output_fps:.2f} fps): {counts(self.frames_out)}",
         ]
@@ -109,6 +111,7 @@ class RunStats:
         self._first_out: float | None = None
         self._last_out: float | None = None
         self._started = time.monotonic()
+        self._cpu_started = time.process_time()
         self._emitted_seq = -1
         self.notes: list[str] = []
 
@@ -210,6 +213,7 @@ class RunStats:
             samples = {k: list(v) for k, v in self._samples.items()}
             result = RunSummary(
                 seconds=time.monotonic() - self._started,
+                cpu_seconds=time.process_time() - self._cpu_started,
                 frames_in=frames_in,
                 frames_out=frames_out,
                 input_fps=fps_in,
