@@ -287,3 +287,26 @@ def test_audio_still_in_sync_when_the_sink_opens_after_the_source_closed(tmp_pat
     assert codec == "aac" and n > 50 and end == pytest.approx(1.5, abs=0.1)
     flash, tone = _marker_times(path)
     assert flash == pytest.approx(1.0, abs=0.002) and tone == pytest.approx(flash, abs=0.01)
+
+
+def test_sinks_in_their_own_threads_share_the_same_frames(tmp_path):
+    """The runner gives the same frame objects to every sink, each in its own thread: each sink converts
+    with its own converter, so concurrent conversions neither hang nor corrupt each other."""
+    frames = scene_frames(60)
+    paths = [tmp_path / "a.mp4", tmp_path / "b.mkv"]
+    sinks = [open_sink(str(p), width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30)) for p in paths] + [
+        open_sink("zmq://127.0.0.1:0", width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30))
+    ]
+    outs = [output(f.video, f.time, f.time, seq=k) for k, f in enumerate(frames)]
+    threads = [threading.Thread(target=lambda s=s: [s.write(o) for o in outs], daemon=True) for s in sinks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    for sink in sinks:
+        sink.close()
+    assert sinks[2].stats.frames + sinks[2].stats.dropped == 60
+    for path in paths:
+        images, times, _ = read_back(path)
+        assert [read_frame_index(img) for img in images] == list(range(60))

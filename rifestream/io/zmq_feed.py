@@ -97,11 +97,15 @@ def encode_message(
     rate: Fraction | None,
     pix_fmt: str = "rgb24",
     topic: bytes = DEFAULT_TOPIC,
+    reformatter: VideoReformatter | None = None,
 ) -> list[Any]:
-    """The three message parts for one output frame (the pixel part is a contiguous ndarray)."""
-    # a converter of our own: frame.to_ndarray(format=) would use one cached on the frame, shared with
-    # the other sinks' threads (concurrent use hangs)
-    pixels = np.ascontiguousarray(VideoReformatter().reformat(frame.video, format=pix_fmt).to_ndarray())
+    """The three message parts for one output frame (the pixel part is a contiguous ndarray).
+
+    ``reformatter``: the caller's own converter (one per sink thread); ``frame.to_ndarray(format=)``
+    would use one cached on the frame, shared with the other sinks' threads (concurrent use hangs).
+    """
+    converter = reformatter or VideoReformatter()
+    pixels = np.ascontiguousarray(converter.reformat(frame.video, format=pix_fmt).to_ndarray())
     header = {
         "v": FEED_VERSION,
         "seq": frame.seq,
@@ -177,6 +181,7 @@ class FeedPublisher(Sink):
         self.rate = rate
         self.pix_fmt, self.topic = pix_fmt, topic
         self.stats = SinkStats()
+        self._reformatter = VideoReformatter()  # this sink's own (see encode_message)
         self.subscribers = 0  # as told by the XPUB socket's (un)subscribe notices
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.XPUB)
@@ -213,6 +218,7 @@ class FeedPublisher(Sink):
             rate=self.rate,
             pix_fmt=self.pix_fmt,
             topic=self.topic,
+            reformatter=self._reformatter,
         )
         with self._lock:  # sockets are not thread-safe; close() may come from the shutdown path
             if self._closed:
