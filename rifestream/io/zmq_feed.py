@@ -270,7 +270,13 @@ class FeedSubscriber:
         self._socket.setsockopt(zmq.RCVHWM, max(1, hwm))
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SUBSCRIBE, topic)
-        self._socket.connect(endpoint)
+        try:
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self._socket.close(0)
+            raise RifestreamError(
+                f"{url}: cannot connect to {endpoint} ({exc}); give the publisher's host and port"
+            ) from None
         # wake(): another thread ends a waiting recv() through this inproc pair (sockets are not thread-safe)
         self._wake_endpoint = f"inproc://rifestream-feed-wake-{id(self)}"
         self._wake = self._context.socket(zmq.PULL)
@@ -281,7 +287,8 @@ class FeedSubscriber:
 
     def recv(self, timeout: float | None = None) -> tuple[dict[str, Any], np.ndarray] | None:
         """The next message, or None if none arrived within ``timeout`` seconds (None: wait forever)
-        or ``wake()`` was called."""
+        or ``wake()`` was called. The array is a read-only view of the message (no copy); ``.copy()``
+        it to draw on it."""
         wait_ms = None if timeout is None else max(0, int(timeout * 1000))
         ready = dict(self._poller.poll(wait_ms))
         if self._wake in ready:
