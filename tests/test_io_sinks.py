@@ -310,3 +310,33 @@ def test_sinks_in_their_own_threads_share_the_same_frames(tmp_path):
     for path in paths:
         images, times, _ = read_back(path)
         assert [read_frame_index(img) for img in images] == list(range(60))
+
+
+def test_mpeg_ts_file_and_codec_container_mismatch(tmp_path):
+    frames = scene_frames(10)
+    sink = open_sink(str(tmp_path / "o.ts"), width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30))
+    for k, f in enumerate(frames):
+        sink.write(output(f.video, f.time, f.time, seq=k))
+    sink.close()
+    assert [read_frame_index(img) for img in read_back(tmp_path / "o.ts")[0]] == list(range(10))
+    with pytest.raises(RifestreamError, match="libx264 cannot be stored in a webm file; use .mkv"):
+        open_sink(str(tmp_path / "o.webm"), width=64, height=48, rate=Fraction(30), time_base=Fraction(1, 30))
+
+
+def test_nvenc_is_used_where_it_works_and_refused_clearly_where_it_does_not(tmp_path):
+    from rifestream.io.encoders import encoder_usable, pick_video_codec
+
+    usable = encoder_usable("h264_nvenc")
+    assert pick_video_codec("auto") == ("h264_nvenc" if usable else "libx264")
+    path = tmp_path / "gpu.mp4"
+    if not usable:
+        with pytest.raises(RifestreamError, match="h264_nvenc encoder does not start on this machine"):
+            open_sink(
+                str(path), width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30), codec="h264_nvenc"
+            )
+        return
+    sink = open_sink(str(path), width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30), codec="h264_nvenc")
+    for k, f in enumerate(scene_frames(10)):
+        sink.write(output(f.video, f.time, f.time, seq=k))
+    sink.close()
+    assert len(read_back(path)[0]) == 10

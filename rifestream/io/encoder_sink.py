@@ -13,13 +13,22 @@ from rifestream.errors import RifestreamError
 from rifestream.io import av_errors
 from rifestream.io.audio_track import AudioTrack
 from rifestream.io.colour import is_yuv, stream_colorspace, tag_encoder, to_encoder_frame
-from rifestream.io.encoders import default_pix_fmt, encoder_options, pick_video_codec
+from rifestream.io.encoders import (
+    HARDWARE_ENCODERS,
+    default_pix_fmt,
+    encoder_options,
+    encoder_usable,
+    pick_video_codec,
+)
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.sink_base import Sink, SinkStats
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.stream_info import AudioInfo
 
 log = logging.getLogger(__name__)
+
+# Muxers that FFmpeg cannot list codecs for (its query answers "unknown"): no up-front check.
+_NO_CODEC_LIST = {"mpegts"}
 
 # Audio codecs copied as they are, by container format; others are re-encoded to AAC. Formats not
 # listed take whatever FFmpeg's muxer supports. FLV: what RTMP servers and players take.
@@ -120,10 +129,16 @@ class EncoderSink(Sink):
         container = self._container
         if self.codec not in av.codecs_available:
             raise RifestreamError(f"{self.url}: this FFmpeg build has no encoder {self.codec!r}; use libx264 or ffv1")
-        if self.codec not in container.supported_codecs:
+        fmt = container.format.name
+        if fmt not in _NO_CODEC_LIST and self.codec not in container.supported_codecs:
             raise RifestreamError(
-                f"{self.url}: {self.codec} cannot be stored in a {container.format.name} container; "
-                f"use .mkv for {self.codec}, or libx264"
+                f"{self.url}: {self.codec} cannot be stored in a {fmt} file; use .mkv (it takes any codec) "
+                "or another codec"
+            )
+        if self.codec in HARDWARE_ENCODERS and not encoder_usable(self.codec):
+            raise RifestreamError(
+                f"{self.url}: the {self.codec} encoder does not start on this machine (it needs its GPU and driver); "
+                "use codec libx264, or auto to pick it only where it works"
             )
         nominal = Fraction(rate) if rate else Fraction(30)
         stream = container.add_stream(self.codec, rate=nominal)

@@ -11,6 +11,11 @@ import av
 log = logging.getLogger(__name__)
 
 LOSSLESS_CODECS = {"ffv1", "ffvhuff", "huffyuv", "utvideo"}
+HARDWARE_ENCODERS = {
+    f"{codec}_{api}"
+    for codec in ("h264", "hevc", "av1")
+    for api in ("nvenc", "qsv", "vaapi", "amf", "videotoolbox", "mf")
+}
 
 
 @functools.cache
