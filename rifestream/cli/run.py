@@ -60,7 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     engine.add_argument("--scale", type=float, help="flow scale 0.25…4 (0.5 for 4K)")
     engine.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     engine.add_argument("--fp16", action="store_true", default=None, help="half precision (CUDA)")
-    engine.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's own)")
+    engine.add_argument(
+        "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's own; 1 for a blend-only job)"
+    )
     engine.add_argument("--preset", help="low-latency, balanced, quality, or a preset .toml file")
     latency = p.add_argument_group("latency")
     latency.add_argument("--budget-ms", type=float, metavar="MS", help="latency budget per frame pair")
