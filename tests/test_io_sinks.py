@@ -340,3 +340,69 @@ def test_nvenc_is_used_where_it_works_and_refused_clearly_where_it_does_not(tmp_
         sink.write(output(f.video, f.time, f.time, seq=k))
     sink.close()
     assert len(read_back(path)[0]) == 10
+
+
+SIGTERM_WRITER = """
+import signal, sys
+from fractions import Fraction
+from rifestream.io.frames import OutputFrame
+from rifestream.io.sinks import open_sink
+from rifestream.io.sources import open_source
+
+sink = open_sink(sys.argv[1], width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30))
+signal.signal(signal.SIGTERM, lambda *_: sink.close())  # a shutdown path that lands inside write()
+written = 0
+for k, f in enumerate(open_source("testsrc:?size=320x180&fps=30").frames()):  # paced and endless
+    if not sink.write(OutputFrame(f.video, f.time, f.time, 0.0, False, None, f.arrival, k)):
+        break
+    written += 1
+    print("wrote", written, flush=True)
+print("closed after", written, flush=True)
+"""
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_sigterm_closing_the_sink_leaves_a_playable_file(tmp_path, ext):
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / f"term.{ext}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_WRITER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for line in proc.stdout:  # bounded by the frames the paced source makes; the test's timeout bounds it
+            if line.startswith("wrote 20"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    written = int(out.strip().splitlines()[-1].split()[-1])
+    assert written >= 20
+    images, times, _ = read_back(path)
+    assert [read_frame_index(img) for img in images] == list(range(written))  # every frame, to the last
+    assert abs(times[-1] - Fraction(written - 1, 30)) <= Fraction(1, 1000)  # (Matroska keeps milliseconds)
+
+
+def test_close_from_inside_a_write_finishes_after_that_write(tmp_path, monkeypatch):
+    """What a signal handler does when it interrupts the sink's own write(): no deadlock, no half-closed
+    encoder; the interrupted frame is the last one in the file."""
+    frames = scene_frames(5)
+    path = tmp_path / "reentrant.mp4"
+    sink = open_sink(str(path), width=320, height=180, rate=Fraction(30), time_base=Fraction(1, 30))
+    for k in range(3):
+        assert sink.write(output(frames[k].video, frames[k].time, frames[k].time, seq=k))
+    convert = sink._encoder_frame
+
+    def interrupted(video):
+        sink.close()  # re-entrant, same thread, lock held
+        return convert(video)
+
+    monkeypatch.setattr(sink, "_encoder_frame", interrupted)
+    assert sink.write(output(frames[3].video, frames[3].time, frames[3].time, seq=3))
+    assert not sink.write(output(frames[4].video, frames[4].time, frames[4].time, seq=4))
+    assert [read_frame_index(img) for img in read_back(path)[0]] == [0, 1, 2, 3]

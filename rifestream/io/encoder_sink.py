@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from fractions import Fraction
 
 import av
@@ -81,7 +83,9 @@ class EncoderSink(Sink):
         self.time_base = Fraction(time_base)
         self.stats = SinkStats()
         self._reformatter = VideoReformatter()  # this sink's own: frames are shared with other sinks' threads
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: see close()
+        self._busy = 0  # write/write_audio calls in progress (all in the lock holder's thread)
+        self._close_pending = False
         self._closed = False
         self._origin: Fraction | None = None
         self._last_pts: int | None = None
@@ -166,8 +170,19 @@ class EncoderSink(Sink):
             return None
 
     # ----- writing -------------------------------------------------------
-    def write(self, frame: OutputFrame) -> bool:
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
         with self._lock:
+            self._busy += 1
+            try:
+                yield
+            finally:
+                self._busy -= 1
+                if not self._busy and self._close_pending:
+                    self._finish()
+
+    def write(self, frame: OutputFrame) -> bool:
+        with self._writing():
             if self._closed:
                 return False
             if self._origin is None:
@@ -207,7 +222,7 @@ class EncoderSink(Sink):
     def write_audio(self, audio: SourceAudio) -> None:
         if self._audio is None:
             return
-        with self._lock:
+        with self._writing():
             if self._closed:
                 return
             try:
@@ -227,19 +242,28 @@ class EncoderSink(Sink):
 
     # ----- closing -------------------------------------------------------
     def close(self) -> None:
+        """Flush and finalise. From another thread it waits for a write in progress; from a signal
+        handler that interrupted this sink's own write, it finishes right after that write."""
         with self._lock:
-            if self._closed:
+            if self._busy:
+                self._close_pending = True
                 return
-            self._closed = True
-            try:
-                for packet in self._video.encode(None):
-                    self._container.mux(packet)
-                if self._audio is not None:
-                    self._audio.flush()
-                self._container.close()
-            except Exception as exc:  # a dead server or a full disk: nothing more to save
-                log.warning("%s: closing: %s", self.url, av_errors.reason(exc))
-                self._abandon()
+            self._finish()
+
+    def _finish(self) -> None:
+        self._close_pending = False
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for packet in self._video.encode(None):
+                self._container.mux(packet)
+            if self._audio is not None:
+                self._audio.flush()
+            self._container.close()
+        except Exception as exc:  # a dead server or a full disk: nothing more to save
+            log.warning("%s: closing: %s", self.url, av_errors.reason(exc))
+            self._abandon()
 
     def _abandon(self) -> None:
         try:
