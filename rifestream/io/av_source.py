@@ -76,7 +76,7 @@ class AVSource(Source):
         self.live = live
         self.device = device  # a capture device: failing to open it is a setup problem, not a network loss
         self.realtime = realtime and not live
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: close() may come from a signal handler in this thread
         self._reading = False
         self._container: av.container.InputContainer | None = None
         try:

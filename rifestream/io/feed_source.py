@@ -28,7 +28,7 @@ class FeedSource(Source):
         super().__init__()
         self.url = url
         self.read_timeout = read_timeout
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: close() may come from a signal handler in this thread
         self._reading = False
         self._socket_closed = False
         self._subscriber = FeedSubscriber(url)

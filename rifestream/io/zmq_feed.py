@@ -195,7 +195,9 @@ class FeedPublisher(Sink):
             raise RifestreamError(f"{url}: cannot bind {endpoint} ({exc}); is the port in use? pick another") from None
         self.port = int(self._socket.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])  # real port for :0
         self._closed = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: see close()
+        self._sending = False
+        self._close_pending = False
 
     def _take_subscriptions(self) -> None:
         """Read pending (un)subscribe notices so they do not pile up; bounded per call."""
@@ -223,12 +225,17 @@ class FeedPublisher(Sink):
         with self._lock:  # sockets are not thread-safe; close() may come from the shutdown path
             if self._closed:
                 return False
-            self._take_subscriptions()
+            self._sending = True
             try:
+                self._take_subscriptions()
                 self._socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 self.stats.dropped += 1
                 return False
+            finally:
+                self._sending = False
+                if self._close_pending:
+                    self._close_socket()
             self.stats.frames += 1
             return True
 
@@ -237,10 +244,19 @@ class FeedPublisher(Sink):
         return None
 
     def close(self) -> None:
+        """Close the socket; from a signal handler that interrupted this publisher's own send, right
+        after that send (a half-sent multipart message would be lost anyway)."""
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._socket.close(0)
+            if self._sending:
+                self._close_pending = True
+                return
+            self._close_socket()
+
+    def _close_socket(self) -> None:
+        self._close_pending = False
+        if not self._closed:
+            self._closed = True
+            self._socket.close(0)
 
 
 class FeedSubscriber:
