@@ -406,3 +406,25 @@ def test_close_from_inside_a_write_finishes_after_that_write(tmp_path, monkeypat
     assert sink.write(output(frames[3].video, frames[3].time, frames[3].time, seq=3))
     assert not sink.write(output(frames[4].video, frames[4].time, frames[4].time, seq=4))
     assert [read_frame_index(img) for img in read_back(path)[0]] == [0, 1, 2, 3]
+
+
+def test_a_live_encode_keeps_under_its_bitrate_cap(tmp_path):
+    """The live settings (what rtmp:// uses), written to a local FLV: a busy scene stays within the cap
+    (0.1 bit per pixel per frame, 1 s buffer) and every GOP is 2 s."""
+    from rifestream.io.encoder_sink import EncoderSink
+    from rifestream.io.encoders import LIVE_BITS_PER_PIXEL
+
+    path = tmp_path / "live.flv"
+    sink = EncoderSink(
+        str(path), file=str(path), format="flv", live=True, width=320, height=180, rate=Fraction(30),
+        time_base=Fraction(1, 30), codec="libx264",
+    )  # fmt: skip
+    for k, f in enumerate(scene_frames(120)):
+        sink.write(output(f.video, f.time, f.time, seq=k))
+    sink.close()
+    with av.open(str(path)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+    cap = LIVE_BITS_PER_PIXEL * 320 * 180 * 30
+    assert sum(p.size for p in packets) * 8 <= (cap * 4 + cap) * 1.1  # 4 s at the cap, plus the 1 s buffer
+    keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
+    assert keyframes == [0, 60]

@@ -154,7 +154,15 @@ class EncoderSink(Sink):
         stream.codec_context.time_base = self.time_base
         stream.time_base = self.time_base
         stream.codec_context.options = {
-            **encoder_options(self.codec, live=self.live, rate=nominal, crf=crf, preset=preset, bitrate=bitrate),
+            **encoder_options(
+                self.codec,
+                live=self.live,
+                rate=nominal,
+                crf=crf,
+                preset=preset,
+                bitrate=bitrate,
+                pixels=self.width * self.height,
+            ),
             **(codec_options or {}),
         }
         self._video = stream

@@ -55,6 +55,9 @@ def default_pix_fmt(codec: str) -> str:
     return "yuv420p"
 
 
+LIVE_BITS_PER_PIXEL = 0.1  # the bit-rate cap of a live stream without an explicit bitrate (≈ 1.4 Mbit/s at 360p60)
+
+
 def encoder_options(
     codec: str,
     *,
@@ -63,9 +66,17 @@ def encoder_options(
     crf: int | None,
     preset: str | None,
     bitrate: int | None,
+    pixels: int = 0,
 ) -> dict[str, str]:
-    """Codec options (FFmpeg names). Live: no B-frames or lookahead, a keyframe every 2 s."""
+    """Codec options (FFmpeg names).
+
+    Live: no B-frames or lookahead, a keyframe every 2 s, and a bit-rate cap
+    (``bitrate``, else ``LIVE_BITS_PER_PIXEL`` × ``pixels`` × ``rate``) with a
+    1 s buffer, so a busy scene cannot burst beyond what the link carries.
+    Files: constant quality (``crf``, default 23) unless ``bitrate`` is given.
+    """
     opts: dict[str, str] = {}
+    cap = bitrate or (round(LIVE_BITS_PER_PIXEL * pixels * rate) if live and pixels else None)
     if live:
         opts["g"] = str(max(1, round(2 * rate)))
     if codec == "libx264":
@@ -73,17 +84,21 @@ def encoder_options(
         if live:
             opts["tune"] = "zerolatency"
         if bitrate:
-            opts.update(b=str(bitrate), maxrate=str(bitrate), bufsize=str(2 * bitrate))
+            opts["b"] = str(bitrate)
         else:
             opts["crf"] = str(23 if crf is None else crf)
+        if cap:
+            opts.update(maxrate=str(cap), bufsize=str(cap))
     elif codec in ("h264_nvenc", "hevc_nvenc"):
         opts["preset"] = preset or "p4"
         if live:
             opts.update(tune="ll", zerolatency="1", bf="0")
         if bitrate:
-            opts.update(b=str(bitrate), maxrate=str(bitrate), bufsize=str(2 * bitrate))
+            opts.update(b=str(bitrate))
         else:
             opts.update(rc="vbr", cq=str(23 if crf is None else crf))
+        if cap:
+            opts.update(maxrate=str(cap), bufsize=str(cap))
     elif codec == "ffv1":
         opts.update(level="3", slicecrc="1")
     elif crf is not None:
