@@ -140,7 +140,8 @@ class FrameLoop:
         if step == "repeat":
             return {t: (prev.source.video, "repeat") for t in ts}
         if step == "blend":
-            frames = torch.cat([engine.blend(prev.tensor, cur.tensor, t) for t in ts])
+            blends = [engine.blend(prev.tensor, cur.tensor, t) for t in ts]
+            frames = blends[0] if len(blends) == 1 else torch.cat(blends)  # 2x: no copy
         else:
             scale = engine.scale if step == "model" else max(engine.scale / 2, 0.25)
             frames = engine.synthesize(prev.tensor, cur.tensor, ts, scale=scale)
