@@ -211,7 +211,7 @@ def test_audio_only_file_has_no_video(tmp_path):
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("foo://example/stream", "no protocol"),
+        ("foo://example/stream", "cannot open foo:// URLs"),
         ("capture:bogus", "unknown capture backend 'bogus'"),
         ("capture:gdigrab", "not in this FFmpeg build"),
         ("capture:x11grab?size=big", "size must be WIDTHxHEIGHT"),

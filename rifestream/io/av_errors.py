@@ -55,9 +55,10 @@ def open_error(url: str, exc: BaseException, what: str) -> RifestreamError:
     if isinstance(exc, PermissionError):
         return RifestreamError(f"cannot {what} {url}: permission denied; check the file's permissions")
     if isinstance(exc, av.error.ProtocolNotFoundError):
+        scheme = url.split("://", 1)[0] if "://" in url else url
         return RifestreamError(
-            f"{url}: this FFmpeg build has no protocol for this URL; use a file path, rtsp://, rtmp://, srt://, "
-            "http(s)://, capture:, testsrc: or zmq://"
+            f"{url}: the FFmpeg in this PyAV build cannot open {scheme}:// URLs; use a file path, rtsp://, "
+            "rtmp://, http(s)://, udp://, capture:, testsrc: or zmq:// (or a PyAV built with that protocol)"
         )
     if isinstance(exc, av.error.HTTPNotFoundError):
         return RifestreamError(f"{url}: the server has no such stream (404); check the stream path")
