@@ -4,7 +4,7 @@
 |---|---|
 | ``PATH.mp4``, ``.mkv``, ``.mov``, ``.flv``, ``.ts``, ``.nut`` | a file by extension; ``codec="ffv1"``: lossless |
 | ``rtmp://HOST/APP/KEY``, ``rtmps://`` | FLV over RTMP, ``libx264`` ``tune=zerolatency`` or ``h264_nvenc`` |
-| ``srt://``, ``udp://`` | MPEG-TS over SRT/UDP, encoded as for RTMP |
+| ``udp://``, ``srt://`` | MPEG-TS over UDP or SRT (SRT needs an FFmpeg with libsrt), encoded as for RTMP |
 | ``zmq://HOST:PORT[?hwm=4&pix_fmt=rgb24&topic=rifestream&lossy=0]`` | the ZeroMQ frame feed (binds) |
 | ``null`` | discard (counts only) |
 """
@@ -23,7 +23,7 @@ from rifestream.io.stream_info import AudioInfo
 from rifestream.io.zmq_feed import FeedPublisher
 
 LIVE_SINK_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts"}
-SINK_FORMS = "a file path (.mp4, .mkv, .mov, .flv, .ts, .nut), rtmp://, srt://, zmq://HOST:PORT or null"
+SINK_FORMS = "a file path (.mp4, .mkv, .mov, .flv, .ts, .nut), rtmp://, udp://, zmq://HOST:PORT or null"
 
 
 def open_sink(

@@ -4,7 +4,7 @@
 |---|---|
 | ``PATH`` or ``file:PATH`` | a video file; ``realtime=True`` paces it to its timestamps |
 | ``rtsp://``, ``rtsps://`` | a camera; TCP transport, socket timeouts |
-| ``rtmp://``, ``srt://``, ``udp://``, any URL FFmpeg reads | live network streams |
+| ``rtmp://``, ``udp://``, ``srt://`` (with libsrt), any URL FFmpeg reads | live network streams |
 | ``capture:BACKEND?…`` | screen/game capture (see ``rifestream.io.capture``) |
 | ``testsrc:?size=640x360&fps=30`` | the built-in moving test scene (``frames=``/``duration=`` to end it) |
 | ``zmq://HOST:PORT`` | another rifestream feed |
@@ -22,7 +22,7 @@ from rifestream.io.feed_source import FeedSource
 from rifestream.io.scene_source import TestSceneSource
 from rifestream.io.source_base import Source
 
-SOURCE_FORMS = "a file path, rtsp://, rtmp://, srt://, http(s)://, capture:BACKEND, testsrc: or zmq://HOST:PORT"
+SOURCE_FORMS = "a file path, rtsp://, rtmp://, udp://, http(s)://, capture:BACKEND, testsrc: or zmq://HOST:PORT"
 
 
 def open_source(
