@@ -428,3 +428,20 @@ def test_a_live_encode_keeps_under_its_bitrate_cap(tmp_path):
     assert sum(p.size for p in packets) * 8 <= (cap * 4 + cap) * 1.1  # 4 s at the cap, plus the 1 s buffer
     keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
     assert keyframes == [0, 60]
+
+
+def test_an_odd_size_is_encoded_at_the_nearest_even_size(tmp_path):
+    """A captured window can be 321x181; 4:2:0 H.264 needs even sizes: the sink scales to 320x180."""
+    with open_source("testsrc:?size=321x181&fps=30&frames=5", realtime=False) as src:
+        frames = list(src.frames())
+    sink = open_sink(str(tmp_path / "odd.mp4"), width=321, height=181, rate=Fraction(30), time_base=Fraction(1, 30))
+    for k, f in enumerate(frames):
+        sink.write(output(f.video, f.time, f.time, seq=k))
+    sink.close()
+    images, _, _ = read_back(tmp_path / "odd.mp4")
+    assert len(images) == 5 and images[0].shape == (180, 320, 3)
+    lossless = tmp_path / "odd.mkv"  # RGB lossless keeps the odd size
+    sink = open_sink(str(lossless), width=321, height=181, rate=Fraction(30), time_base=Fraction(1, 30), codec="ffv1")
+    sink.write(output(frames[0].video, frames[0].time, frames[0].time))
+    sink.close()
+    assert np.array_equal(read_back(lossless)[0][0], frames[0].video.to_ndarray(format="rgb24"))

@@ -43,6 +43,15 @@ AUDIO_COPY_CODECS = {
 }
 
 
+def _encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
+    """Chroma-subsampled formats need even sizes (4:2:0 both, 4:2:2 the width): round down, frames are scaled."""
+    if pix_fmt.startswith(("yuv420", "yuvj420", "nv12", "nv21", "p010")):
+        return width - width % 2, height - height % 2
+    if pix_fmt.startswith(("yuv422", "yuvj422")):
+        return width - width % 2, height
+    return width, height
+
+
 class EncoderSink(Sink):
     """Encodes ``OutputFrame``s (and the input's audio) into one container.
 
@@ -79,7 +88,13 @@ class EncoderSink(Sink):
         codec_options: dict[str, str] | None = None,
     ) -> None:
         self.url, self.live = url, live
-        self.width, self.height = width, height
+        self.codec = pick_video_codec(codec)
+        self.pix_fmt = pix_fmt or default_pix_fmt(self.codec)
+        self.width, self.height = _encodable_size(width, height, self.pix_fmt)
+        if (self.width, self.height) != (width, height):
+            log.info(
+                "%s: %dx%d is odd for %s; encoding %dx%d", url, width, height, self.pix_fmt, self.width, self.height
+            )
         self.time_base = Fraction(time_base)
         self.stats = SinkStats()
         self._reformatter = VideoReformatter()  # this sink's own: frames are shared with other sinks' threads
@@ -89,8 +104,6 @@ class EncoderSink(Sink):
         self._closed = False
         self._origin: Fraction | None = None
         self._last_pts: int | None = None
-        self.codec = pick_video_codec(codec)
-        self.pix_fmt = pix_fmt or default_pix_fmt(self.codec)
         options = dict(container_options or {})
         if live:
             # if the audio stalls, hold video back at most 0.5 s in the muxer's interleaving queue (default 10 s)
