@@ -251,3 +251,23 @@ def test_example_consumer_reads_the_feed():
     n_interp = sum(" interp " in line for line in lines)
     assert 4 <= n_interp <= 6  # every other frame was marked interpolated
     assert f"10 frames ({n_interp} interpolated)" in out
+
+
+def test_subscribers_are_counted_and_frames_for_nobody_are_not_drops():
+    pub = publisher()
+    img = np.zeros((48, 64, 3), np.uint8)
+    assert pub.write(frame_of(img, Fraction(0), Fraction(0), 0.0)) and pub.subscribers == 0
+    subs = [FeedSubscriber(f"zmq://127.0.0.1:{pub.port}") for _ in range(2)]
+    for sub in subs:
+        connected(pub, sub)
+    assert pub.subscribers == 2
+    subs[0].close()
+    k, deadline = 1, time.monotonic() + 5
+    while pub.subscribers != 1 and time.monotonic() < deadline:  # the notice comes with a later write
+        pub.write(frame_of(img, Fraction(k), Fraction(k), 0.0))
+        subs[1].recv(0.02)
+        k += 1
+    assert pub.subscribers == 1
+    subs[1].close()
+    pub.close()
+    assert pub.stats.dropped == 0

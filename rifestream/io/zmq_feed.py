@@ -182,12 +182,13 @@ class FeedPublisher(Sink):
         self.pix_fmt, self.topic = pix_fmt, topic
         self.stats = SinkStats()
         self._reformatter = VideoReformatter()  # this sink's own (see encode_message)
-        self.subscribers = 0  # as told by the XPUB socket's (un)subscribe notices
+        self.subscribers = 0  # connected subscribers, as the XPUB socket's (un)subscribe notices tell
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.XPUB)
         self._socket.setsockopt(zmq.SNDHWM, max(1, hwm))
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.XPUB_NODROP, 0 if lossy else 1)
+        self._socket.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscription, so ``subscribers`` is a count
         try:
             self._socket.bind(endpoint)
         except zmq.ZMQError as exc:
@@ -212,22 +213,28 @@ class FeedPublisher(Sink):
                 self.subscribers -= 1
 
     def write(self, frame: OutputFrame) -> bool:
-        """Publish one frame; False if it was dropped (a subscriber's queue was full)."""
-        parts = encode_message(
-            frame,
-            time_base=self.time_base,
-            source_time_base=self.source_time_base,
-            rate=self.rate,
-            pix_fmt=self.pix_fmt,
-            topic=self.topic,
-            reformatter=self._reformatter,
-        )
+        """Publish one frame; False if it was dropped (a subscriber's queue was full).
+
+        With no subscriber the frame is not even converted (nobody would receive it).
+        """
         with self._lock:  # sockets are not thread-safe; close() may come from the shutdown path
             if self._closed:
                 return False
             self._sending = True
             try:
                 self._take_subscriptions()
+                if self.subscribers <= 0:
+                    self.stats.frames += 1
+                    return True
+                parts = encode_message(
+                    frame,
+                    time_base=self.time_base,
+                    source_time_base=self.source_time_base,
+                    rate=self.rate,
+                    pix_fmt=self.pix_fmt,
+                    topic=self.topic,
+                    reformatter=self._reformatter,
+                )
                 self._socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 self.stats.dropped += 1
