@@ -110,31 +110,22 @@ class SinkWorker:
             await self.queue.put(item)
 
     async def run(self) -> None:
-        """Write items until ``END``; then close the sink (flush, finish the file)."""
+        """Write items until ``END``; then close the sink (flush, finish the file).
+
+        What is already queued when the worker wakes (a frame pair comes out of the engine at once)
+        is written in one hand-off to the sink's thread, not one round trip per frame.
+        """
         loop = asyncio.get_running_loop()
         try:
-            while True:
-                item = await self.queue.get()
-                if item is END:
-                    break
-                if isinstance(item, Marker):
-                    continue
-                if self.sink is None:
-                    if isinstance(item, OutputFrame):
-                        self._stats.drop(self.stage, "disconnected")
-                    continue
-                try:
-                    took, done, kept = await loop.run_in_executor(self._executor, self._write, self.sink, item)
-                except SinkLost as lost:
-                    self._lost(lost, item)
-                    continue
-                if isinstance(item, OutputFrame):
-                    if kept:
-                        self._stats.stage(self.stage, took)
-                        self._stats.emitted(item, done)
-                    else:
-                        self.dropped_by_sink += 1
-                        self._stats.drop(self.stage, "queue_full")
+            ended = False
+            while not ended:
+                batch = [await self.queue.get()]
+                batch += self.queue.take_ready(self.queue.capacity["video"])
+                if END in batch:
+                    batch, ended = batch[: batch.index(END)], True
+                items = [i for i in batch if not isinstance(i, Marker)]
+                if items:
+                    await self._write_all(loop, items)
         finally:
             self._closing = True
             self.queue.close()
@@ -144,17 +135,48 @@ class SinkWorker:
             await loop.run_in_executor(self._executor, self._close_sink)
             self._executor.shutdown(wait=True)
 
+    async def _write_all(self, loop: asyncio.AbstractEventLoop, items: list[OutputFrame | SourceAudio]) -> None:
+        if self.sink is None:
+            self._drop_frames(items, "disconnected")
+            return
+        results, lost = await loop.run_in_executor(self._executor, self._write_batch, self.sink, items)
+        for item, (took, done, kept) in zip(items, results, strict=False):
+            if not isinstance(item, OutputFrame):
+                continue
+            if kept:
+                self._stats.stage(self.stage, took)
+                self._stats.emitted(item, done)
+            else:
+                self.dropped_by_sink += 1
+                self._stats.drop(self.stage, "queue_full")
+        if lost is not None:
+            self._drop_frames(items[len(results) :], "disconnected")
+            self._lost(lost)
+
+    def _drop_frames(self, items: list[OutputFrame | SourceAudio], reason: str) -> None:
+        for item in items:
+            if isinstance(item, OutputFrame):
+                self._stats.drop(self.stage, reason)
+
     @staticmethod
-    def _write(sink: Sink, item: OutputFrame | SourceAudio) -> tuple[float, float, bool]:
-        """(seconds the write took, when it finished, whether the sink kept the frame)."""
-        start = time.perf_counter()
-        if isinstance(item, SourceAudio):
-            sink.write_audio(item)
-            kept = True
-        else:
-            kept = sink.write(item) is not False
-        took = time.perf_counter() - start
-        return took, time.monotonic(), kept
+    def _write_batch(
+        sink: Sink, items: list[OutputFrame | SourceAudio]
+    ) -> tuple[list[tuple[float, float, bool]], SinkLost | None]:
+        """Per item written: (seconds the write took, when it finished, whether the sink kept it);
+        and the ``SinkLost`` that stopped the batch, if one did."""
+        results = []
+        for item in items:
+            start = time.perf_counter()
+            try:
+                if isinstance(item, SourceAudio):
+                    sink.write_audio(item)
+                    kept = True
+                else:
+                    kept = sink.write(item) is not False
+            except SinkLost as lost:
+                return results, lost
+            results.append((time.perf_counter() - start, time.monotonic(), kept))
+        return results, None
 
     def _close_sink(self) -> None:
         sink, self.sink = self.sink, None
@@ -166,10 +188,8 @@ class SinkWorker:
             log.warning("sink %s lost while closing: %s", self.url, lost)
 
     # ----- trouble -------------------------------------------------------
-    def _lost(self, lost: SinkLost, item: SinkItem) -> None:
+    def _lost(self, lost: SinkLost) -> None:
         log.warning("sink %s lost: %s; reconnecting with backoff", self.url, lost)
-        if isinstance(item, OutputFrame):
-            self._stats.drop(self.stage, "disconnected")
         dead, self.sink = self.sink, None
         if dead is not None:
             self._executor.submit(_close_quietly, dead)
