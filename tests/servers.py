@@ -1,7 +1,9 @@
 """Real servers for the tests, on loopback: nginx-rtmp, GStreamer's RTSP server, Xvfb with motion.
 
-Each helper starts its process in the foreground, waits for readiness by
-connecting to it (bounded), and always stops it. Their working folders (and so
+Each helper starts its process in the foreground, waits until it is ready
+(bounded: nginx and the RTSP server by connecting to their port, Xvfb by the
+display number it reports on ``-displayfd`` once it accepts clients), and
+always stops it. Their working folders (and so
 their command lines) contain ``rifestream-test-server``, which ``.ci/run``
 uses to clean up after a crashed run. The pytest fixtures in ``conftest.py``
 wrap them.
