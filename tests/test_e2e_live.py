@@ -218,3 +218,21 @@ def test_sigint_finishes_an_rtmp_stream_and_a_file(tmp_path, nginx_rtmp):
     with av.open(str(out)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames == summary_number(stdout, r"frames out\s+(\d+)") > 60
+
+
+def test_rtmp_server_restarted_mid_stream_the_sink_reconnects_and_the_stream_resumes(tmp_path, nginx_rtmp):
+    url = nginx_rtmp.url("back")
+    proc = start_run(tmp_path, "--source", "testsrc:?size=320x240&fps=30", "--sink", url, "--duration", "14")
+    time.sleep(5)
+    nginx_rtmp.stop()  # the ingest server goes away mid-stream …
+    time.sleep(2)
+    nginx_rtmp.start()  # … and comes back on the same port
+    time.sleep(3)  # the job retries with backoff (0.5 s, 1 s, 2 s …) and publishes again
+    times: list[Fraction] = []
+    read_rtmp(url, 3, times)  # a player that joins after the restart gets the stream
+    stdout, stderr = finish(proc)
+    assert counts(stdout, "reconnects").get("sink", 0) >= 1
+    assert counts(stdout, "drops").get("encode/disconnected", 0) > 0
+    assert "sink rtmp://" in stderr and " back" in stderr
+    assert len(times) > 60, f"only {len(times)} frames played after the server came back"
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
