@@ -54,7 +54,7 @@ class RunSummary:
     output_fps: float
     latency: dict[str, Percentiles]  # "end_to_end" and each stage, seconds
     fallbacks: dict[str, int]
-    drops: dict[str, int]  # "stage/reason" → frames
+    drops: dict[str, int]  # "queue/reason" → frames (queue: interpolate, encode, encode2, feed, sink …)
     reconnects: dict[str, int]
     notes: list[str] = field(default_factory=list)
 
@@ -161,9 +161,11 @@ class RunStats:
             self._last_out = when
         self.stage(END_TO_END, when - frame.arrival)
 
-    def drop(self, stage: str, reason: str, frames: int = 1) -> None:
+    def drop(self, stage: str, reason: str, frames: int = 1, *, where: str | None = None) -> None:
+        """Frames dropped at ``stage`` (the metrics label); ``where`` names the queue in the summary
+        when several share a stage (two encoding sinks: ``encode``, ``encode2``)."""
         with self._lock:
-            self.drops[f"{stage}/{reason}"] += frames
+            self.drops[f"{where or stage}/{reason}"] += frames
         if self.metrics:
             for _ in range(frames):
                 self.metrics.drop(stage, reason)

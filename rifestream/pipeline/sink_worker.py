@@ -105,7 +105,7 @@ class SinkWorker:
         if self.live or item is END:
             for old in self.queue.offer(item):
                 if isinstance(old, OutputFrame):
-                    self._stats.drop(self.stage, "queue_full")
+                    self._stats.drop(self.stage, "queue_full", where=self.queue_name)
         else:
             await self.queue.put(item)
 
@@ -148,7 +148,7 @@ class SinkWorker:
                 self._stats.emitted(item, done)
             else:
                 self.dropped_by_sink += 1
-                self._stats.drop(self.stage, "queue_full")
+                self._stats.drop(self.stage, "queue_full", where=self.queue_name)
         if lost is not None:
             self._drop_frames(items[len(results) :], "disconnected")
             self._lost(lost)
@@ -156,7 +156,7 @@ class SinkWorker:
     def _drop_frames(self, items: list[OutputFrame | SourceAudio], reason: str) -> None:
         for item in items:
             if isinstance(item, OutputFrame):
-                self._stats.drop(self.stage, reason)
+                self._stats.drop(self.stage, reason, where=self.queue_name)
 
     @staticmethod
     def _write_batch(
