@@ -113,6 +113,7 @@ class RunStats:
         self._started = time.monotonic()
         self._cpu_started = time.process_time()
         self._emitted_seq = -1
+        self._emitted = 0  # output frames some sink finished
         self.notes: list[str] = []
 
     def configure(self, *, target_fps: float | None, budget_s: float | None, capacities: dict[str, int]) -> None:
@@ -152,11 +153,15 @@ class RunStats:
             self.metrics.scene_cut()
 
     def emitted(self, frame: OutputFrame, when: float) -> None:
-        """A sink finished sending ``frame`` at ``when``; the first sink to do so ends its latency."""
+        """A sink finished sending ``frame`` at ``when``; the first sink to do so ends its latency.
+
+        Each sink emits in order, so "first" is "newer than any emitted yet" (a frame one sink dropped
+        and another emitted only after a newer frame went out elsewhere is not timed)."""
         with self._lock:
             if frame.seq <= self._emitted_seq:
                 return
             self._emitted_seq = frame.seq
+            self._emitted += 1
             self._first_out = when if self._first_out is None else self._first_out
             self._last_out = when
         self.stage(END_TO_END, when - frame.arrival)
@@ -211,7 +216,7 @@ class RunStats:
             frames_in = self.frames_in
             frames_out = dict(self.frames_out)
             fps_in = _rate(frames_in, self._first_in, self._last_in)
-            fps_out = _rate(self._emitted_seq + 1, self._first_out, self._last_out)
+            fps_out = _rate(self._emitted, self._first_out, self._last_out)
             samples = {k: list(v) for k, v in self._samples.items()}
             result = RunSummary(
                 seconds=time.monotonic() - self._started,
