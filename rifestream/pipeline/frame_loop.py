@@ -152,6 +152,17 @@ class FrameLoop:
         fallback = None if step == "model" else step
         return {t: (av.VideoFrame.from_ndarray(a, format="rgb24"), fallback) for t, a in zip(ts, arrays, strict=True)}
 
+    def warm_up(self, width: int, height: int) -> None:
+        """Do the first pair's warm-up now, on blank frames of the stream's size, so that a live
+        stream's first pair does not stall while the model steps are run and timed."""
+        import numpy as np
+
+        blank = self.engine.to_tensor(np.zeros((height, width, 3), np.uint8))
+        self.engine.scene_score(blank, blank)
+        self.engine.to_numpy(self.engine.blend(blank, blank, 0.5))
+        if not self._warmed_up:
+            self._warm_up(blank, blank, 1)
+
     def _warm_up(self, a: torch.Tensor, b: torch.Tensor, n: int) -> None:
         """First pair under a budget: run each model step once untimed (allocations, CUDA graphs),
         then once timed, so that the ladder starts from measured costs."""

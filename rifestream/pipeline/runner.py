@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-
 from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
 from rifestream.io.scene_source import TestSceneSource
 from rifestream.io.source_base import Source
@@ -296,7 +294,7 @@ class Runner:
             source.close()
             await asyncio.gather(*(w.abort() for w in self.workers), return_exceptions=True)
             raise
-        await loop.run_in_executor(engine_pool, _warm_up_engine, self.engine, info)
+        await loop.run_in_executor(engine_pool, frame_loop.warm_up, info.width, info.height)
         sink_tasks = [loop.create_task(w.run(), name=f"sink {w.url}") for w in self.workers]
         for task in sink_tasks:
             task.add_done_callback(self._sink_done)
@@ -433,13 +431,6 @@ class Runner:
         for w in self.workers:
             if w.dropped_by_sink:
                 self.stats.note(f"{w.url}: {w.dropped_by_sink} frames dropped by the sink (a subscriber not reading)")
-
-
-def _warm_up_engine(engine: Any, info: StreamInfo) -> None:
-    """Make the engine's first calls (lazy kernel set-up: slow) before frames arrive, not on them."""
-    blank = engine.to_tensor(np.zeros((info.height, info.width, 3), np.uint8))
-    engine.scene_score(blank, blank)
-    engine.to_numpy(engine.blend(blank, blank, 0.5))
 
 
 def _source_kind(item: SourceItem) -> str | None:
