@@ -111,24 +111,35 @@ def test_triplets_skip_scene_cuts_and_static_frames():
     assert any(tr.t != 0.5 for tr in triplets)
 
 
-def test_video_triplets_decode_a_real_file(tmp_path):
+def write_moving_clip(path, frames: int) -> None:
     import av
 
-    path = tmp_path / "clip.mkv"
-    base = smooth_strip(48, 160)
+    base = smooth_strip(48, 64 + 4 * frames)
     with av.open(str(path), "w") as c:
         s = c.add_stream("ffv1", rate=30)
         s.width, s.height, s.pix_fmt = 64, 48, "bgr0"
-        for i in range(10):
+        for i in range(frames):
             frame = np.ascontiguousarray(np.roll(base, 4 * i, axis=1)[:, :64])
             for p in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    videos = VideoTriplets([path], gaps=(1,))
-    assert len(videos.clips[0]) == 10
+
+
+def test_video_triplets_decode_real_files_and_share_draws_equally(tmp_path):
+    write_moving_clip(tmp_path / "short.mkv", 10)
+    write_moving_clip(tmp_path / "long.mkv", 40)
+    videos = VideoTriplets([tmp_path / "short.mkv", tmp_path / "long.mkv"], gaps=(1,), half_t_share=0.6)
+    assert [len(c) for c in videos.clips] == [10, 40]
     img0, gt, img1, t = videos.sample(np.random.default_rng(0))
     assert img0.shape == gt.shape == img1.shape == (48, 64, 3) and 0 < t < 1
+    per_clip = np.zeros(2)
+    half = 0.0
+    for tr, w in zip(videos.triplets, videos.weights, strict=True):
+        per_clip[tr.clip] += w
+        half += w if tr.t == 0.5 else 0.0
+    assert per_clip == pytest.approx([0.5, 0.5])
+    assert half == pytest.approx(0.6)
 
 
 def test_laplacian_loss_is_zero_only_for_equal_images():

@@ -8,7 +8,8 @@ Two kinds of triplet, as in the RIFE paper:
 
 Triplets that cross a scene cut (a large jump between two consecutive frames)
 or that barely move (frame0 ≈ frame1) are left out. Sampling favours triplets
-with more motion, because large motion is what the model finds hardest.
+with more motion, because large motion is what the model finds hardest, and
+gives every clip the same share, so that one long clip does not dominate.
 """
 
 from __future__ import annotations
@@ -121,12 +122,15 @@ class VideoTriplets:
         if not self.triplets:
             raise RifestreamError("the training clips hold no usable triplets (all static or cut)")
         half = np.array([tr.t == 0.5 for tr in self.triplets])
-        motion = np.array([tr.motion for tr in self.triplets])
-        weight = np.sqrt(motion)
-        # Give t = 0.5 triplets (what 2x conversion needs) a fixed share of the draws.
-        for mask, share in ((half, half_t_share), (~half, 1.0 - half_t_share)):
-            if mask.any():
-                weight[mask] *= share / weight[mask].sum()
+        clip = np.array([tr.clip for tr in self.triplets])
+        weight = np.sqrt(np.array([tr.motion for tr in self.triplets]))
+        # Every clip gets the same share of the draws (a long clip must not drown the others), and
+        # within a clip the t = 0.5 triplets (what 2x conversion needs) get a fixed share.
+        for k in range(len(self.clips)):
+            for mask, share in ((half, half_t_share), (~half, 1.0 - half_t_share)):
+                mine = mask & (clip == k)
+                if mine.any():
+                    weight[mine] *= share / weight[mine].sum()
         self.weights = weight / weight.sum()
 
     def __len__(self) -> int:
