@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -218,6 +219,7 @@ class Runner:
         try:
             source = await self._first_source(loop)
             if source is None:
+                self.stats.note("stopped before the source could be opened")
                 return self.stats.summary()
             return await self._stream(loop, source, engine_pool)
         finally:
@@ -420,11 +422,18 @@ class Runner:
         return installed
 
     def _on_signal(self, sig: int) -> None:
-        """First signal: a clean stop. The handlers are then removed, so a second one acts at once."""
-        log.info("%s: stopping; draining queues, flushing encoders, closing sinks", signal.Signals(sig).name)
-        loop = asyncio.get_running_loop()
-        for s in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(s)
+        """First SIGINT/SIGTERM: a clean stop. A second one: exit now, leaving the files as they are.
+
+        The handlers stay installed until the job ends: removing them inside the handler let the
+        same signal reach Python's default handler too (a KeyboardInterrupt in the middle of the
+        clean stop).
+        """
+        name = signal.Signals(sig).name
+        if self._stop_requested.is_set():
+            log.warning("second %s: exiting without finishing the outputs", name)
+            logging.shutdown()
+            os._exit(128 + sig)
+        log.info("%s: stopping; draining queues, flushing encoders, closing sinks", name)
         self.stop()
 
     def _note_sink_drops(self) -> None:
