@@ -21,12 +21,11 @@ import av
 import numpy as np
 import pytest
 
-from rifestream.engine import Interpolator
+from rifestream.engine import FrameEngine, Interpolator
 from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.zmq_feed import FeedSubscriber
 from rifestream.model import IFNet, IFNetConfig, save_model
-from rifestream.pipeline.blend_engine import BlendOnlyEngine
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.run_stats import RunStats
@@ -55,7 +54,7 @@ def make_runner(source_url: str, sinks: list[SinkSpec], engine=None, **kwargs) -
     return Runner(
         open_source=lambda: open_source(source_url),
         sinks=sinks,
-        engine=engine or BlendOnlyEngine("cpu"),
+        engine=engine or FrameEngine("cpu"),
         clock=clock,
         budget=kwargs.pop("budget", LatencyBudget(None, "blend")),
         **kwargs,

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rifestream.engine.scene import scene_change_score
 from rifestream.errors import RifestreamError
 from rifestream.model import IFNet, load_model
 
@@ -63,7 +62,57 @@ class _Graph:
     out: torch.Tensor
 
 
-class Interpolator:
+class FrameEngine:
+    """Frames on a device without a model: conversions, the blend and repeat steps.
+
+    It is what a job runs when the ladder is pinned to ``blend``/``repeat`` or no
+    model is available; :class:`Interpolator` adds the model.
+    """
+
+    def __init__(self, device: str | torch.device = "auto", precision: Precision = "fp32", scale: float = 1.0) -> None:
+        self.device = resolve_device(device)
+        if precision not in ("fp32", "fp16"):
+            raise RifestreamError(f"precision {precision!r} unknown; expected fp32 or fp16")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise RifestreamError("fp16 needs a CUDA device; drop --fp16 or use --device cuda")
+        self.precision: Precision = precision
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.scale = check_scale(scale)
+
+    # ----- conversions -------------------------------------------------
+    def to_tensor(self, frame: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A frame as a (1, 3, H, W) tensor of this engine's device and dtype, in [0, 1]."""
+        if isinstance(frame, np.ndarray):
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise RifestreamError(f"expected an H×W×3 uint8 RGB array, got {frame.dtype} {frame.shape}")
+            t = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
+            # planar (contiguous NCHW), not a permuted view: per-pixel channel sums (scene features)
+            # and convolutions run several times faster on it
+            planar = t.permute(2, 0, 1).unsqueeze(0).to(self.dtype, memory_format=torch.contiguous_format)
+            return planar.div_(255.0)
+        if frame.dim() == 3:
+            frame = frame.unsqueeze(0)
+        if frame.dim() != 4 or frame.shape[1] != 3:
+            raise RifestreamError(f"expected a (3, H, W) or (1, 3, H, W) tensor, got {tuple(frame.shape)}")
+        return frame.to(self.device, self.dtype)
+
+    @staticmethod
+    def to_numpy(frames: torch.Tensor) -> np.ndarray:
+        """(N, 3, H, W) in [0, 1] → (N, H, W, 3) uint8, rounded."""
+        u8 = frames.float().mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+        return u8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+    def blend(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+        """The cheap fallback: a linear cross-fade at ``t``."""
+        return torch.lerp(img0, img1, float(t))
+
+    def synthesize(
+        self, img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float], scale: float | None = None
+    ) -> torch.Tensor:
+        raise RifestreamError("no model loaded: this engine only blends or repeats; pass --model NAME|PATH")
+
+
+class Interpolator(FrameEngine):
     """Synthesises frames between two frames with an IFNet.
 
     >>> interp = Interpolator("rifestream-v1")           # doctest: +SKIP
@@ -83,14 +132,7 @@ class Interpolator:
         scale: float = 1.0,
         cuda_graphs: bool = True,
     ) -> None:
-        self.device = resolve_device(device)
-        if precision not in ("fp32", "fp16"):
-            raise RifestreamError(f"precision {precision!r} unknown; expected fp32 or fp16")
-        if precision == "fp16" and self.device.type != "cuda":
-            raise RifestreamError("fp16 needs a CUDA device; drop --fp16 or use --device cuda")
-        self.precision: Precision = precision
-        self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.scale = check_scale(scale)
+        super().__init__(device, precision, scale)
         if not isinstance(model, IFNet):
             from rifestream.model.registry import resolve_model
 
@@ -99,26 +141,6 @@ class Interpolator:
         self.model = model.to(self.device, self.dtype).eval()
         self.use_graphs = cuda_graphs and self.device.type == "cuda"
         self._graphs: dict[tuple, _Graph | None] = {}
-
-    # ----- conversions -------------------------------------------------
-    def to_tensor(self, frame: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """A frame as a (1, 3, H, W) tensor of this engine's device and dtype, in [0, 1]."""
-        if isinstance(frame, np.ndarray):
-            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-                raise RifestreamError(f"expected an H×W×3 uint8 RGB array, got {frame.dtype} {frame.shape}")
-            t = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
-            return t.permute(2, 0, 1).unsqueeze(0).to(self.dtype).div_(255.0)
-        if frame.dim() == 3:
-            frame = frame.unsqueeze(0)
-        if frame.dim() != 4 or frame.shape[1] != 3:
-            raise RifestreamError(f"expected a (3, H, W) or (1, 3, H, W) tensor, got {tuple(frame.shape)}")
-        return frame.to(self.device, self.dtype)
-
-    @staticmethod
-    def to_numpy(frames: torch.Tensor) -> np.ndarray:
-        """(N, 3, H, W) in [0, 1] → (N, H, W, 3) uint8, rounded."""
-        u8 = frames.float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
-        return u8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
     # ----- the model ---------------------------------------------------
     def synthesize(
@@ -172,13 +194,6 @@ class Interpolator:
         except RuntimeError as exc:
             log.warning("CUDA graph capture failed for %s (%s); running eagerly", tuple(img0.shape), exc)
             return None
-
-    def blend(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
-        """The cheap fallback: a linear cross-fade at ``t``."""
-        return torch.lerp(img0, img1, float(t))
-
-    def scene_score(self, img0: torch.Tensor, img1: torch.Tensor) -> float:
-        return scene_change_score(img0, img1)
 
     # ----- the user-facing call -----------------------------------------
     @overload

@@ -11,7 +11,7 @@ _POOL_CELLS = (18, 32)
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _cell_features(img: torch.Tensor) -> torch.Tensor:
+def scene_features(img: torch.Tensor) -> torch.Tensor:
     """Per cell of an 18×32 grid: mean luma and mean gradient magnitude (how textured it is)."""
     w = torch.tensor(_LUMA, device=img.device, dtype=torch.float32).view(1, 3, 1, 1)
     y = (img[:1].float() * w).sum(1, keepdim=True)
@@ -22,12 +22,17 @@ def _cell_features(img: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(torch.cat([y, grad], 1), size)
 
 
+def compare_scene_features(f0: torch.Tensor, f1: torch.Tensor) -> float:
+    """The scene-change score of two frames from their :func:`scene_features`."""
+    return float((f0 - f1).abs().mean(dim=(0, 2, 3)).max())
+
+
 def scene_change_score(img0: torch.Tensor, img1: torch.Tensor) -> float:
     """How unlike two (1, 3, H, W) frames in [0, 1] are, in [0, 1]: the larger of the mean absolute
     change of cell brightness and of cell texture, on an 18×32 grid.
 
     Typical values: under 0.03 within a shot, up to about 0.10 for fast pans of strong texture,
-    above 0.15 at cuts.
+    above 0.15 at cuts. A stream computes each frame's features once (:func:`scene_features`)
+    and compares neighbours with :func:`compare_scene_features`.
     """
-    diff = (_cell_features(img0) - _cell_features(img1)).abs().mean(dim=(0, 2, 3))
-    return float(diff.max())
+    return compare_scene_features(scene_features(img0), scene_features(img1))

@@ -17,7 +17,7 @@ from fractions import Fraction
 import av
 import torch
 
-from rifestream.engine import Interpolator
+from rifestream.engine import FrameEngine, compare_scene_features, scene_features
 from rifestream.io.frames import OutputFrame, SourceFrame
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
@@ -31,6 +31,7 @@ class _Buffered:
 
     source: SourceFrame
     tensor: torch.Tensor
+    scene: torch.Tensor | None  # its scene-cut features, computed once per frame
 
 
 class FrameLoop:
@@ -43,7 +44,7 @@ class FrameLoop:
 
     def __init__(
         self,
-        engine: Interpolator,
+        engine: FrameEngine,
         clock: OutputClock,
         *,
         budget: LatencyBudget | None = None,
@@ -63,8 +64,9 @@ class FrameLoop:
     def _upload(self, src: SourceFrame) -> _Buffered:
         start = time.perf_counter()
         tensor = self.engine.to_tensor(src.video.to_ndarray(format="rgb24"))
+        features = scene_features(tensor) if self.scene_threshold is not None else None
         self.on_stage("upload", time.perf_counter() - start)
-        return _Buffered(src, tensor)
+        return _Buffered(src, tensor, features)
 
     def push(self, src: SourceFrame) -> list[OutputFrame]:
         if self._slots and src.time <= self._slots[-1].source.time:
@@ -128,7 +130,7 @@ class FrameLoop:
         """Frames for every t in ``ts`` by the ladder step the budget allows; keyed by t."""
         engine = self.engine
         start = time.perf_counter()
-        if self.scene_threshold is not None and engine.scene_score(prev.tensor, cur.tensor) > self.scene_threshold:
+        if prev.scene is not None and compare_scene_features(prev.scene, cur.scene) > self.scene_threshold:
             return {t: (prev.source.video, "scene_cut") for t in ts}
         if not self._warmed_up:
             self._warm_up(prev.tensor, cur.tensor, len(ts))
@@ -158,7 +160,7 @@ class FrameLoop:
         import numpy as np
 
         blank = self.engine.to_tensor(np.zeros((height, width, 3), np.uint8))
-        self.engine.scene_score(blank, blank)
+        compare_scene_features(scene_features(blank), scene_features(blank))
         self.engine.to_numpy(self.engine.blend(blank, blank, 0.5))
         if not self._warmed_up:
             self._warm_up(blank, blank, 1)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rifestream.config import PipelineConfig
+from rifestream.engine import FrameEngine
 from rifestream.errors import RifestreamError
-from rifestream.pipeline.blend_engine import BlendOnlyEngine
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.run_stats import RunStats, RunSummary
@@ -29,7 +29,7 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
     and counted as ``blend`` fallbacks. A model the user named must load.
     """
     if config.force_step in NO_MODEL_STEPS:
-        return BlendOnlyEngine(config.device), f"none ({config.force_step} forced)", config.force_step
+        return FrameEngine(config.device), f"none ({config.force_step} forced)", config.force_step
     from rifestream.engine import Interpolator
 
     try:
@@ -43,7 +43,7 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
             "fallbacks; pass --model NAME|PATH for the real thing (`rifestream models list`)"
         )
         stats.note("no model available: in-between frames blended")
-        return BlendOnlyEngine(config.device), "none (blend fallback)", "blend"
+        return FrameEngine(config.device), "none (blend fallback)", "blend"
     return engine, config.model or "rifestream-v1", config.force_step
 
 
@@ -55,7 +55,7 @@ def set_cpu_threads(config: PipelineConfig, engine: Any) -> None:
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    elif isinstance(engine, BlendOnlyEngine):
+    elif type(engine) is FrameEngine:
         torch.set_num_threads(1)
 
 
