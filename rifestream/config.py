@@ -75,14 +75,13 @@ from __future__ import annotations
 
 import copy
 import json
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from rifestream.errors import RifestreamError
 

@@ -26,7 +26,6 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -238,7 +237,7 @@ class Runner:
                 log.warning("source not reachable: %s; retrying in %.1f s", lost, delay)
                 try:
                     await asyncio.wait_for(self._stopped.wait(), delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self.stats.reconnect("source")
         return None
 
@@ -460,11 +459,5 @@ def _fps(rate: Fraction | None) -> str:
 
 def run_blocking(runner: Runner, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> RunSummary:
     """Run ``runner`` to the end on a new event loop (``loop_factory``: e.g. ``uvloop.new_event_loop``)."""
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=loop_factory) as aio:
-            return aio.run(runner.run())
-    loop = (loop_factory or asyncio.new_event_loop)()
-    try:
-        return loop.run_until_complete(runner.run())
-    finally:
-        loop.close()
+    with asyncio.Runner(loop_factory=loop_factory) as aio:
+        return aio.run(runner.run())
