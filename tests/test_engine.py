@@ -71,7 +71,8 @@ def test_lower_scale_pads_to_a_larger_multiple_and_still_crops_back():
     ("kwargs", "message"),
     [
         ({"precision": "fp16"}, "fp16 needs a CUDA device"),
-        ({"scale": 8.0}, "not supported"), ({"scale": 0.75}, "use one of"),
+        ({"scale": 8.0}, "not supported"),
+        ({"scale": 0.75}, "use one of"),
         ({"precision": "int8"}, "precision"),
     ],
 )
