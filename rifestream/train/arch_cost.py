@@ -16,9 +16,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from rifestream.model.ifnet import IFNet, IFNetConfig
 
 CANDIDATES: dict[str, IFNetConfig] = {
+    # The planning run's model: no feature head, narrow blocks.
     "small-nohead": IFNetConfig("small-nohead", (96, 64, 48, 32), (8, 4, 2, 1), head=False, pad=32),
-    "rifestream-v1": IFNetConfig("rifestream-v1", (128, 96, 64, 32), (8, 4, 2, 1), head=True, pad=32),
-    "v4.22.lite": IFNetConfig("v4.22.lite", (192, 128, 64, 32), (8, 4, 2, 1), head=True, pad=32),
+    # A head model with narrower coarse blocks.
+    "head-128": IFNetConfig("head-128", (128, 96, 64, 32), (8, 4, 2, 1), head=True, pad=32),
+    # The shipped rifestream-v1 (the block widths of RIFE v4.22.lite).
+    "rifestream-v1": IFNetConfig("rifestream-v1", (192, 128, 64, 32), (8, 4, 2, 1), head=True, pad=32),
 }
 
 
