@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rifestream.errors import RifestreamError
+from rifestream.io.video_file import read_rgb_frames
 
 Rebuild = Callable[[np.ndarray, np.ndarray], np.ndarray]
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -29,25 +30,6 @@ class Score:
     psnr: float
     ssim: float
     frames: int
-
-
-def read_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
-    """The first ``limit`` frames of a video as H×W×3 uint8 RGB arrays."""
-    import av
-
-    path = Path(path)
-    if not path.is_file():
-        raise RifestreamError(f"{path}: no such video file")
-    frames: list[np.ndarray] = []
-    try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if limit and len(frames) >= limit:
-                    break
-    except av.error.FFmpegError as exc:
-        raise RifestreamError(f"{path}: cannot decode video ({exc})") from exc
-    return frames
 
 
 def busiest_window_start(frames: Sequence[np.ndarray], n: int) -> int:
@@ -113,7 +95,7 @@ def model_rebuild(model: str | Path | None, device: str = "auto", precision: str
 def score_clip(path: str | Path, methods: dict[str, Rebuild], frames: int = 41, scan: int = 900) -> list[Score]:
     """Scores of every method on one clip's busiest window."""
     n = frames if frames % 2 else frames + 1
-    clip = read_frames(path, scan)
+    clip = read_rgb_frames(path, scan)
     if len(clip) < 5:
         raise RifestreamError(f"{path}: {len(clip)} frames; the protocol needs at least 5")
     start = busiest_window_start(clip, n)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rifestream.errors import RifestreamError
+from rifestream.io.video_file import read_rgb_frames
 
 #: Mean absolute difference (0..255, on a 1/4-size grey image) above which two consecutive frames are a cut.
 SCENE_CUT_DIFF = 40.0
@@ -41,21 +42,8 @@ class TripletIndex:
 
 
 def decode_clip(path: str | Path, max_frames: int | None = None) -> list[np.ndarray]:
-    """All frames (or the first ``max_frames``) of a video file as H×W×3 uint8 RGB arrays."""
-    import av
-
-    path = Path(path)
-    if not path.is_file():
-        raise RifestreamError(f"{path}: no such video file; name existing clips for training")
-    frames: list[np.ndarray] = []
-    try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if max_frames and len(frames) >= max_frames:
-                    break
-    except av.error.FFmpegError as exc:
-        raise RifestreamError(f"{path}: cannot decode video ({exc}); pass a readable video file") from exc
+    """All frames (or the first ``max_frames``) of a training clip as H×W×3 uint8 RGB arrays."""
+    frames = read_rgb_frames(path, max_frames)
     if len(frames) < 3:
         raise RifestreamError(f"{path}: only {len(frames)} frames; a training clip needs at least 3")
     return frames
