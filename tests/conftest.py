@@ -3,48 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
 from tests.servers import NginxRtmp, RtspServer, ServerUnavailable, XvfbDisplay
 
+Server = TypeVar("Server", NginxRtmp, RtspServer, XvfbDisplay)
 
-def _start(server):
+
+def _serve(kind: type[Server], tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Server]:
+    """Start one server in its own temp folder, skip if it cannot be had here, always stop it."""
     try:
-        return server.start()
-    except BaseException:
+        server = kind(tmp_path_factory.mktemp(name))
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server.start()
+    finally:
         server.stop()
-        raise
 
 
 @pytest.fixture
 def nginx_rtmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxRtmp]:
     """nginx-rtmp on a free loopback port; ``.url("name")`` is a live stream URL."""
-    try:
-        server = NginxRtmp(tmp_path_factory.mktemp("nginx"))
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    yield _start(server)
-    server.stop()
+    yield from _serve(NginxRtmp, tmp_path_factory, "nginx")
 
 
 @pytest.fixture
 def rtsp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]:
     """GStreamer's RTSP server with a 320x240 30 fps live test pattern at ``.url``; ``.kill()``/``.start()``."""
-    try:
-        server = RtspServer(tmp_path_factory.mktemp("rtsp"))
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    yield _start(server)
-    server.stop()
+    yield from _serve(RtspServer, tmp_path_factory, "rtsp")
 
 
 @pytest.fixture
 def xvfb_display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XvfbDisplay]:
     """Xvfb (320x240) with something moving on it; ``.display`` is like ``:3``."""
-    try:
-        server = XvfbDisplay(tmp_path_factory.mktemp("xvfb"))
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    yield _start(server)
-    server.stop()
+    yield from _serve(XvfbDisplay, tmp_path_factory, "xvfb")
