@@ -235,3 +235,40 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
         if name.startswith("student.") and not torch.equal(a[name], fresh[name.removeprefix("student.")]):
             changed = True
     assert changed, "the weights did not move"
+
+
+def run_train_cli(cwd, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "rifestream", "train", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def test_train_cli_outside_a_checkout_trains_on_named_clips_and_resumes(tmp_path):
+    """An installed package has no configs/ folder: the built-in recipe is used with the clips named."""
+    from rifestream.model.checkpoint import load_model
+
+    write_moving_clip(tmp_path / "clip.mkv", 12)
+    common = ["clip.mkv", "--batch", "2", "--crop", "32", "--out", "out", "--threads", "1", "--no-progress"]
+    first = run_train_cli(tmp_path, *common, "--steps", "3", "--stop-at", "2")
+    assert first.returncode == 0, first.stderr
+    assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 2
+    resumed = run_train_cli(tmp_path, *common, "--steps", "3", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 3
+    model = load_model(tmp_path / "out" / "latest.safetensors")
+    assert model.config.channels == TrainConfig().channels
+
+
+def test_train_cli_names_missing_clips_and_checkpoints(tmp_path):
+    no_clips = run_train_cli(tmp_path, "--steps", "1")
+    assert no_clips.returncode == 2 and "no training videos" in no_clips.stderr
+    missing = run_train_cli(tmp_path, "gone.mp4", "--steps", "1")
+    assert missing.returncode == 2 and "gone.mp4: no such video file" in missing.stderr
+    write_moving_clip(tmp_path / "clip.mkv", 12)
+    no_ckpt = run_train_cli(tmp_path, "clip.mkv", "--out", "fresh", "--resume")
+    assert no_ckpt.returncode == 2 and "no checkpoint to resume from" in no_ckpt.stderr

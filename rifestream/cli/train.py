@@ -16,7 +16,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("clips", nargs="*", help="training videos (default: the config's train_clips in clips_dir)")
-    p.add_argument("--config", default="configs/train/default.toml", help="training TOML (default: %(default)s)")
+    p.add_argument(
+        "--config",
+        help=(
+            "training TOML (default: configs/train/default.toml when run in a checkout, "
+            "else the built-in settings, which name no clips)"
+        ),
+    )
     p.add_argument("--clips-dir", help="folder the config's clip names are relative to")
     p.add_argument("--out", default="runs/train", help="folder for checkpoints and exported weights")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (step count and LR schedule)")
@@ -47,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from rifestream.train.config import load_config
+    from rifestream.errors import RifestreamError
+    from rifestream.train.config import default_config, load_config
     from rifestream.train.trainer import train
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config) if args.config else default_config()
     if args.clips_dir:
         cfg.clips_dir = args.clips_dir
     if args.clips:
@@ -59,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
         cfg.val_clips = []
     if args.val:
         cfg.val_clips = [str(Path(c).resolve()) for c in args.val]
+    if not cfg.train_clips and cfg.synthetic_share < 1.0:
+        raise RifestreamError(
+            "no training videos: name them (rifestream train CLIP [CLIP ...]) or give a --config "
+            "whose [data] train_clips lists them (synthetic_share = 1.0 trains on synthetic scenes alone)"
+        )
+    for clip in cfg.clip_paths(cfg.train_clips + cfg.val_clips):
+        if not clip.is_file():
+            raise RifestreamError(f"{clip}: no such video file; name existing clips or fix the config's clips_dir")
     init = None
     if args.init:
         from rifestream.model.registry import resolve_model

@@ -67,6 +67,18 @@ class TrainConfig:
         return cls(**values)
 
 
+CHECKOUT_CONFIG = Path("configs/train/default.toml")
+
+
+def default_config() -> TrainConfig:
+    """The shipped model's recipe when run in a checkout (configs/train/default.toml), else the built-in settings.
+
+    The built-in settings are the same recipe for one process (batch 8) with no clips named: an
+    installed package has no copy of the shared clips, so the caller names its own videos.
+    """
+    return load_config(CHECKOUT_CONFIG) if CHECKOUT_CONFIG.is_file() else TrainConfig()
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read a training TOML file; its tables ([model], [data], [train]) are merged into one TrainConfig."""
     import tomllib
