@@ -64,6 +64,7 @@ Schema (every key optional; see README section ``cli-run``)::
     [reconnect]
     initial_delay_s = 0.5          # first retry delay; doubled per failure …
     max_delay_s = 10.0             # … up to this
+    stall_timeout_s = 10.0         # a network sink whose server takes no data this long is reopened
 
     [metrics]
     enabled = true
@@ -237,7 +238,7 @@ SCHEMA: dict[str, Any] = {
         "source_queue": _int_range(1, 1000),
         "sink_queue": _int_range(1, 1000),
     },
-    "reconnect": {"initial_delay_s": _positive, "max_delay_s": _positive},
+    "reconnect": {"initial_delay_s": _positive, "max_delay_s": _positive, "stall_timeout_s": _positive},
     "metrics": {"enabled": _boolean, "port": _int_range(0, 65535), "host": _string},
 }
 SINK_SCHEMA: dict[str, Check] = {"url": _string, "queue": _int_range(1, 1000), **_ENCODER_SCHEMA}
@@ -409,6 +410,7 @@ class PipelineConfig:
     sink_queue: int
     reconnect_initial_s: float
     reconnect_max_s: float
+    stall_timeout_s: float  # a network sink that takes no data for this long is dropped and reopened
     metrics_enabled: bool
     metrics_port: int
     metrics_host: str
@@ -478,6 +480,7 @@ def _resolve(data: Mapping[str, Any], origin: str) -> PipelineConfig:
         sink_queue=latency.get("sink_queue", 8),
         reconnect_initial_s=initial,
         reconnect_max_s=most,
+        stall_timeout_s=reconnect.get("stall_timeout_s", 10.0),
         metrics_enabled=metrics.get("enabled", True),
         metrics_port=metrics.get("port", 9108),
         metrics_host=metrics.get("host", "127.0.0.1"),

@@ -237,3 +237,36 @@ def test_rtmp_server_restarted_mid_stream_the_sink_reconnects_and_the_stream_res
     assert "sink rtmp://" in stderr and " back" in stderr
     assert len(times) > 60, f"only {len(times)} frames played after the server came back"
     assert all(b > a for a, b in zip(times, times[1:], strict=False))
+
+
+def test_an_rtmp_server_that_stops_reading_costs_only_its_own_sink(tmp_path, nginx_rtmp):
+    """nginx frozen (SIGSTOP) mid-stream: its TCP connection stays open but nothing is read, so the
+    RTMP sink's writes block. The job drops that sink after the stall timeout, keeps writing the
+    file, retries the frozen server without hanging, and ends on time with a complete file."""
+    out = tmp_path / "kept.mkv"
+    (tmp_path / "job.toml").write_text(
+        "duration = 12\n"
+        '[source]\nurl = "testsrc:?size=320x240&fps=30"\n'
+        # lossless x264 puts megabytes a second on the wire: the socket buffers fill in seconds
+        f'[[sinks]]\nurl = "{nginx_rtmp.url("frozen")}"\ncodec = "libx264"\ncrf = 0\n'
+        'options = { preset = "ultrafast" }\n'
+        f'[[sinks]]\nurl = "{out}"\n'
+        "[reconnect]\nstall_timeout_s = 2.0\n"
+    )
+    started = time.monotonic()
+    proc = start_run(tmp_path, "job.toml")
+    time.sleep(3)
+    os.kill(nginx_rtmp.proc.pid, signal.SIGSTOP)
+    try:
+        stdout, stderr = finish(proc, timeout=45)
+    finally:
+        os.kill(nginx_rtmp.proc.pid, signal.SIGCONT)
+    assert time.monotonic() - started < 12 + 20
+    assert "no write progress for 2 s" in stderr
+    assert "no RTMP handshake" in stderr  # the retries met the frozen server and gave up in time
+    drops = counts(stdout, "drops")
+    assert drops.get("encode/disconnected", 0) > 60 * 4  # at least the last 4 of the 12 s
+    file_drops = sum(n for key, n in drops.items() if key.startswith("encode2/"))
+    with av.open(str(out)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == summary_number(stdout, r"frames out\s+(\d+)") - file_drops > 60 * 10

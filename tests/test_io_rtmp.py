@@ -146,3 +146,72 @@ def test_rtmp_carries_the_input_audio_in_sync(nginx_rtmp, tmp_path):
                 tone_time = frame.pts * frame.time_base + Fraction(int(loud[0]), frame.sample_rate)
     assert tone_time is not None
     assert abs(float(tone_time - flash_time)) < 0.04  # in sync within about a frame
+
+
+class SilentTcpServer:
+    """Accepts connections and answers with ``reply`` (then closes), or, with ``reply=None``, never answers."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        import socket
+
+        self.reply = reply
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held: list = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            if self.reply is None:
+                self.held.append(conn)  # open, silent
+            else:
+                conn.recv(4096)
+                conn.sendall(self.reply)
+                conn.close()
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_rtmp_sink_to_a_server_that_never_answers_fails_in_time_without_freezing_the_process():
+    """FFmpeg's own connect would wait forever holding the GIL; the handshake check gives up after 5 s."""
+    server = SilentTcpServer(reply=None)
+    ticks = []
+    ticking = threading.Event()
+
+    def tick() -> None:  # proves other threads keep running while the sink opens
+        while not ticking.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.1)
+
+    threading.Thread(target=tick, daemon=True).start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(SinkLost, match="no RTMP handshake .* within 5 s"):
+            open_sink(f"rtmp://127.0.0.1:{server.port}/live/x", width=64, height=48, rate=Fraction(30),
+                      time_base=Fraction(1, 30))  # fmt: skip
+    finally:
+        ticking.set()
+        server.close()
+    assert 4.5 < time.monotonic() - start < 8
+    gaps = np.diff(ticks)
+    assert len(ticks) > 30 and gaps.max() < 1.0, f"the process stalled for {gaps.max():.1f} s"
+
+
+def test_rtmp_sink_to_a_server_that_is_not_rtmp_names_the_problem():
+    from rifestream.errors import RifestreamError
+
+    server = SilentTcpServer(reply=b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    try:
+        with pytest.raises(RifestreamError, match="not as an RTMP server") as info:
+            open_sink(f"rtmp://127.0.0.1:{server.port}/live/x", width=64, height=48, rate=Fraction(30),
+                      time_base=Fraction(1, 30))  # fmt: skip
+    finally:
+        server.close()
+    assert not isinstance(info.value, SinkLost)  # a wrong address is not retried as if the server were down

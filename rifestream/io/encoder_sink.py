@@ -23,6 +23,7 @@ from rifestream.io.encoders import (
     pick_video_codec,
 )
 from rifestream.io.frames import OutputFrame, SourceAudio
+from rifestream.io.rtmp_probe import check_rtmp_server
 from rifestream.io.sink_base import Sink, SinkStats
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.stream_info import AudioInfo
@@ -62,9 +63,11 @@ class EncoderSink(Sink):
     the encoder and writes the trailer.
 
     Live outputs: a server that closes or resets the connection raises
-    ``SinkLost`` at once. PyAV sets no I/O timeout on outputs, so a server that
-    stops reading without closing blocks ``write`` until TCP gives up; the
-    runner's sink thread should not hold up the rest of the pipeline.
+    ``SinkLost`` at once. An RTMP server must answer a handshake within
+    ``rtmp_probe.ANSWER_TIMEOUT_S`` before FFmpeg connects (see ``rtmp_probe``
+    for why). PyAV sets no I/O timeout on outputs, so a server that stops
+    reading without closing blocks ``write`` until it reads again; the runner's
+    sink worker gives up on such a sink after its stall timeout.
     """
 
     def __init__(
@@ -110,6 +113,8 @@ class EncoderSink(Sink):
             options.setdefault("max_interleave_delta", "500000")
             if format == "flv":
                 options.setdefault("flvflags", "no_duration_filesize")
+        if live and file.lower().startswith("rtmp://"):
+            check_rtmp_server(file)
         try:
             self._container = av.open(file, "w", format=format, options=options)
         except ValueError:  # PyAV: "Could not determine output format"

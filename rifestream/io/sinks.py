@@ -26,6 +26,11 @@ LIVE_SINK_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpe
 SINK_FORMS = "a file path (.mp4, .mkv, .mov, .flv, .ts, .nut), rtmp://, udp://, zmq://HOST:PORT or null"
 
 
+def is_network_sink(url: str) -> bool:
+    """Whether ``url`` streams to a server over the network (rtmp://, rtmps://, srt://, udp://)."""
+    return "://" in url and urlsplit(url.strip()).scheme.lower() in LIVE_SINK_FORMATS
+
+
 def open_sink(
     url: str,
     *,

@@ -92,6 +92,7 @@ def build_runner(config: PipelineConfig, stats: RunStats, engine: Any, force: st
         sink_queue=config.sink_queue,
         stats=stats,
         reconnect=(config.reconnect_initial_s, config.reconnect_max_s),
+        stall_timeout=config.stall_timeout_s,
         duration=config.duration,
         handle_signals=True,
     )

@@ -150,6 +150,7 @@ class Runner:
         sink_queue: int = 8,
         stats: RunStats | None = None,
         reconnect: tuple[float, float] = (0.5, 10.0),
+        stall_timeout: float = 10.0,
         duration: float | None = None,
         on_progress: Progress | None = None,
         handle_signals: bool = False,
@@ -168,6 +169,7 @@ class Runner:
         self.sink_queue = sink_queue
         self.stats = stats or RunStats()
         self.reconnect = reconnect
+        self.stall_timeout = stall_timeout
         self.duration = duration
         self.on_progress = on_progress
         self.handle_signals = handle_signals
@@ -256,6 +258,8 @@ class Runner:
             _source_kind,
             on_depth=lambda depth: self.stats.queue_depth(ENGINE_QUEUE, depth),
         )
+        from rifestream.io.sinks import is_network_sink
+
         names = queue_names([s.url for s in self.sink_specs])[1:]
         self.workers = [
             SinkWorker(
@@ -267,6 +271,7 @@ class Runner:
                 stats=self.stats,
                 backoff=Backoff(*self.reconnect),
                 live=live,
+                stall_timeout=self.stall_timeout if is_network_sink(spec.url) else None,
             )
             for spec, name in zip(self.sink_specs, names, strict=True)
         ]

@@ -9,6 +9,10 @@ items in order and runs ``sink.write`` in the sink's single thread.
 A sink whose server goes away (``SinkLost``) is reopened with exponential
 backoff in the background; frames that come meanwhile are dropped and counted
 as ``disconnected``, and the stream resumes with the next frame once it is back.
+A network sink whose server stops reading without closing the connection blocks
+its write; after ``stall_timeout`` seconds the worker gives that sink up (its
+thread is left to the stuck call, a daemon that cannot hold up exit), counts the
+frames as ``disconnected`` and reconnects the same way.
 At the end of the stream the worker drains its queue, then ``close()`` flushes
 the encoder and finishes the file.
 """
@@ -18,20 +22,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.stream_errors import SinkLost
 from rifestream.pipeline.backoff import Backoff
 from rifestream.pipeline.handoff import Handoff
 from rifestream.pipeline.run_stats import RunStats
+from rifestream.pipeline.sink_thread import SinkThread
 from rifestream.pipeline.source_thread import END, Marker
 
 log = logging.getLogger(__name__)
 
 SinkItem = OutputFrame | SourceAudio | Marker
+T = TypeVar("T")
 
 
 class Sink(Protocol):
@@ -62,6 +67,7 @@ class SinkWorker:
         stats: RunStats,
         backoff: Backoff,
         live: bool,
+        stall_timeout: float | None = None,
     ) -> None:
         self.url = url
         self.stage = stage
@@ -75,18 +81,22 @@ class SinkWorker:
             item_kind,
             on_depth=lambda depth: stats.queue_depth(queue_name, depth),
         )
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rifestream-sink-{queue_name}")
+        self.stall_timeout = stall_timeout  # None: a write may take as long as it takes (files)
+        self._thread = SinkThread(f"rifestream-sink-{queue_name}")
         self.sink: Sink | None = None
         self._reconnecting: asyncio.Task | None = None
         self._closing = False
         self.dropped_by_sink = 0  # frames the sink itself dropped (a ZMQ subscriber that does not read)
 
     # ----- lifecycle -----------------------------------------------------
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the sink's thread."""
+        return await asyncio.wrap_future(self._thread.submit(fn, *args))
+
     async def open(self) -> None:
         """Open the sink; an unreachable server is retried in the background (frames dropped meanwhile)."""
-        loop = asyncio.get_running_loop()
         try:
-            self.sink = await loop.run_in_executor(self._executor, self._opener)
+            self.sink = await self._call(self._opener)
         except SinkLost as lost:
             log.warning("sink %s unreachable: %s; retrying with backoff", self.url, lost)
             self._start_reconnect()
@@ -97,8 +107,7 @@ class SinkWorker:
         if self._reconnecting is not None:
             self._reconnecting.cancel()
             await asyncio.gather(self._reconnecting, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sink)
-        self._executor.shutdown(wait=True)
+        await self._finish()
 
     async def offer(self, item: SinkItem) -> None:
         """Queue ``item``: live drops the oldest frame when full, offline waits for room."""
@@ -115,7 +124,6 @@ class SinkWorker:
         What is already queued when the worker wakes (a frame pair comes out of the engine at once)
         is written in one hand-off to the sink's thread, not one round trip per frame.
         """
-        loop = asyncio.get_running_loop()
         try:
             ended = False
             while not ended:
@@ -125,21 +133,38 @@ class SinkWorker:
                     batch, ended = batch[: batch.index(END)], True
                 items = [i for i in batch if not isinstance(i, Marker)]
                 if items:
-                    await self._write_all(loop, items)
+                    await self._write_all(items)
         finally:
             self._closing = True
             self.queue.close()
             if self._reconnecting is not None:
                 self._reconnecting.cancel()
                 await asyncio.gather(self._reconnecting, return_exceptions=True)
-            await loop.run_in_executor(self._executor, self._close_sink)
-            self._executor.shutdown(wait=True)
+            await self._finish()
 
-    async def _write_all(self, loop: asyncio.AbstractEventLoop, items: list[OutputFrame | SourceAudio]) -> None:
+    async def _finish(self) -> None:
+        """Close the sink (flush, trailer) in its thread, then retire the thread; a stalled close is given up."""
+        closing = asyncio.shield(self._call(self._close_sink))
+        try:
+            await asyncio.wait_for(closing, self.stall_timeout)
+        except TimeoutError:
+            log.warning("sink %s: closing made no progress in %g s; giving up on it", self.url, self.stall_timeout)
+        self._thread.retire()
+
+    async def _within_stall_timeout(self, call: Awaitable[T]) -> T:
+        """The call's result; ``TimeoutError`` when it takes longer than the stall timeout (it keeps running)."""
+        return await asyncio.wait_for(asyncio.shield(call), self.stall_timeout)
+
+    async def _write_all(self, items: list[OutputFrame | SourceAudio]) -> None:
         if self.sink is None:
             self._drop_frames(items, "disconnected")
             return
-        results, lost = await loop.run_in_executor(self._executor, self._write_batch, self.sink, items)
+        try:
+            results, lost = await self._within_stall_timeout(self._call(self._write_batch, self.sink, items))
+        except TimeoutError:
+            self._drop_frames(items, "disconnected")
+            self._stalled()
+            return
         for item, (took, done, kept) in zip(items, results, strict=False):
             if not isinstance(item, OutputFrame):
                 continue
@@ -192,7 +217,21 @@ class SinkWorker:
         log.warning("sink %s lost: %s; reconnecting with backoff", self.url, lost)
         dead, self.sink = self.sink, None
         if dead is not None:
-            self._executor.submit(_close_quietly, dead)
+            self._thread.submit(_close_quietly, dead)
+        self._start_reconnect()
+
+    def _stalled(self) -> None:
+        """The server stopped reading: leave the stuck write (and, after it, the close) to a retired thread."""
+        log.warning(
+            "sink %s: no write progress for %g s (the server stopped reading); reconnecting with backoff",
+            self.url,
+            self.stall_timeout,
+        )
+        stuck, self.sink = self.sink, None
+        if stuck is not None:
+            self._thread.submit(_close_quietly, stuck)
+        self._thread.retire()
+        self._thread = SinkThread(self._thread.name)
         self._start_reconnect()
 
     def _start_reconnect(self) -> None:
@@ -200,17 +239,16 @@ class SinkWorker:
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        loop = asyncio.get_running_loop()
         while not self._closing:
             await asyncio.sleep(self._backoff.next_delay())
             self._stats.reconnect("sink")
             try:
-                sink = await loop.run_in_executor(self._executor, self._opener)
+                sink = await self._call(self._opener)
             except SinkLost as lost:
                 log.warning("sink %s still unreachable: %s", self.url, lost)
                 continue
             if self._closing:
-                await loop.run_in_executor(self._executor, _close_quietly, sink)
+                await self._call(_close_quietly, sink)
                 return
             self.sink = sink
             self._backoff.reset()
