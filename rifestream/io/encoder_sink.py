@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
+from typing import TypedDict, Unpack
 
 import av
 from av.video.reformatter import VideoReformatter
@@ -53,6 +54,18 @@ def _encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     return width, height
 
 
+class Encoding(TypedDict, total=False):
+    """How an encoding sink encodes; every key optional (see ``open_sink``)."""
+
+    codec: str | None
+    pix_fmt: str | None
+    crf: int | None
+    preset: str | None
+    bitrate: int | None
+    container_options: dict[str, str] | None
+    codec_options: dict[str, str] | None
+
+
 class EncoderSink(Sink):
     """Encodes ``OutputFrame``s (and the input's audio) into one container.
 
@@ -82,17 +95,14 @@ class EncoderSink(Sink):
         rate: Fraction | None,
         time_base: Fraction,
         audio: AudioInfo | None = None,
-        codec: str | None = None,
-        pix_fmt: str | None = None,
-        crf: int | None = None,
-        preset: str | None = None,
-        bitrate: int | None = None,
-        container_options: dict[str, str] | None = None,
-        codec_options: dict[str, str] | None = None,
+        **encoding: Unpack[Encoding],
     ) -> None:
+        unknown = sorted(set(encoding) - set(Encoding.__annotations__))
+        if unknown:
+            raise TypeError(f"EncoderSink: unknown encoding setting(s) {', '.join(unknown)}")
         self.url, self.live = url, live
-        self.codec = pick_video_codec(codec)
-        self.pix_fmt = pix_fmt or default_pix_fmt(self.codec)
+        self.codec = pick_video_codec(encoding.get("codec"))
+        self.pix_fmt = encoding.get("pix_fmt") or default_pix_fmt(self.codec)
         self.width, self.height = _encodable_size(width, height, self.pix_fmt)
         if (self.width, self.height) != (width, height):
             log.info(
@@ -107,7 +117,7 @@ class EncoderSink(Sink):
         self._closed = False
         self._origin: Fraction | None = None
         self._last_pts: int | None = None
-        options = dict(container_options or {})
+        options = dict(encoding.get("container_options") or {})
         if live:
             # if the audio stalls, hold video back at most 0.5 s in the muxer's interleaving queue (default 10 s)
             options.setdefault("max_interleave_delta", "500000")
@@ -125,7 +135,7 @@ class EncoderSink(Sink):
         except Exception as exc:
             raise self._failure(exc, "write") from exc
         try:
-            self._setup_video(rate, crf, preset, bitrate, codec_options)
+            self._setup_video(rate, encoding)
             self._audio = self._setup_audio(audio)
             self._container.start_encoding()  # connects / creates the file now, not at the first frame
         except BaseException as exc:
@@ -140,14 +150,7 @@ class EncoderSink(Sink):
             return SinkLost(self.url, f"cannot {what}: {av_errors.reason(exc)}; is the server running?")
         return av_errors.open_error(self.url, exc, what)
 
-    def _setup_video(
-        self,
-        rate: Fraction | None,
-        crf: int | None,
-        preset: str | None,
-        bitrate: int | None,
-        codec_options: dict[str, str] | None,
-    ) -> None:
+    def _setup_video(self, rate: Fraction | None, encoding: Encoding) -> None:
         container = self._container
         if self.codec not in av.codecs_available:
             raise RifestreamError(f"{self.url}: this FFmpeg build has no encoder {self.codec!r}; use libx264 or ffv1")
@@ -176,12 +179,12 @@ class EncoderSink(Sink):
                 self.codec,
                 live=self.live,
                 rate=nominal,
-                crf=crf,
-                preset=preset,
-                bitrate=bitrate,
+                crf=encoding.get("crf"),
+                preset=encoding.get("preset"),
+                bitrate=encoding.get("bitrate"),
                 pixels=self.width * self.height,
             ),
-            **(codec_options or {}),
+            **(encoding.get("codec_options") or {}),
         }
         self._video = stream
 

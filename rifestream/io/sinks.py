@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from typing import Unpack
 from urllib.parse import urlsplit
 
 from rifestream.errors import RifestreamError
-from rifestream.io.encoder_sink import EncoderSink
+from rifestream.io.encoder_sink import EncoderSink, Encoding
 from rifestream.io.null_sink import NullSink
 from rifestream.io.sink_base import Sink
 from rifestream.io.stream_info import AudioInfo
@@ -40,13 +41,7 @@ def open_sink(
     time_base: Fraction,
     audio: AudioInfo | None = None,
     source_time_base: Fraction | None = None,
-    codec: str | None = None,
-    pix_fmt: str | None = None,
-    crf: int | None = None,
-    preset: str | None = None,
-    bitrate: int | None = None,
-    container_options: dict[str, str] | None = None,
-    codec_options: dict[str, str] | None = None,
+    **encoding: Unpack[Encoding],
 ) -> Sink:
     """Open an output for frames of ``width``×``height`` at nominal ``rate`` (None: variable),
     timestamped in ``time_base`` (every ``OutputFrame.time`` should be a whole number of ticks).
@@ -68,6 +63,7 @@ def open_sink(
         return NullSink(url)
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme == "zmq":
+        pix_fmt = encoding.get("pix_fmt")
         return FeedPublisher(
             url,
             time_base=time_base,
@@ -75,20 +71,7 @@ def open_sink(
             rate=rate,
             **({"pix_fmt": pix_fmt} if pix_fmt else {}),
         )
-    common = dict(
-        width=width,
-        height=height,
-        rate=rate,
-        time_base=time_base,
-        audio=audio,
-        codec=codec,
-        pix_fmt=pix_fmt,
-        crf=crf,
-        preset=preset,
-        bitrate=bitrate,
-        container_options=container_options,
-        codec_options=codec_options,
-    )
+    common = dict(width=width, height=height, rate=rate, time_base=time_base, audio=audio, **encoding)
     if scheme in LIVE_SINK_FORMATS:
         return EncoderSink(url, file=url, format=LIVE_SINK_FORMATS[scheme], live=True, **common)
     if scheme and scheme != "file":
