@@ -14,7 +14,7 @@ from rifestream.train.data import VideoTriplets, triplet_indices
 from rifestream.train.loss import laplacian_l1
 from rifestream.train.synthetic import make_triplet
 from rifestream.train.teacher import Teacher, distillation_loss
-from rifestream.train.trainer import DistillModel, learning_rate, train
+from rifestream.train.trainer import FIT_CALIBRATION_STEPS, DistillModel, fitted_steps, learning_rate, train
 
 
 @pytest.fixture(autouse=True)
@@ -207,6 +207,26 @@ def test_resume_continues_steps_schedule_and_data(tmp_path):
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate(5, cfg))
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_fitted_steps_end_the_schedule_at_the_time_given():
+    # 50 steps took 10 s (5 steps/s); 10 minutes in all leave 590 s: 2950 more steps
+    assert fitted_steps(50, 50, 10.0, 10.0) == 50 + 2950
+    assert fitted_steps(50, 50, 700.0, 10.0) == 51  # already past the time: end at once
+
+
+def test_fit_minutes_resizes_the_schedule_to_end_on_time_with_the_rate_decayed(tmp_path):
+    import time
+
+    cfg = tiny_config(steps=1_000_000, warmup=2)
+    start = time.monotonic()
+    state = train(cfg, tmp_path / "fit", progress=False, fit_minutes=0.1)
+    took = time.monotonic() - start
+    assert FIT_CALIBRATION_STEPS < cfg.steps < 1_000_000
+    assert state.step == cfg.steps
+    assert took < 6 + 10  # 6 s asked; the estimate comes from the first steps, which are the slowest
+    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate(cfg.steps - 1, cfg))
+    assert learning_rate(cfg.steps - 1, cfg) < 1.01 * cfg.min_lr
 
 
 def _ddp_worker(rank: int, world: int, rendezvous: str, out: str) -> None:

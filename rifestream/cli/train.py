@@ -42,6 +42,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop (with a checkpoint) at this step")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
+    p.add_argument(
+        "--fit-minutes",
+        type=float,
+        metavar="M",
+        help=(
+            "size the schedule (--steps) to this run: after 50 steps, time them and end the cosine decay "
+            "about M minutes after the start (a GPU lent for a fixed time)"
+        ),
+    )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
@@ -95,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         progress=not args.no_progress,
         stop_at=args.stop_at,
+        fit_minutes=args.fit_minutes,
     )
     print(f"stopped at step {state.step}; weights: {args.out}/latest.safetensors")
     return 0

@@ -173,6 +173,24 @@ def validate(student: IFNet, val: dict[str, torch.Tensor], device: torch.device)
     return float(np.mean(scores))
 
 
+FIT_CALIBRATION_STEPS = 50
+
+
+def fitted_steps(step: int, steps_timed: int, elapsed_s: float, minutes: float) -> int:
+    """The last step of a schedule that ends ``minutes`` after the run's start, at the pace of the steps timed."""
+    rate = steps_timed / max(elapsed_s, 1e-6)
+    return step + max(1, int(rate * max(0.0, 60.0 * minutes - elapsed_s)))
+
+
+def _agreed(value: int, world: int, dev: torch.device) -> int:
+    """Rank 0's ``value`` in every rank (each rank times its own steps; the schedule must be one)."""
+    if world == 1:
+        return value
+    buf = torch.tensor([value], dtype=torch.long, device=dev)
+    dist.broadcast(buf, src=0)
+    return int(buf.item())
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -182,11 +200,15 @@ def train(
     max_minutes: float | None = None,
     progress: bool = True,
     stop_at: int | None = None,
+    fit_minutes: float | None = None,
 ) -> TrainState:
     """Train until ``cfg.steps`` (or step ``stop_at``, or ``max_minutes`` of wall time), checkpointing as it goes.
 
     Batches are drawn from a generator seeded by (seed, rank, step), so a
-    resumed run sees the same data as an uninterrupted one.
+    resumed run sees the same data as an uninterrupted one. ``fit_minutes``:
+    after the first ``FIT_CALIBRATION_STEPS`` steps of this run, resize the
+    schedule (``cfg.steps``) so that it ends, learning rate decayed, about
+    ``fit_minutes`` after the run began (for machines lent by the minute).
     """
     out_dir = Path(out_dir)
     rank, world = distributed_rank()
@@ -230,6 +252,7 @@ def train(
     window_start, window_samples = time.monotonic(), 0
     running: dict[str, float] = {}
     last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    first_step = state.step
     while state.step < last_step:
         if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
             break
@@ -247,6 +270,14 @@ def train(
         state.optimizer.step()
         state.step += 1
         window_samples += cfg.batch * world
+        if fit_minutes is not None and state.step - first_step == FIT_CALIBRATION_STEPS:
+            elapsed = time.monotonic() - started
+            cfg.steps = _agreed(fitted_steps(state.step, FIT_CALIBRATION_STEPS, elapsed, fit_minutes), world, dev)
+            last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+            if bar is not None:
+                bar.total = cfg.steps
+            if rank == 0:
+                log.info("schedule fitted to %g minutes: %d steps in all", fit_minutes, cfg.steps)
         for k, v in stats.items():
             running[k] = 0.95 * running.get(k, float(v)) + 0.05 * float(v)
         if rank != 0:

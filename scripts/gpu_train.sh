@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One piece of GPU training, for a machine lent by the minute (the device tool: at most 10 minutes a
+# command, 64 MiB carried along, no network, an image with torch and CUDA but without PyAV).
+#
+# Here, once:        bash scripts/gpu_train.sh --prepare
+#                    .whl/  the PyAV wheel for the device's Python 3.12 (36 MB)
+#                    .gpu/clips/  the shared clips (configs/train/default.toml names the split)
+#                    .gpu/init.safetensors  the weights to start from (rifestream-v1 unless already there)
+# Each device call:  command "bash scripts/gpu_train.sh", carry [".whl", ".gpu"], timeout_s 600
+#                    $OUT gets latest.safetensors, train.log and eval.txt (the held-out clips under the
+#                    protocol of issue 3: the new weights next to the ones the piece started from)
+# Between calls:     cp FILES_AT/latest.safetensors .gpu/init.safetensors   (the next piece starts there)
+#
+# A piece starts the student from .gpu/init.safetensors with a fresh teacher and optimiser (the full
+# checkpoint, 63 MB, does not fit beside the wheel in the 64 MiB carried), warms up, and fits its
+# cosine schedule to MINUTES (default 7) so that the learning rate has decayed when it stops.
+# Settings by environment: MINUTES, BATCH (32), CROP (256), LR (2e-4), PYTHON (python3).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+CLIPS_SRC="${CLIPS_SRC:-../shared/data/clips}"
+
+if [ "${1:-}" = "--prepare" ]; then
+    set -e
+    mkdir -p .whl .gpu/clips
+    av_version="$("$PY" -c 'import av; print(av.__version__)')"
+    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .whl "av==$av_version"
+    cp "$CLIPS_SRC"/* .gpu/clips/
+    [ -f .gpu/init.safetensors ] || cp rifestream/weights/rifestream-v1.safetensors .gpu/init.safetensors
+    du -sh .whl .gpu
+    exit 0
+fi
+
+OUT="${OUT:-$PWD/gpu_train_out}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-8}"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/rifestream-site .whl/*.whl || { echo "gpu_train: installing .whl/ failed"; exit 3; }
+    export PYTHONPATH="/tmp/rifestream-site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+for need in .gpu/clips .gpu/init.safetensors; do
+    [ -e "$need" ] || { echo "gpu_train: $need is missing: run 'bash scripts/gpu_train.sh --prepare' here first"; exit 2; }
+done
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt"
+DEVICE="${DEVICE:-cuda}"
+MINUTES="${MINUTES:-7}"
+STOP_MINUTES="$("$PY" -c "print($MINUTES + 0.5)")"  # the fitted schedule ends first; this is the backstop
+
+"$PY" -m rifestream train --config configs/train/default.toml --clips-dir .gpu/clips --out /tmp/rifestream-run \
+    --device "$DEVICE" --init .gpu/init.safetensors --batch "${BATCH:-32}" --crop "${CROP:-256}" \
+    --lr "${LR:-2e-4}" --steps 1000000 --fit-minutes "$MINUTES" --max-minutes "$STOP_MINUTES" \
+    --no-progress 2>&1 | tee "$OUT/train.log"
+status=${PIPESTATUS[0]}
+[ -f /tmp/rifestream-run/latest.safetensors ] && cp /tmp/rifestream-run/latest.safetensors "$OUT/"
+[ "$status" = 0 ] || { echo "gpu_train: training failed ($status)"; exit "$status"; }
+
+held_out=$(sed -n 's/^val_clips = \[\(.*\)\]/\1/p' configs/train/default.toml | tr -d '",')
+"$PY" -m rifestream eval $(for c in $held_out; do echo ".gpu/clips/$c"; done) --device "$DEVICE" \
+    --model "$OUT/latest.safetensors" --model .gpu/init.safetensors 2>&1 | tee "$OUT/eval.txt"
+echo "gpu_train: done; weights in $OUT/latest.safetensors"
