@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.stream_errors import SinkLost
 from rifestream.pipeline.backoff import Backoff
@@ -239,13 +240,19 @@ class SinkWorker:
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
+        """Reopen with backoff until it works or the job ends.
+
+        Any refusal is retried, not only an unreachable server: this sink opened before, so a
+        refusal now is the server's state (nginx-rtmp answers "already publishing" until it has
+        dropped our previous, stalled connection to the same stream key), not a wrong setting.
+        """
         while not self._closing:
             await asyncio.sleep(self._backoff.next_delay())
             self._stats.reconnect("sink")
             try:
                 sink = await self._call(self._opener)
-            except SinkLost as lost:
-                log.warning("sink %s still unreachable: %s", self.url, lost)
+            except RifestreamError as refused:  # SinkLost included
+                log.warning("sink %s still unavailable: %s", self.url, refused)
                 continue
             if self._closing:
                 await self._call(_close_quietly, sink)
