@@ -163,11 +163,12 @@ class RtspServer:
     def url(self) -> str:
         return f"rtsp://127.0.0.1:{self.port}/test"
 
-    def start(self, timeout: float = 20.0) -> RtspServer:
+    def start(self, timeout: float = 20.0, path: str = "/test") -> RtspServer:
+        """Serve on the port; ``path``: another mount than ``url``'s makes the server answer 404 to it."""
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [SYSTEM_PYTHON, str(RTSP_SERVER_SCRIPT), "--port", str(self.port), "--size", self.size,
-                 "--fps", str(self.fps), "--tag", MARK],
+                 "--fps", str(self.fps), "--path", path, "--tag", MARK],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.dir,

@@ -188,6 +188,31 @@ def test_rtsp_server_killed_and_restarted_mid_stream_the_output_resumes(tmp_path
     assert all(b > a for a, b in zip(times, times[1:], strict=False))
 
 
+def test_a_restarted_rtsp_server_that_answers_404_for_a_while_is_waited_out(tmp_path, rtsp_server):
+    """The server comes back without the stream's mount (404: "no such stream"), then with it: a source
+    that worked before keeps retrying instead of ending the job as it would for a wrong URL at start."""
+    out = tmp_path / "waited.mkv"
+    (tmp_path / "job.toml").write_text(
+        f'duration = 16\n[source]\nurl = "{rtsp_server.url}"\n[[sinks]]\nurl = "{out}"\n'
+        "[reconnect]\nmax_delay_s = 1.0\n"
+    )
+    proc = start_run(tmp_path, "job.toml")
+    time.sleep(4)
+    rtsp_server.kill()
+    rtsp_server.start(path="/elsewhere")
+    time.sleep(4)
+    rtsp_server.stop()
+    rtsp_server.start()
+    stdout, stderr = finish(proc)
+    assert "no such stream (404)" in stderr and "source back" in stderr
+    assert counts(stdout, "reconnects").get("source", 0) >= 2
+    with av.open(str(out)) as container:
+        times = [f.pts * f.time_base for f in container.decode(video=0)]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    # about 4 s streamed before the loss; the job ends 16 s in, some 5 s after the stream's return
+    assert len(times) > 60 * (4 + 2)
+
+
 def test_a_zmq_subscriber_that_never_reads_does_not_slow_the_stream(tmp_path):
     feed = f"zmq://127.0.0.1:{free_port()}"
     out = tmp_path / "steady.mp4"

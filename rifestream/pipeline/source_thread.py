@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 
+from rifestream.errors import RifestreamError
 from rifestream.io.frames import SourceAudio, SourceFrame
 from rifestream.io.source_base import Source
 from rifestream.io.stream_errors import SourceLost
@@ -136,7 +137,12 @@ class SourceThread:
                 return
 
     def _reconnect(self) -> bool:
-        """Reopen with backoff until it works (True) or the job stops (False)."""
+        """Reopen with backoff until it works (True) or the job stops (False).
+
+        Any refusal is retried, not only an unreachable server: this source worked before, so a
+        server that now answers "no such stream" (a camera or RTSP server still setting up its
+        mount points after a restart) is a state to wait out, not a wrong URL.
+        """
         with self._lock:
             old, self._source = self._source, None
         if old is not None:
@@ -148,8 +154,8 @@ class SourceThread:
             self._stats.reconnect("source")
             try:
                 source = self._reopen()
-            except SourceLost as lost:
-                log.warning("reconnect failed: %s; next try after up to %.1f s", lost, self._backoff.maximum)
+            except RifestreamError as refused:  # SourceLost included
+                log.warning("reconnect failed: %s; next try after up to %.1f s", refused, self._backoff.maximum)
                 continue
             with self._lock:
                 if self._stop.is_set():
