@@ -195,6 +195,17 @@ def test_learning_rate_warms_up_then_decays():
     assert learning_rate(100, cfg) == pytest.approx(1e-5)
 
 
+def test_validation_logs_psnr_and_the_students_health(tmp_path, caplog):
+    import logging
+
+    write_moving_clip(tmp_path / "val.mkv", 8)
+    cfg = tiny_config(steps=2, val_every=2, val_clips=[str(tmp_path / "val.mkv")])
+    with caplog.at_level(logging.INFO, logger="rifestream.train.trainer"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert "step 2 val_psnr=" in caplog.text
+    assert "step 2 block features |a|/positive: " in caplog.text and "8 px shift: flow x " in caplog.text
+
+
 def test_resume_continues_steps_schedule_and_data(tmp_path):
     cfg = tiny_config()
     straight = train(cfg, tmp_path / "a", progress=False)

@@ -27,6 +27,7 @@ from rifestream.model.ifnet import IFNet
 from rifestream.train.batch import BatchMaker
 from rifestream.train.config import TrainConfig
 from rifestream.train.data import VideoTriplets
+from rifestream.train.diagnostics import health_summary
 from rifestream.train.loss import flow_l1, laplacian_l1, psnr
 from rifestream.train.teacher import Teacher, distillation_loss
 
@@ -191,6 +192,14 @@ def _agreed(value: int, world: int, dev: torch.device) -> int:
     return int(buf.item())
 
 
+def _health(student: IFNet, val: dict[str, torch.Tensor], device: torch.device) -> str:
+    student.eval()
+    try:
+        return health_summary(student, val["img0"][:1].to(device), val["img1"][:1].to(device))
+    finally:
+        student.train()
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -294,6 +303,7 @@ def train(
             window_start, window_samples = time.monotonic(), 0
         if val is not None and state.step % cfg.val_every == 0:
             log.info("step %d val_psnr=%.3f", state.step, validate(state.model.student, val, dev))
+            log.info("step %d %s", state.step, _health(state.model.student, val, dev))
         if time.monotonic() - last_ckpt > 60 * cfg.checkpoint_minutes:
             save_checkpoint(state, cfg, out_dir)
             last_ckpt = time.monotonic()

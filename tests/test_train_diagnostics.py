@@ -1,0 +1,71 @@
+"""Student health checks: block feature activity and the translation probe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rifestream.model.ifnet import IFNet, IFNetConfig
+from rifestream.train.diagnostics import block_activity, health_summary, translation_probe
+
+CONFIG = IFNetConfig("probe", (32, 16), (4, 1), head=True, pad=16)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def textured_frame(h: int = 112, w: int = 144) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (h // 4, w // 4, 3), dtype=np.uint8)
+    return np.ascontiguousarray(small.repeat(4, 0).repeat(4, 1))
+
+
+def zero_flow_net() -> IFNet:
+    """An IFNet whose blocks predict nothing: flow 0, mask logit 0 (an even blend)."""
+    torch.manual_seed(0)
+    net = IFNet(CONFIG)
+    for block in net.blocks:
+        torch.nn.init.zeros_(block.lastconv[0].weight)
+        torch.nn.init.zeros_(block.lastconv[0].bias)
+    return net.eval()
+
+
+def test_a_net_that_predicts_no_motion_probes_as_zero_flow_and_blend_quality():
+    rows = translation_probe(zero_flow_net(), textured_frame(), shifts=(4, 8))
+    assert [(r.axis, r.shift) for r in rows] == [("x", 4), ("x", 8), ("y", 4), ("y", 8)]
+    for r in rows:
+        assert r.estimated == 0.0
+        assert r.psnr_model == pytest.approx(r.psnr_blend, abs=0.2)  # mask 0.5, flow 0: a blend
+        assert r.psnr_blend < 30  # the shift is real: blending does not rebuild the middle
+
+
+def test_features_pushed_negative_collapse_and_block_activity_shows_it():
+    """ResConv applies LeakyReLU(0.2) after its residual add: a negative feature shrinks five-fold
+    per layer, 0.2 ** 9 over the block's conv0 and its eight residual layers."""
+    net = zero_flow_net()
+    block = net.blocks[0]
+    with torch.no_grad():
+        for layer in (block.conv0[0][0], block.conv0[1][0]):
+            layer.weight.zero_()
+            layer.bias.fill_(-1.0)
+        for res in block.convblock:
+            res.conv.weight.zero_()
+            res.conv.bias.zero_()
+    img = torch.rand(1, 3, 64, 64)
+    first, second = block_activity(net, img, img)
+    assert first.positive == 0.0
+    assert first.mean_abs == pytest.approx(0.2**9, rel=1e-3)
+    assert second.mean_abs > 1e-3 and 0.0 < second.positive < 1.0  # an untouched block
+
+
+def test_health_summary_names_every_block_and_the_probe():
+    frame = torch.from_numpy(textured_frame()).permute(2, 0, 1)[None].float() / 255
+    line = health_summary(zero_flow_net(), frame, frame, shift=8)
+    assert line.count("%") == len(CONFIG.channels)
+    assert "8 px shift: flow x 0.00 y 0.00 (truth 4)" in line
