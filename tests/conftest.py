@@ -1,4 +1,5 @@
-"""Shared fixtures: the real test servers of ``tests/servers.py`` (started per test, always stopped)."""
+"""Shared fixtures: the real test servers of ``tests/servers.py`` (started per test, always stopped),
+and ``one_torch_thread`` for tests that train or run small models (deterministic, no oversubscription)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,13 @@ def rtsp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer
 def xvfb_display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XvfbDisplay]:
     """Xvfb (320x240) with something moving on it; ``.display`` is like ``:3``."""
     yield from _serve(XvfbDisplay, tmp_path_factory, "xvfb")
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,13 +16,7 @@ from rifestream.train.synthetic import make_triplet
 from rifestream.train.teacher import Teacher, distillation_loss
 from rifestream.train.trainer import FIT_CALIBRATION_STEPS, DistillModel, fitted_steps, learning_rate, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**overrides) -> TrainConfig:

@@ -12,12 +12,7 @@ from rifestream.train.diagnostics import block_activity, health_summary, transla
 CONFIG = IFNetConfig("probe", (32, 16), (4, 1), head=True, pad=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def textured_frame(h: int = 112, w: int = 144) -> np.ndarray:
