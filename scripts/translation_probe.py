@@ -27,7 +27,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    net = Interpolator(args.model, device="cpu").model
+    interp = Interpolator(args.model, device="cpu")
+    net = interp.model
     frames = read_rgb_frames(args.clip, 2)
     print(f"{args.clip}: flow F(t->0) at t = 0.5 (truth d/2), median over textured pixels")
     print(f"{'axis':>4} {'d':>3} {'truth':>6} {'model':>6}   {'PSNR model':>10} {'blend':>6}")
@@ -36,10 +37,7 @@ def main() -> None:
             f"{row.axis:>4} {row.shift:>3} {row.shift / 2:>6.1f} {row.estimated:>6.2f}   "
             f"{row.psnr_model:>10.2f} {row.psnr_blend:>6.2f}"
         )
-    m = net.pad_multiple()
-    h, w = frames[0].shape[0] // m * m, frames[0].shape[1] // m * m
-    pair = [torch.from_numpy(f[:h, :w].copy()).permute(2, 0, 1)[None].float() / 255 for f in frames]
-    for k, act in enumerate(block_activity(net, *pair)):
+    for k, act in enumerate(block_activity(net, interp.to_tensor(frames[0]), interp.to_tensor(frames[1]))):
         print(f"block{k}: feature |a| {act.mean_abs:.2e}, {100 * act.positive:.0f} % positive")
 
 

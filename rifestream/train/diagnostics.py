@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rifestream.eval import LUMA, blend, psnr
 from rifestream.model.ifnet import IFNet
-
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,11 @@ class ProbeRow:
 
 @torch.no_grad()
 def block_activity(student: IFNet, img0: torch.Tensor, img1: torch.Tensor) -> list[BlockActivity]:
-    """Per block, the features its residual stack hands to its output layer for this pair (t = 0.5)."""
+    """Per block, the features its residual stack hands to its output layer for this pair (t = 0.5);
+    (N, 3, H, W) in [0, 1], cropped to the model's size multiple."""
+    m = student.pad_multiple()
+    h, w = img0.shape[-2] // m * m, img0.shape[-1] // m * m
+    img0, img1 = img0[..., :h, :w], img1[..., :h, :w]
     seen: dict[int, torch.Tensor] = {}
     hooks = [
         block.convblock.register_forward_hook(lambda _m, _i, out, k=k: seen.__setitem__(k, out.detach()))
@@ -57,15 +60,10 @@ def block_activity(student: IFNet, img0: torch.Tensor, img1: torch.Tensor) -> li
 
 def _textured(img: np.ndarray, threshold: float = 8.0) -> np.ndarray:
     """Pixels whose luma differs by more than ``threshold`` from a neighbour (where a shift is visible)."""
-    y = img.astype(np.float32) @ LUMA
+    y = img.astype(np.float32) @ LUMA.astype(np.float32)
     gx = np.abs(np.diff(y, axis=1, append=y[:, -1:]))
     gy = np.abs(np.diff(y, axis=0, append=y[-1:, :]))
     return np.maximum(gx, gy) > threshold
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
 @torch.no_grad()
@@ -92,14 +90,14 @@ def translation_probe(student: IFNet, frame: np.ndarray, shifts: tuple[int, ...]
             flow = out.flows[-1][0, 0 if axis == "x" else 1].float().cpu().numpy()[inner]
             where = _textured(truth)[inner]
             middle = (out.frame[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-            blend = ((a.astype(np.uint16) + b + 1) // 2).astype(np.uint8)
+            blended = blend(a, b)
             rows.append(
                 ProbeRow(
                     axis=axis,
                     shift=d,
                     estimated=float(np.median(flow[where])) if where.any() else 0.0,
-                    psnr_model=_psnr(middle[inner], truth[inner]),
-                    psnr_blend=_psnr(blend[inner], truth[inner]),
+                    psnr_model=psnr(middle[inner], truth[inner]),
+                    psnr_blend=psnr(blended[inner], truth[inner]),
                 )
             )
     return rows
@@ -108,9 +106,7 @@ def translation_probe(student: IFNet, frame: np.ndarray, shifts: tuple[int, ...]
 def health_summary(student: IFNet, img0: torch.Tensor, img1: torch.Tensor, shift: int = 8) -> str:
     """One log line: each block's feature activity on this pair (1, 3, H, W), and the motion it
     estimates for a ``shift``-pixel translation of ``img0`` (truth: shift / 2)."""
-    m = student.pad_multiple()
-    h, w = img0.shape[-2] // m * m, img0.shape[-1] // m * m
-    blocks = block_activity(student, img0[..., :h, :w], img1[..., :h, :w])
+    blocks = block_activity(student, img0, img1)
     frame = (img0[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
     probe = {row.axis: row.estimated for row in translation_probe(student, frame, (shift,))}
     activity = " ".join(f"{a.mean_abs:.1e}/{100 * a.positive:.0f}%" for a in blocks)
