@@ -9,10 +9,12 @@ exists.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,8 +160,22 @@ def validation_batch(cfg: TrainConfig, per_clip: int = 4) -> dict[str, torch.Ten
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
+
+
 def validate(student: IFNet, val: dict[str, torch.Tensor], device: torch.device) -> float:
-    student.eval()
+    with _eval_mode(student):
+        return _validate(student, val, device)
+
+
+@torch.no_grad()
+def _validate(student: IFNet, val: dict[str, torch.Tensor], device: torch.device) -> float:
     scores = []
     m = student.pad_multiple()
     for i in range(val["img0"].shape[0]):
@@ -170,7 +186,6 @@ def validate(student: IFNet, val: dict[str, torch.Tensor], device: torch.device)
         out = student(pad(img0, (0, pw, 0, ph)), pad(img1, (0, pw, 0, ph)), 0.5)[..., :h, :w]
         out = (out.clamp(0, 1) * 255).round() / 255
         scores.append(float(psnr(out, gt)))
-    student.train()
     return float(np.mean(scores))
 
 
@@ -193,11 +208,8 @@ def _agreed(value: int, world: int, dev: torch.device) -> int:
 
 
 def _health(student: IFNet, val: dict[str, torch.Tensor], device: torch.device) -> str:
-    student.eval()
-    try:
+    with _eval_mode(student):
         return health_summary(student, val["img0"][:1].to(device), val["img1"][:1].to(device))
-    finally:
-        student.train()
 
 
 def train(
@@ -260,9 +272,12 @@ def train(
     last_ckpt = started
     window_start, window_samples = time.monotonic(), 0
     running: dict[str, float] = {}
-    last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+
+    def last_step() -> int:  # cfg.steps may be resized on the way (fit_minutes)
+        return cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+
     first_step = state.step
-    while state.step < last_step:
+    while state.step < last_step():
         if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
             break
         lr = learning_rate(state.step, cfg)
@@ -282,7 +297,6 @@ def train(
         if fit_minutes is not None and state.step - first_step == FIT_CALIBRATION_STEPS:
             elapsed = time.monotonic() - started
             cfg.steps = _agreed(fitted_steps(state.step, FIT_CALIBRATION_STEPS, elapsed, fit_minutes), world, dev)
-            last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
             if bar is not None:
                 bar.total = cfg.steps
             if rank == 0:
