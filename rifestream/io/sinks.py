@@ -27,9 +27,14 @@ LIVE_SINK_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpe
 SINK_FORMS = "a file path (.mp4, .mkv, .mov, .flv, .ts, .nut), rtmp://, udp://, zmq://HOST:PORT or null"
 
 
+def _scheme(url: str) -> str:
+    """``url``'s scheme in lower case; "" for a plain path."""
+    return urlsplit(url.strip()).scheme.lower() if "://" in url else ""
+
+
 def is_network_sink(url: str) -> bool:
     """Whether ``url`` streams to a server over the network (rtmp://, rtmps://, srt://, udp://)."""
-    return "://" in url and urlsplit(url.strip()).scheme.lower() in LIVE_SINK_FORMATS
+    return _scheme(url) in LIVE_SINK_FORMATS
 
 
 def open_sink(
@@ -61,7 +66,7 @@ def open_sink(
     url = url.strip()
     if url in ("null", "null:"):
         return NullSink(url)
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    scheme = _scheme(url)
     if scheme == "zmq":
         pix_fmt = encoding.get("pix_fmt")
         return FeedPublisher(

@@ -36,11 +36,6 @@ class SinkThread:
         """End the thread once the calls already submitted have run (returns at once)."""
         self._calls.put(_RETIRE)
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for a retired thread to end; whether it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
     def _serve(self) -> None:
         while True:
             call = self._calls.get()

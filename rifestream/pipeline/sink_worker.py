@@ -145,9 +145,8 @@ class SinkWorker:
 
     async def _finish(self) -> None:
         """Close the sink (flush, trailer) in its thread, then retire the thread; a stalled close is given up."""
-        closing = asyncio.shield(self._call(self._close_sink))
         try:
-            await asyncio.wait_for(closing, self.stall_timeout)
+            await self._within_stall_timeout(self._call(self._close_sink))
         except TimeoutError:
             log.warning("sink %s: closing made no progress in %g s; giving up on it", self.url, self.stall_timeout)
         self._thread.retire()
