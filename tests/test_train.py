@@ -297,3 +297,5 @@ def test_train_cli_names_missing_clips_and_checkpoints(tmp_path):
     write_moving_clip(tmp_path / "clip.mkv", 12)
     no_ckpt = run_train_cli(tmp_path, "clip.mkv", "--out", "fresh", "--resume")
     assert no_ckpt.returncode == 2 and "no checkpoint to resume from" in no_ckpt.stderr
+    no_time = run_train_cli(tmp_path, "clip.mkv", "--fit-minutes", "0")
+    assert no_time.returncode == 2 and "--fit-minutes: '0': must be a positive number of minutes" in no_time.stderr

@@ -5,6 +5,16 @@ from __future__ import annotations
 import argparse
 
 
+def positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected minutes, e.g. 9.5") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number of minutes")
+    return value
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
@@ -41,10 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, help="crop size in pixels")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop (with a checkpoint) at this step")
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
+    p.add_argument("--max-minutes", type=positive_minutes, help="stop (with a checkpoint) after this much wall time")
     p.add_argument(
         "--fit-minutes",
-        type=float,
+        type=positive_minutes,
         metavar="M",
         help=(
             "size the schedule (--steps) to this run: after 50 steps, time them and end the cosine decay "
