@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from rifestream.errors import RifestreamError
 from rifestream.model.ifnet import IFNet
 from rifestream.model.warp import warp
 from rifestream.train import augment
 from rifestream.train.config import TrainConfig
 from rifestream.train.data import VideoTriplets, triplet_indices
-from rifestream.train.loss import laplacian_l1
+from rifestream.train.loss import flow_l1, laplacian_l1
 from rifestream.train.synthetic import make_triplet
 from rifestream.train.teacher import Teacher, distillation_loss
 from rifestream.train.trainer import FIT_CALIBRATION_STEPS, DistillModel, fitted_steps, learning_rate, train
@@ -146,10 +147,7 @@ def test_a_few_steps_reduce_the_loss():
     cfg = tiny_config()
     torch.manual_seed(0)
     model = DistillModel(IFNet(cfg.model_config()), Teacher(cfg.teacher_channels), cfg)
-    samples = [synthetic_sample(s, size=48) for s in range(4)]
-    batch = {k: torch.stack([s[k] for s in samples]) for k in ("img0", "gt", "img1", "flow")}
-    batch["t"] = torch.tensor([s["t"] for s in samples]).view(-1, 1, 1, 1)
-    batch["has_flow"] = torch.ones(4)
+    batch = synthetic_batch(4, 48)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     first = float(model(batch)[0].detach())
     for _ in range(40):
@@ -160,6 +158,33 @@ def test_a_few_steps_reduce_the_loss():
     last, stats = model(batch)
     assert float(last.detach()) < 0.8 * first
     assert float(stats["psnr"]) > 10.0
+
+
+def synthetic_batch(n: int, size: int) -> dict[str, torch.Tensor]:
+    samples = [synthetic_sample(s, size=size) for s in range(n)]
+    batch = {k: torch.stack([s[k] for s in samples]) for k in ("img0", "gt", "img1", "flow")}
+    batch["t"] = torch.tensor([s["t"] for s in samples]).view(-1, 1, 1, 1)
+    batch["has_flow"] = torch.ones(n)
+    return batch
+
+
+@pytest.mark.parametrize("blocks", [(0,), (1,), (0, 1)])
+def test_flow_blocks_choose_which_blocks_the_true_flow_supervises(blocks):
+    cfg = tiny_config(flow_blocks=blocks)
+    torch.manual_seed(0)
+    model = DistillModel(IFNet(cfg.model_config()), Teacher(cfg.teacher_channels), cfg)
+    batch = synthetic_batch(2, 48)
+    with torch.no_grad():
+        _, stats = model(batch)
+        t = batch["t"].expand(2, 1, 48, 48)
+        flows = model.student.forward_all(batch["img0"], batch["img1"], t).flows
+        errors = [float(flow_l1(flows[i], batch["flow"], batch["has_flow"])) for i in blocks]
+    assert float(stats["flow"]) == pytest.approx(sum(errors) / len(errors), rel=1e-5)
+
+
+def test_flow_blocks_outside_the_model_are_refused():
+    with pytest.raises(RifestreamError, match=r"flow_blocks \[4\]: the model has blocks 0 to 3"):
+        TrainConfig.from_dict({"flow_blocks": [0, 4]})
 
 
 def test_teacher_gets_no_gradient_from_the_distillation_loss():
@@ -299,3 +324,25 @@ def test_train_cli_names_missing_clips_and_checkpoints(tmp_path):
     assert no_ckpt.returncode == 2 and "no checkpoint to resume from" in no_ckpt.stderr
     no_time = run_train_cli(tmp_path, "clip.mkv", "--fit-minutes", "0")
     assert no_time.returncode == 2 and "--fit-minutes: '0': must be a positive number of minutes" in no_time.stderr
+
+
+def test_train_cli_restarts_a_block_of_given_weights_and_refuses_it_on_resume(tmp_path):
+    from rifestream.model.checkpoint import load_model
+
+    write_moving_clip(tmp_path / "clip.mkv", 12)
+    common = ["clip.mkv", "--batch", "2", "--crop", "32", "--threads", "1", "--no-progress"]
+    base = run_train_cli(tmp_path, *common, "--out", "base", "--steps", "1")
+    assert base.returncode == 0, base.stderr
+    run = run_train_cli(
+        tmp_path, *common, "--out", "re", "--steps", "1", "--lr", "1e-12", "--init", "base/latest.safetensors",
+        "--reinit-block", "0",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    old, new = load_model(tmp_path / "base" / "latest.safetensors"), load_model(tmp_path / "re" / "latest.safetensors")
+    assert float(new.blocks[0].lastconv[0].weight.detach().abs().max()) < 1e-6  # zeroed; an lr of 1e-12 barely moves it
+    assert not torch.equal(old.blocks[0].conv0[0][0].weight, new.blocks[0].conv0[0][0].weight)
+    assert torch.allclose(old.blocks[1].conv0[0][0].weight, new.blocks[1].conv0[0][0].weight, atol=1e-3)
+    resumed = run_train_cli(tmp_path, *common, "--out", "re", "--steps", "2", "--resume", "--reinit-block", "0")
+    assert resumed.returncode == 2 and "needs a fresh start (--init WEIGHTS), not --resume" in resumed.stderr
+    share = run_train_cli(tmp_path, *common, "--synthetic-share", "1.5")
+    assert share.returncode == 2 and "--synthetic-share 1.5: must be between 0 and 1" in share.stderr

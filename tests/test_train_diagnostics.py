@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from rifestream.errors import RifestreamError
 from rifestream.model.ifnet import IFNet, IFNetConfig
 from rifestream.train.diagnostics import block_activity, health_summary, translation_probe
+from rifestream.train.trainer import reinit_blocks
 
 CONFIG = IFNetConfig("probe", (32, 16), (4, 1), head=True, pad=16)
 
@@ -40,11 +42,8 @@ def test_a_net_that_predicts_no_motion_probes_as_zero_flow_and_blend_quality():
         assert r.psnr_blend < 30  # the shift is real: blending does not rebuild the middle
 
 
-def test_features_pushed_negative_collapse_and_block_activity_shows_it():
-    """ResConv applies LeakyReLU(0.2) after its residual add: a negative feature shrinks five-fold
-    per layer, 0.2 ** 9 over the block's conv0 and its eight residual layers."""
-    net = zero_flow_net()
-    block = net.blocks[0]
+def collapse(block: torch.nn.Module) -> None:
+    """Push every feature of ``block`` negative, as training did to rifestream-v1's coarse blocks."""
     with torch.no_grad():
         for layer in (block.conv0[0][0], block.conv0[1][0]):
             layer.weight.zero_()
@@ -52,6 +51,13 @@ def test_features_pushed_negative_collapse_and_block_activity_shows_it():
         for res in block.convblock:
             res.conv.weight.zero_()
             res.conv.bias.zero_()
+
+
+def test_features_pushed_negative_collapse_and_block_activity_shows_it():
+    """ResConv applies LeakyReLU(0.2) after its residual add: a negative feature shrinks five-fold
+    per layer, 0.2 ** 9 over the block's conv0 and its eight residual layers."""
+    net = zero_flow_net()
+    collapse(net.blocks[0])
     img = torch.rand(1, 3, 64, 64)
     first, second = block_activity(net, img, img)
     assert first.positive == 0.0
@@ -64,3 +70,23 @@ def test_health_summary_names_every_block_and_the_probe():
     line = health_summary(zero_flow_net(), frame, frame, shift=8)
     assert line.count("%") == len(CONFIG.channels)
     assert "8 px shift: flow x 0.00 y 0.00 (truth 4)" in line
+
+
+def test_reinit_gives_a_collapsed_block_live_features_without_changing_the_frame():
+    net = zero_flow_net()
+    collapse(net.blocks[0])
+    with torch.no_grad():
+        net.blocks[0].lastconv[0].bias.uniform_(-0.5, 0.5)  # the constant a collapsed block outputs
+    untouched = {k: v.clone() for k, v in net.blocks[1].state_dict().items()}
+    img0, img1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = net(img0, img1)
+    reinit_blocks(net, [0])
+    with torch.no_grad():
+        after = net(img0, img1)
+    revived, _ = block_activity(net, img0, img1)
+    assert revived.mean_abs > 1e-2 and revived.positive > 0.3
+    assert torch.allclose(before, after, atol=1e-6)
+    assert all(torch.equal(v, net.blocks[1].state_dict()[k]) for k, v in untouched.items())
+    with pytest.raises(RifestreamError, match="block 2: the model has blocks 0 to 1"):
+        reinit_blocks(net, [2])

@@ -44,12 +44,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="start the student from these weights, a file or a model name such as rifestream-v1 (fine-tuning)",
     )
+    p.add_argument(
+        "--reinit-block",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help=(
+            "start student block N (0 = coarsest) afresh, output layer zeroed (repeatable; "
+            "for a block whose features collapsed, see docs/MODEL_CARD.md)"
+        ),
+    )
     p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")
     p.add_argument(
         "--batch", type=int, help="batch size per process (under torchrun the total is this times the processes)"
     )
     p.add_argument("--crop", type=int, help="crop size in pixels")
     p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument(
+        "--synthetic-share",
+        type=float,
+        metavar="S",
+        help="share of each batch made of synthetic scenes, 0 to 1 (overrides the config)",
+    )
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop (with a checkpoint) at this step")
     p.add_argument("--max-minutes", type=positive_minutes, help="stop (with a checkpoint) after this much wall time")
     p.add_argument(
@@ -85,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
         cfg.val_clips = []
     if args.val:
         cfg.val_clips = [str(Path(c).resolve()) for c in args.val]
+    if args.synthetic_share is not None and not 0.0 <= args.synthetic_share <= 1.0:
+        raise RifestreamError(f"--synthetic-share {args.synthetic_share}: must be between 0 and 1")
+    for name in ("steps", "batch", "crop", "lr", "synthetic_share"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
     if not cfg.train_clips and cfg.synthetic_share < 1.0:
         raise RifestreamError(
             "no training videos: name them (rifestream train CLIP [CLIP ...]) or give a --config "
@@ -98,10 +121,6 @@ def run(args: argparse.Namespace) -> int:
         from rifestream.model.registry import resolve_model
 
         init = resolve_model(args.init)[0]
-    for name in ("steps", "batch", "crop", "lr"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(cfg, name, value)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -115,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         stop_at=args.stop_at,
         fit_minutes=args.fit_minutes,
+        reinit=args.reinit_block,
     )
     print(f"stopped at step {state.step}; weights: {args.out}/latest.safetensors")
     return 0

@@ -36,12 +36,24 @@ class TrainConfig:
     warmup: int = 300
     weight_decay: float = 1e-4
     flow_weight: float = 0.01
+    # Student blocks (0 = coarsest) whose flow the synthetic scenes' true flow supervises
+    # (default: every block but the coarsest).
+    flow_blocks: tuple[int, ...] | None = None
     distill_weight: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
     checkpoint_minutes: float = 5.0
     val_every: int = 500
     log_every: int = 50
+
+    def __post_init__(self) -> None:
+        if self.flow_blocks is None:
+            self.flow_blocks = tuple(range(1, len(self.channels)))
+        bad = [b for b in self.flow_blocks if not 0 <= b < len(self.channels)]
+        if bad:
+            raise RifestreamError(
+                f"flow_blocks {bad}: the model has blocks 0 to {len(self.channels) - 1} (0 is the coarsest)"
+            )
 
     def model_config(self) -> IFNetConfig:
         return IFNetConfig(self.name, tuple(self.channels), tuple(float(s) for s in self.scales), self.head, self.pad)
@@ -61,7 +73,7 @@ class TrainConfig:
             raise RifestreamError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
         values = {}
         for key, value in data.items():
-            if isinstance(value, list) and key in ("channels", "scales", "gaps"):
+            if isinstance(value, list) and key in ("channels", "scales", "gaps", "flow_blocks"):
                 value = tuple(value)
             values[key] = value
         return cls(**values)

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from torch import nn
 
 from rifestream.errors import RifestreamError
 from rifestream.model.checkpoint import load_model, save_model
-from rifestream.model.ifnet import IFNet
+from rifestream.model.ifnet import IFBlock, IFNet
 from rifestream.train.batch import BatchMaker
 from rifestream.train.config import TrainConfig
 from rifestream.train.data import VideoTriplets
@@ -55,6 +55,7 @@ class DistillModel(nn.Module):
         self.student = student
         self.teacher = teacher
         self.flow_weight = cfg.flow_weight
+        self.flow_blocks = tuple(cfg.flow_blocks)
         self.distill_weight = cfg.distill_weight
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -67,7 +68,8 @@ class DistillModel(nn.Module):
         rec_teacher = laplacian_l1(tea.frame.float(), gt).mean()
         distill = distillation_loss([f.float() for f in out.flows], out.frame.float(), tea, gt)
         has_flow = batch["has_flow"]
-        flow_sup = sum(flow_l1(f.float(), batch["flow"], has_flow) for f in out.flows[1:]) / max(1, len(out.flows) - 1)
+        supervised = [out.flows[i].float() for i in self.flow_blocks]
+        flow_sup = sum(flow_l1(f, batch["flow"], has_flow) for f in supervised) / max(1, len(supervised))
         loss = rec + rec_teacher + self.distill_weight * distill + self.flow_weight * flow_sup
         stats = {
             "loss": loss.detach(),
@@ -98,7 +100,31 @@ def distributed_rank() -> tuple[int, int]:
     return 0, 1
 
 
-def build_state(cfg: TrainConfig, device: torch.device, init_weights: str | Path | None) -> TrainState:
+def reinit_blocks(student: IFNet, indices: Sequence[int]) -> None:
+    """Give these blocks fresh weights, with the output layer's weights zeroed and its bias kept.
+
+    For a block whose features collapsed (docs/MODEL_CARD.md, Diagnosis): its
+    output is then the constant it had already nearly become, so the model's
+    frames barely change at the start, and the block learns again from
+    healthy features.
+    """
+    config = student.config
+    for i in indices:
+        if not 0 <= i < len(config.channels):
+            last = len(config.channels) - 1
+            raise RifestreamError(f"block {i}: the model has blocks 0 to {last} (0 is the coarsest)")
+        old = student.blocks[i]
+        fresh = IFBlock(config.first_in if i == 0 else config.later_in, config.channels[i], config.k_out)
+        out_layer, old_out = fresh.lastconv[0], old.lastconv[0]
+        with torch.no_grad():
+            out_layer.weight.zero_()
+            out_layer.bias.copy_(old_out.bias)
+        setattr(student, f"block{i}", fresh.to(old_out.weight.device, old_out.weight.dtype))
+
+
+def build_state(
+    cfg: TrainConfig, device: torch.device, init_weights: str | Path | None, reinit: Sequence[int] = ()
+) -> TrainState:
     if init_weights:
         student = load_model(init_weights)
         if student.config.channels != tuple(cfg.channels) or student.config.head != cfg.head:
@@ -108,6 +134,7 @@ def build_state(cfg: TrainConfig, device: torch.device, init_weights: str | Path
             )
     else:
         student = IFNet(cfg.model_config())
+    reinit_blocks(student, reinit)
     model = DistillModel(student.train(), Teacher(cfg.teacher_channels), cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return TrainState(step=0, model=model, optimizer=optimizer)
@@ -222,6 +249,7 @@ def train(
     progress: bool = True,
     stop_at: int | None = None,
     fit_minutes: float | None = None,
+    reinit: Sequence[int] = (),
 ) -> TrainState:
     """Train until ``cfg.steps`` (or step ``stop_at``, or ``max_minutes`` of wall time), checkpointing as it goes.
 
@@ -230,6 +258,8 @@ def train(
     after the first ``FIT_CALIBRATION_STEPS`` steps of this run, resize the
     schedule (``cfg.steps``) so that it ends, learning rate decayed, about
     ``fit_minutes`` after the run began (for machines lent by the minute).
+    ``reinit``: student blocks to start afresh (:func:`reinit_blocks`), not
+    with ``resume``, whose checkpoint holds every block.
     """
     out_dir = Path(out_dir)
     rank, world = distributed_rank()
@@ -238,8 +268,10 @@ def train(
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dev = torch.device("cuda", torch.cuda.current_device())
     torch.manual_seed(cfg.seed)  # identical initial weights in every rank
-    state = build_state(cfg, dev, init_weights)
     ckpt_path = out_dir / CHECKPOINT_NAME
+    if resume and reinit:
+        raise RifestreamError("re-initialising blocks needs a fresh start (--init WEIGHTS), not --resume")
+    state = build_state(cfg, dev, init_weights, reinit)
     if resume and ckpt_path.is_file():
         load_checkpoint(state, ckpt_path)
         if rank == 0:
