@@ -1,9 +1,10 @@
 """Does a model estimate motion, and are its blocks alive? (rifestream.train.diagnostics)
 
 Shifts the first frame of CLIP by d pixels along x and y and prints, per shift,
-the median estimated flow on the textured pixels next to the truth (d/2) and the
-PSNR of the model's halfway frame next to blending's; then each block's feature
-activity on the first pair of frames.
+the median estimated flow on the textured pixels next to the truth (d/2), the
+PSNR of the model's halfway frame next to blending's and the estimate after each
+block (which blocks carry the motion); then each block's feature activity on the
+first pair of frames.
 
     python scripts/translation_probe.py ../shared/data/clips/asl_gestures_no.mkv --model rifestream-v1
 """
@@ -31,11 +32,11 @@ def main() -> None:
     net = interp.model
     frames = read_rgb_frames(args.clip, 2)
     print(f"{args.clip}: flow F(t->0) at t = 0.5 (truth d/2), median over textured pixels")
-    print(f"{'axis':>4} {'d':>3} {'truth':>6} {'model':>6}   {'PSNR model':>10} {'blend':>6}")
+    print(f"{'axis':>4} {'d':>3} {'truth':>6} {'model':>6}   {'PSNR model':>10} {'blend':>6}   after each block")
     for row in translation_probe(net, frames[0], tuple(int(s) for s in args.shifts.split(","))):
         print(
             f"{row.axis:>4} {row.shift:>3} {row.shift / 2:>6.1f} {row.estimated:>6.2f}   "
-            f"{row.psnr_model:>10.2f} {row.psnr_blend:>6.2f}"
+            f"{row.psnr_model:>10.2f} {row.psnr_blend:>6.2f}   " + " ".join(f"{f:5.2f}" for f in row.by_block)
         )
     for k, act in enumerate(block_activity(net, interp.to_tensor(frames[0]), interp.to_tensor(frames[1]))):
         print(f"block{k}: feature |a| {act.mean_abs:.2e}, {100 * act.positive:.0f} % positive")

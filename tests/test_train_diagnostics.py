@@ -37,9 +37,18 @@ def test_a_net_that_predicts_no_motion_probes_as_zero_flow_and_blend_quality():
     rows = translation_probe(zero_flow_net(), textured_frame(), shifts=(4, 8))
     assert [(r.axis, r.shift) for r in rows] == [("x", 4), ("x", 8), ("y", 4), ("y", 8)]
     for r in rows:
-        assert r.estimated == 0.0
+        assert r.estimated == 0.0 and r.by_block == (0.0, 0.0)
         assert r.psnr_model == pytest.approx(r.psnr_blend, abs=0.2)  # mask 0.5, flow 0: a blend
         assert r.psnr_blend < 30  # the shift is real: blending does not rebuild the middle
+
+
+def test_the_probe_reads_the_flow_after_each_block():
+    net = zero_flow_net()
+    with torch.no_grad():
+        net.blocks[1].lastconv[0].bias[0:4] = 1.5  # F(t→0) along x from the last block alone (PixelShuffle(2))
+    x_row = translation_probe(net, textured_frame(), shifts=(4,))[0]
+    assert x_row.by_block == pytest.approx((0.0, 1.5), abs=1e-5)
+    assert x_row.estimated == pytest.approx(1.5, abs=1e-5)
 
 
 def collapse(block: torch.nn.Module) -> None:

@@ -9,7 +9,8 @@ rifestream-v1's two coarse blocks ended up: they estimate no motion.
 
 ``translation_probe``: shift a real frame by d pixels and ask for the frame
 halfway. The true flow F(t→0) is d/2 everywhere; the median estimate on the
-textured pixels shows how much motion the model can follow at all.
+textured pixels shows how much motion the model can follow at all, and the
+estimate after each block which blocks carry it.
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ class BlockActivity:
 class ProbeRow:
     axis: str  # "x" or "y"
     shift: int  # pixels between the two frames
-    estimated: float  # median F(t→0) along the axis on textured pixels (truth: shift / 2)
+    by_block: tuple[float, ...]  # median F(t→0) along the axis on textured pixels after each block
     psnr_model: float
     psnr_blend: float
+
+    @property
+    def estimated(self) -> float:
+        """The model's answer, after its last block (truth: shift / 2)."""
+        return self.by_block[-1]
 
 
 @torch.no_grad()
@@ -87,15 +93,16 @@ def translation_probe(student: IFNet, frame: np.ndarray, shifts: tuple[int, ...]
             a, b = frame[:h, :w], frame[dy : dy + h, dx : dx + w]
             truth = frame[dy // 2 : dy // 2 + h, dx // 2 : dx // 2 + w]
             out = student.forward_all(tensor(a), tensor(b), 0.5)
-            flow = out.flows[-1][0, 0 if axis == "x" else 1].float().cpu().numpy()[inner]
             where = _textured(truth)[inner]
+            along = [f[0, 0 if axis == "x" else 1].float().cpu().numpy()[inner] for f in out.flows]
+            by_block = tuple(float(np.median(f[where])) if where.any() else 0.0 for f in along)
             middle = (out.frame[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
             blended = blend(a, b)
             rows.append(
                 ProbeRow(
                     axis=axis,
                     shift=d,
-                    estimated=float(np.median(flow[where])) if where.any() else 0.0,
+                    by_block=by_block,
                     psnr_model=psnr(middle[inner], truth[inner]),
                     psnr_blend=psnr(blended[inner], truth[inner]),
                 )
