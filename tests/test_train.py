@@ -346,3 +346,26 @@ def test_train_cli_restarts_a_block_of_given_weights_and_refuses_it_on_resume(tm
     assert resumed.returncode == 2 and "needs a fresh start (--init WEIGHTS), not --resume" in resumed.stderr
     share = run_train_cli(tmp_path, *common, "--synthetic-share", "1.5")
     assert share.returncode == 2 and "--synthetic-share 1.5: must be between 0 and 1" in share.stderr
+
+
+def test_block_lr_scale_and_eps_set_each_blocks_step(tmp_path):
+    """A block at lr scale 0 does not move; the others train at the scheduled rate times their scale."""
+    cfg = tiny_config(block_lr_scale=(0.0, 0.5), block_adam_eps=(1e-5, 1e-8), steps=3)
+    torch.manual_seed(cfg.seed)
+    fresh = IFNet(cfg.model_config()).state_dict()
+    state = train(cfg, tmp_path / "run", progress=False)
+    student = state.model.student.state_dict()
+    assert all(torch.equal(student[k], v) for k, v in fresh.items() if k.startswith("block0."))
+    assert not torch.equal(student["block1.conv0.0.0.weight"], fresh["block1.conv0.0.0.weight"])
+    lr = learning_rate(2, cfg)
+    groups = state.optimizer.param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([0.0, 0.5 * lr, lr])
+    assert [g["eps"] for g in groups] == [1e-5, 1e-8, 1e-8]
+
+
+def test_block_settings_need_one_value_per_block_and_the_same_groups_to_resume(tmp_path):
+    with pytest.raises(RifestreamError, match="block_lr_scale has 3 values; give one per block \\(4\\)"):
+        TrainConfig.from_dict({"block_lr_scale": [1, 1, 1]})
+    train(tiny_config(steps=2), tmp_path / "run", progress=False)
+    with pytest.raises(RifestreamError, match="other parameter groups than this config makes"):
+        train(tiny_config(steps=3, block_lr_scale=(0.5, 1.0)), tmp_path / "run", progress=False, resume=True)

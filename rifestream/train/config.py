@@ -41,6 +41,11 @@ class TrainConfig:
     flow_blocks: tuple[int, ...] | None = None
     distill_weight: float = 0.01
     grad_clip: float = 1.0
+    # Per student block (0 = coarsest): a multiplier of the learning rate, and Adam's epsilon
+    # (empty: 1 and 1e-8 for every block). Gentler steps keep a coarse block's features alive
+    # (docs/MODEL_CARD.md, Diagnosis).
+    block_lr_scale: tuple[float, ...] = ()
+    block_adam_eps: tuple[float, ...] = ()
     seed: int = 0
     checkpoint_minutes: float = 5.0
     val_every: int = 500
@@ -54,6 +59,12 @@ class TrainConfig:
             raise RifestreamError(
                 f"flow_blocks {bad}: the model has blocks 0 to {len(self.channels) - 1} (0 is the coarsest)"
             )
+        for name in ("block_lr_scale", "block_adam_eps"):
+            values = getattr(self, name)
+            if values and len(values) != len(self.channels):
+                raise RifestreamError(
+                    f"{name} has {len(values)} values; give one per block ({len(self.channels)}) or none"
+                )
 
     def model_config(self) -> IFNetConfig:
         return IFNetConfig(self.name, tuple(self.channels), tuple(float(s) for s in self.scales), self.head, self.pad)
@@ -73,7 +84,7 @@ class TrainConfig:
             raise RifestreamError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
         values = {}
         for key, value in data.items():
-            if isinstance(value, list) and key in ("channels", "scales", "gaps", "flow_blocks"):
+            if isinstance(value, list) and key not in ("train_clips", "val_clips"):  # the rest are tuples
                 value = tuple(value)
             values[key] = value
         return cls(**values)

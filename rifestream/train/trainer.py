@@ -136,8 +136,27 @@ def build_state(
         student = IFNet(cfg.model_config())
     reinit_blocks(student, reinit)
     model = DistillModel(student.train(), Teacher(cfg.teacher_channels), cfg).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return TrainState(step=0, model=model, optimizer=optimizer)
+
+
+def param_groups(model: DistillModel, cfg: TrainConfig) -> list[dict]:
+    """One group per student block when ``block_lr_scale`` or ``block_adam_eps`` is set, else one for all.
+
+    Each group's ``lr_scale`` multiplies the scheduled learning rate.
+    """
+    if not cfg.block_lr_scale and not cfg.block_adam_eps:
+        return [{"params": list(model.parameters()), "lr_scale": 1.0}]
+    n = len(model.student.blocks)
+    scales = cfg.block_lr_scale or (1.0,) * n
+    eps = cfg.block_adam_eps or (1e-8,) * n
+    groups, grouped = [], set()
+    for block, lr_scale, block_eps in zip(model.student.blocks, scales, eps, strict=True):
+        params = list(block.parameters())
+        grouped.update(id(p) for p in params)
+        groups.append({"params": params, "lr_scale": float(lr_scale), "eps": float(block_eps)})
+    groups.append({"params": [p for p in model.parameters() if id(p) not in grouped], "lr_scale": 1.0})
+    return groups
 
 
 def save_checkpoint(state: TrainState, cfg: TrainConfig, out_dir: Path) -> None:
@@ -162,7 +181,13 @@ def save_checkpoint(state: TrainState, cfg: TrainConfig, out_dir: Path) -> None:
 def load_checkpoint(state: TrainState, path: Path) -> None:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     state.model.load_state_dict(ckpt["model"])
-    state.optimizer.load_state_dict(ckpt["optimizer"])
+    try:
+        state.optimizer.load_state_dict(ckpt["optimizer"])
+    except ValueError as exc:
+        raise RifestreamError(
+            f"{path}: its optimiser has other parameter groups than this config makes ({exc}); "
+            "resume with the block_lr_scale and block_adam_eps settings it was written with"
+        ) from exc
     state.step = int(ckpt["step"])
 
 
@@ -314,7 +339,7 @@ def train(
             break
         lr = learning_rate(state.step, cfg)
         for group in state.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # checkpoints before block_lr_scale have none
         maker.rng = np.random.default_rng([cfg.seed, rank, state.step])
         batch = {k: v.to(dev, non_blocking=True) for k, v in maker.batch(cfg.batch).items()}
         with autocast:
