@@ -14,7 +14,9 @@
 # A piece starts the student from .gpu/init.safetensors with a fresh teacher and optimiser (the full
 # checkpoint, 63 MB, does not fit beside the wheel in the 64 MiB carried), warms up, and fits its
 # cosine schedule to MINUTES (default 7) so that the learning rate has decayed when it stops.
-# Settings by environment: MINUTES, BATCH (32), CROP (256), LR (2e-4), PYTHON (python3).
+# Settings by environment: MINUTES, BATCH (32), CROP (256), LR (2e-4), PYTHON (python3),
+# CONFIG (configs/train/default.toml), TRAIN_ARGS (more `rifestream train` options, e.g.
+# "--reinit-block 0 --reinit-block 1" for the first piece of a run that restarts the coarse blocks).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -51,15 +53,17 @@ DEVICE="${DEVICE:-cuda}"
 MINUTES="${MINUTES:-7}"
 STOP_MINUTES="$("$PY" -c "print($MINUTES + 0.5)")"  # the fitted schedule ends first; this is the backstop
 
-"$PY" -m rifestream train --config configs/train/default.toml --clips-dir .gpu/clips --out /tmp/rifestream-run \
+CONFIG="${CONFIG:-configs/train/default.toml}"
+# shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
+"$PY" -m rifestream train --config "$CONFIG" --clips-dir .gpu/clips --out /tmp/rifestream-run \
     --device "$DEVICE" --init .gpu/init.safetensors --batch "${BATCH:-32}" --crop "${CROP:-256}" \
     --lr "${LR:-2e-4}" --steps 1000000 --fit-minutes "$MINUTES" --max-minutes "$STOP_MINUTES" \
-    --no-progress 2>&1 | tee "$OUT/train.log"
+    ${TRAIN_ARGS:-} --no-progress 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 [ -f /tmp/rifestream-run/latest.safetensors ] && cp /tmp/rifestream-run/latest.safetensors "$OUT/"
 [ "$status" = 0 ] || { echo "gpu_train: training failed ($status)"; exit "$status"; }
 
-held_out=$(sed -n 's/^val_clips = \[\(.*\)\]/\1/p' configs/train/default.toml | tr -d '",')
+held_out=$(sed -n 's/^val_clips = \[\(.*\)\]/\1/p' "$CONFIG" | tr -d '",')
 "$PY" -m rifestream eval $(for c in $held_out; do echo ".gpu/clips/$c"; done) --device "$DEVICE" \
     --model "$OUT/latest.safetensors" --model .gpu/init.safetensors 2>&1 | tee "$OUT/eval.txt"
 echo "gpu_train: done; weights in $OUT/latest.safetensors"

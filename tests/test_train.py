@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from rifestream.errors import RifestreamError
+from rifestream.model.checkpoint import load_model
 from rifestream.model.ifnet import IFNet
 from rifestream.model.warp import warp
 from rifestream.train import augment
-from rifestream.train.config import TrainConfig
+from rifestream.train.config import TrainConfig, load_config
 from rifestream.train.data import VideoTriplets, triplet_indices
 from rifestream.train.loss import flow_l1, laplacian_l1
 from rifestream.train.synthetic import make_triplet
@@ -300,7 +303,6 @@ def run_train_cli(cwd, *args: str):
 
 def test_train_cli_outside_a_checkout_trains_on_named_clips_and_resumes(tmp_path):
     """An installed package has no configs/ folder: the built-in recipe is used with the clips named."""
-    from rifestream.model.checkpoint import load_model
 
     write_moving_clip(tmp_path / "clip.mkv", 12)
     common = ["clip.mkv", "--batch", "2", "--crop", "32", "--out", "out", "--threads", "1", "--no-progress"]
@@ -327,8 +329,6 @@ def test_train_cli_names_missing_clips_and_checkpoints(tmp_path):
 
 
 def test_train_cli_restarts_a_block_of_given_weights_and_refuses_it_on_resume(tmp_path):
-    from rifestream.model.checkpoint import load_model
-
     write_moving_clip(tmp_path / "clip.mkv", 12)
     common = ["clip.mkv", "--batch", "2", "--crop", "32", "--threads", "1", "--no-progress"]
     base = run_train_cli(tmp_path, *common, "--out", "base", "--steps", "1")
@@ -369,3 +369,18 @@ def test_block_settings_need_one_value_per_block_and_the_same_groups_to_resume(t
     train(tiny_config(steps=2), tmp_path / "run", progress=False)
     with pytest.raises(RifestreamError, match="other parameter groups than this config makes"):
         train(tiny_config(steps=3, block_lr_scale=(0.5, 1.0)), tmp_path / "run", progress=False, resume=True)
+
+
+TRAIN_CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "train").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_training_config_loads_for_the_shipped_architecture(path):
+    from rifestream.model.registry import resolve_model
+
+    cfg = load_config(path)
+    shipped = load_model(resolve_model("rifestream-v1")[0]).config
+    assert tuple(cfg.channels) == shipped.channels and cfg.head == shipped.head
+    assert not set(cfg.train_clips) & set(cfg.val_clips)
+    if Path(cfg.clips_dir).is_dir():  # the shared clips beside the checkout
+        assert all(p.is_file() for p in cfg.clip_paths(cfg.train_clips + cfg.val_clips))
