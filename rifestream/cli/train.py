@@ -51,8 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="N",
         help=(
-            "start student block N (0 = coarsest) afresh, output layer zeroed (repeatable; "
-            "for a block whose features collapsed, see docs/MODEL_CARD.md)"
+            "start block N (0 = coarsest) of the --init weights afresh, output layer zeroed so the "
+            "frames do not change at first (repeatable; for a collapsed block, see docs/MODEL_CARD.md)"
         ),
     )
     p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")
