@@ -42,8 +42,8 @@ class TrainConfig:
     distill_weight: float = 0.01
     grad_clip: float = 1.0
     # Per student block (0 = coarsest): a multiplier of the learning rate, and Adam's epsilon
-    # (empty: 1 and 1e-8 for every block). Gentler steps keep a coarse block's features alive
-    # (docs/MODEL_CARD.md, Diagnosis).
+    # (empty: 1 and 1e-8 for every block). What they do to the coarse blocks is measured in
+    # docs/MODEL_CARD.md, "Restarting the coarse blocks".
     block_lr_scale: tuple[float, ...] = ()
     block_adam_eps: tuple[float, ...] = ()
     seed: int = 0

@@ -105,8 +105,8 @@ def reinit_blocks(student: IFNet, indices: Sequence[int]) -> None:
 
     For a block whose features collapsed (docs/MODEL_CARD.md, Diagnosis): its
     output is then the constant it had already nearly become, so the model's
-    frames barely change at the start, and the block learns again from
-    healthy features.
+    frames barely change at the start, while its features start healthy again
+    (whether they stay so depends on the training; see the model card).
     """
     config = student.config
     for i in indices:
