@@ -10,6 +10,11 @@ from rifestream.errors import RifestreamError
 from rifestream.model.ifnet import IFNetConfig
 
 
+def no_such_block(given: str, blocks: int) -> RifestreamError:
+    """The error for a block index outside a model of ``blocks`` blocks; ``given`` names what was asked."""
+    return RifestreamError(f"{given}: the model has blocks 0 to {blocks - 1} (0 is the coarsest)")
+
+
 @dataclass
 class TrainConfig:
     # [model]
@@ -56,9 +61,7 @@ class TrainConfig:
             self.flow_blocks = tuple(range(1, len(self.channels)))
         bad = [b for b in self.flow_blocks if not 0 <= b < len(self.channels)]
         if bad:
-            raise RifestreamError(
-                f"flow_blocks {bad}: the model has blocks 0 to {len(self.channels) - 1} (0 is the coarsest)"
-            )
+            raise no_such_block(f"flow_blocks {bad}", len(self.channels))
         for name in ("block_lr_scale", "block_adam_eps"):
             values = getattr(self, name)
             if values and len(values) != len(self.channels):

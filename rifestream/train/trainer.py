@@ -27,7 +27,7 @@ from rifestream.errors import RifestreamError
 from rifestream.model.checkpoint import load_model, save_model
 from rifestream.model.ifnet import IFBlock, IFNet
 from rifestream.train.batch import BatchMaker
-from rifestream.train.config import TrainConfig
+from rifestream.train.config import TrainConfig, no_such_block
 from rifestream.train.data import VideoTriplets
 from rifestream.train.diagnostics import health_summary
 from rifestream.train.loss import flow_l1, laplacian_l1, psnr
@@ -111,8 +111,7 @@ def reinit_blocks(student: IFNet, indices: Sequence[int]) -> None:
     config = student.config
     for i in indices:
         if not 0 <= i < len(config.channels):
-            last = len(config.channels) - 1
-            raise RifestreamError(f"block {i}: the model has blocks 0 to {last} (0 is the coarsest)")
+            raise no_such_block(f"block {i}", len(config.channels))
         old = student.blocks[i]
         fresh = IFBlock(config.first_in if i == 0 else config.later_in, config.channels[i], config.k_out)
         out_layer, old_out = fresh.lastconv[0], old.lastconv[0]
@@ -211,33 +210,29 @@ def validation_batch(cfg: TrainConfig, per_clip: int = 4) -> dict[str, torch.Ten
     return {"img0": stack("i0"), "gt": stack("it"), "img1": stack("i1")}
 
 
-@torch.no_grad()
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode and autograd off for the block, back to training after it."""
     model.eval()
     try:
-        yield
+        with torch.no_grad():
+            yield
     finally:
         model.train()
 
 
 def validate(student: IFNet, val: dict[str, torch.Tensor], device: torch.device) -> float:
-    with _eval_mode(student):
-        return _validate(student, val, device)
-
-
-@torch.no_grad()
-def _validate(student: IFNet, val: dict[str, torch.Tensor], device: torch.device) -> float:
     scores = []
     m = student.pad_multiple()
-    for i in range(val["img0"].shape[0]):
-        img0, gt, img1 = (val[k][i : i + 1].to(device) for k in ("img0", "gt", "img1"))
-        h, w = img0.shape[-2:]
-        ph, pw = -h % m, -w % m
-        pad = torch.nn.functional.pad
-        out = student(pad(img0, (0, pw, 0, ph)), pad(img1, (0, pw, 0, ph)), 0.5)[..., :h, :w]
-        out = (out.clamp(0, 1) * 255).round() / 255
-        scores.append(float(psnr(out, gt)))
+    with _eval_mode(student):
+        for i in range(val["img0"].shape[0]):
+            img0, gt, img1 = (val[k][i : i + 1].to(device) for k in ("img0", "gt", "img1"))
+            h, w = img0.shape[-2:]
+            ph, pw = -h % m, -w % m
+            pad = torch.nn.functional.pad
+            out = student(pad(img0, (0, pw, 0, ph)), pad(img1, (0, pw, 0, ph)), 0.5)[..., :h, :w]
+            out = (out.clamp(0, 1) * 255).round() / 255
+            scores.append(float(psnr(out, gt)))
     return float(np.mean(scores))
 
 
