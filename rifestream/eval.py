@@ -84,11 +84,14 @@ def blend(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((a.astype(np.uint16) + b + 1) // 2).astype(np.uint8)
 
 
-def model_rebuild(model: str | Path | None, device: str = "auto", precision: str = "fp32") -> Rebuild:
-    """A rebuild function running an IFNet (a shipped or official name, a path, or None for the default)."""
+def model_rebuild(
+    model: str | Path | None, device: str = "auto", precision: str = "fp32", ensemble: int = 1
+) -> Rebuild:
+    """A rebuild function running an IFNet (a shipped or official name, a path, or None for the default),
+    averaging ``ensemble`` passes per frame (see :class:`~rifestream.engine.interpolator.Interpolator`)."""
     from rifestream.engine.interpolator import Interpolator
 
-    interp = Interpolator(model, device=device, precision=precision)
+    interp = Interpolator(model, device=device, precision=precision, ensemble=ensemble)
     return lambda a, b: interp.interpolate(a, b, 0.5)
 
 

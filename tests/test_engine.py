@@ -1,4 +1,4 @@
-"""The Interpolator: padding and cropping, several t at once, input forms, errors, scene cuts."""
+"""The Interpolator: padding and cropping, several t at once, ensembles, input forms, errors, scene cuts."""
 
 import copy
 
@@ -74,6 +74,7 @@ def test_lower_scale_pads_to_a_larger_multiple_and_still_crops_back():
         ({"scale": 8.0}, "not supported"),
         ({"scale": 0.75}, "use one of"),
         ({"precision": "int8"}, "precision"),
+        ({"ensemble": 3}, "ensemble 3 is not supported; use 1 \\(off\\), 2 or 4"),
     ],
 )
 def test_bad_engine_settings_are_refused_with_the_fix(kwargs, message):
@@ -124,3 +125,27 @@ def test_cuda_graph_replay_matches_eager_and_fp16_is_close():
     assert np.abs(out[0].astype(int) - eager[0]).max() <= 1
     half = Interpolator(copy.deepcopy(model), device="cuda", precision="fp16").interpolate(a, b, [0.5])
     assert np.abs(half[0].astype(int) - eager[0]).mean() < 1.0
+
+
+def test_ensemble_of_two_is_the_mean_of_both_time_directions_so_it_is_symmetric_in_time():
+    torch.manual_seed(0)
+    model = IFNet(TINY)
+    plain = Interpolator(model, device="cpu")
+    both = Interpolator(model, device="cpu", ensemble=2)
+    a, b = torch.rand(3, 37, 53), torch.rand(3, 37, 53)
+    forward, backward = plain.interpolate(a, b, [0.3, 0.5]), plain.interpolate(b, a, [0.7, 0.5])
+    assert (forward[0] - backward[0]).abs().max() > 1e-3  # a random model is not symmetric by itself
+    for fw, bw, ens in zip(forward, backward, both.interpolate(a, b, [0.3, 0.5]), strict=True):
+        torch.testing.assert_close(ens, (fw + bw) / 2)
+    torch.testing.assert_close(both.interpolate(a, b, 0.3), both.interpolate(b, a, 0.7))
+
+
+def test_ensemble_of_four_is_also_mirror_symmetric_even_with_padding():
+    torch.manual_seed(0)
+    engine = Interpolator(IFNet(TINY), device="cpu", ensemble=4)
+    a, b = torch.rand(3, 37, 53), torch.rand(3, 37, 53)  # padded to 64×64 inside
+    out = engine.interpolate(a, b, 0.4)
+    assert out.shape == (3, 37, 53)
+    torch.testing.assert_close(engine.interpolate(a.flip(-1), b.flip(-1), 0.4), out.flip(-1))
+    plain = Interpolator(engine.model, device="cpu")
+    assert (plain.interpolate(a.flip(-1), b.flip(-1), 0.4) - plain.interpolate(a, b, 0.4).flip(-1)).abs().max() > 1e-3

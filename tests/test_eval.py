@@ -98,3 +98,26 @@ def test_eval_command_prints_rows_and_mean_with_blend_above_repeat(tmp_path, cap
     assert bl > rep + 1.0  # blending beats repeating on smooth motion
     assert 5.0 < model < 99.0
     assert [float(x) for x in mean.split()[1::3]] == [rep, bl, model]
+
+
+def test_eval_command_scores_an_ensemble_under_its_own_label_and_refuses_other_counts(tmp_path, capsys):
+    from rifestream.cli import eval as eval_cli
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model_path = tmp_path / "tiny.safetensors"
+    save_model(IFNet(IFNetConfig("tiny", (16, 16), (4, 1), head=False, pad=16)), model_path)
+    clip = tmp_path / "moving.mkv"
+    write_clip(clip, [pattern(1.5 * i) for i in range(21)])
+    parser = argparse.ArgumentParser()
+    eval_cli.add_parser(parser.add_subparsers())
+    common = ["eval", str(clip), "--model", str(model_path), "--device", "cpu", "--frames", "21", "--no-baselines"]
+    args = parser.parse_args([*common, "--ensemble", "2"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert next(line for line in out if line.startswith("clip")).split()[1:] == ["tiny.safetensors", "x2"]
+    scored = [line for line in out if line.startswith("moving.mkv ") and "psnr=" in line]
+    assert len(scored) == 1 and "frames=9" in scored[0]
+    with pytest.raises(SystemExit):
+        parser.parse_args([*common, "--ensemble", "3"])
+    assert "invalid choice: 3" in capsys.readouterr().err

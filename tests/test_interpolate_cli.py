@@ -90,9 +90,11 @@ def test_2x_keeps_source_frames_puts_the_rest_halfway_and_keeps_the_audio(tmp_pa
     assert audio_seconds == pytest.approx(N / 30, abs=0.05)
 
 
-def test_24_to_60_puts_every_frame_on_the_60_grid(tmp_path, checkpoint):
+@pytest.mark.parametrize("ensemble", ["1", "4"])
+def test_24_to_60_puts_every_frame_on_the_60_grid(tmp_path, checkpoint, ensemble):
     make_clip(tmp_path / "in.mp4", fps=24, frames=9)
-    result = run_cli(str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), "--model", str(checkpoint), "--fps", "60")
+    args = ["--model", str(checkpoint), "--fps", "60", "--ensemble", ensemble]
+    result = run_cli(str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), *args)
     assert result.returncode == 0, result.stderr
     frames, times, _ = read_output(tmp_path / "out.mp4")
     # input spans 8/24 s = 20/60 s: output times 0 … 20/60 inclusive

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rifestream.cli.options import add_ensemble_option
 from rifestream.errors import RifestreamError
 
 
@@ -43,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--scale", type=float, default=1.0, help="model scale: 0.25, 0.5, 1, 2 or 4 (0.5 for 4K)")
+    add_ensemble_option(p)
     p.add_argument("--iters", type=int, default=10, help="timed iterations per size (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
     p.add_argument("--no-graphs", action="store_true", help="run eagerly on CUDA (no CUDA graphs)")
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision="fp16" if args.fp16 else "fp32",
         scale=args.scale,
+        ensemble=args.ensemble,
         iters=args.iters,
         warmup=args.warmup,
         cuda_graphs=not args.no_graphs,

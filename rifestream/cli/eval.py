@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rifestream.cli.options import add_ensemble_option
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -27,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", action="store_true", help="leave out repeat and blend")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     p.add_argument("--fp16", action="store_true", help="run the model in fp16 (CUDA only)")
+    add_ensemble_option(p)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=run)
 
@@ -49,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     precision = "fp16" if args.fp16 else "fp32"
     for spec in args.model or [None]:
         label = "default" if spec is None else spec.rsplit("/", 1)[-1]
-        methods[label] = protocol.model_rebuild(spec, args.device, precision)
+        if args.ensemble > 1:
+            label += f" x{args.ensemble}"
+        methods[label] = protocol.model_rebuild(spec, args.device, precision, args.ensemble)
     scores = []
     for clip in args.clips:
         clip_scores = protocol.score_clip(clip, methods, args.frames, args.scan)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from fractions import Fraction
 
+from rifestream.cli.options import add_ensemble_option
 from rifestream.errors import RifestreamError
 
 
@@ -51,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model name (see `rifestream models list`) or weights file; default: shipped model")
     p.add_argument("--scale", type=float, default=1.0, help="model scale: 0.25, 0.5, 1, 2 or 4 (0.5 for 4K; default 1)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
+    add_ensemble_option(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), ffv1 (lossless), …")
     p.add_argument("--crf", type=int, default=18, help="quality for libx264/libx265, lower is better (default 18)")
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
         model=args.model,
         scale=args.scale,
+        ensemble=args.ensemble,
         precision="fp16" if args.fp16 else "fp32",
         device=args.device,
         codec=args.codec,

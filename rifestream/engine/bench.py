@@ -78,6 +78,7 @@ def benchmark(
     device: str = "auto",
     precision: Precision = "fp32",
     scale: float = 1.0,
+    ensemble: int = 1,
     iters: int = 10,
     warmup: int = 2,
     cuda_graphs: bool = True,
@@ -93,7 +94,7 @@ def benchmark(
         label = f"{arch} (random)"
     else:
         net, label = model, model or "default"
-    engine = Interpolator(net, device=dev, precision=precision, scale=scale, cuda_graphs=cuda_graphs)
+    engine = Interpolator(net, device=dev, precision=precision, scale=scale, ensemble=ensemble, cuda_graphs=cuda_graphs)
     ts = [j / factor for j in range(1, factor)]
     timer = _timer(dev)
     rng = np.random.default_rng(seed)

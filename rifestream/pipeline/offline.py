@@ -45,6 +45,7 @@ def interpolate_file(
     fps: Fraction | float | str | None = None,
     model: str | None = None,
     scale: float = 1.0,
+    ensemble: int = 1,
     precision: str = "fp32",
     device: str = "auto",
     codec: str | None = "libx264",
@@ -59,14 +60,14 @@ def interpolate_file(
     gives a fixed output rate instead. ``progress``: a tqdm bar on stderr (True),
     none (False), or a callable ``(frames done, total or None)``. ``engine``: an
     ``Interpolator`` already built (else one is made from ``model``, ``scale``,
-    ``precision`` and ``device``).
+    ``ensemble``, ``precision`` and ``device``).
     """
     from rifestream.io.sources import open_source
 
     if engine is None:
         from rifestream.engine import Interpolator
 
-        engine = Interpolator(model, device=device, precision=precision, scale=scale)
+        engine = Interpolator(model, device=device, precision=precision, scale=scale, ensemble=ensemble)
     clock = OutputClock(factor=factor) if fps is None else OutputClock(fps=fps)
     bar = None
     on_progress: Progress | None = None

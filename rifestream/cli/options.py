@@ -1,0 +1,17 @@
+"""Command-line options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_ensemble_option(p: argparse.ArgumentParser) -> None:
+    """``--ensemble {1,2,4}``: model passes averaged per frame (Interpolator's ``ensemble``)."""
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        choices=(1, 2, 4),
+        default=1,
+        help="average 2 passes per frame (+ the pair in reverse time) or 4 (+ both mirrored): "
+        "sharper motion estimates at 2x or 4x the cost (default 1: off)",
+    )
