@@ -85,13 +85,13 @@ def blend(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def model_rebuild(
-    model: str | Path | None, device: str = "auto", precision: str = "fp32", ensemble: int = 1
+    model: str | Path | None, device: str = "auto", precision: str = "fp32", scale: float = 1.0, ensemble: int = 1
 ) -> Rebuild:
-    """A rebuild function running an IFNet (a shipped or official name, a path, or None for the default),
-    averaging ``ensemble`` passes per frame (see :class:`~rifestream.engine.interpolator.Interpolator`)."""
+    """A rebuild function running an IFNet (a shipped or official name, a path, or None for the default)
+    at ``scale``, averaging ``ensemble`` passes per frame (see ``rifestream.engine.Interpolator``)."""
     from rifestream.engine.interpolator import Interpolator
 
-    interp = Interpolator(model, device=device, precision=precision, ensemble=ensemble)
+    interp = Interpolator(model, device=device, precision=precision, scale=scale, ensemble=ensemble)
     return lambda a, b: interp.interpolate(a, b, 0.5)
 
 

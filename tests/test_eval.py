@@ -100,7 +100,7 @@ def test_eval_command_prints_rows_and_mean_with_blend_above_repeat(tmp_path, cap
     assert [float(x) for x in mean.split()[1::3]] == [rep, bl, model]
 
 
-def test_eval_command_scores_an_ensemble_under_its_own_label_and_refuses_other_counts(tmp_path, capsys):
+def test_eval_command_scores_an_ensemble_and_a_scale_under_their_own_label_and_refuses_other_counts(tmp_path, capsys):
     from rifestream.cli import eval as eval_cli
 
     torch.manual_seed(0)
@@ -112,10 +112,10 @@ def test_eval_command_scores_an_ensemble_under_its_own_label_and_refuses_other_c
     parser = argparse.ArgumentParser()
     eval_cli.add_parser(parser.add_subparsers())
     common = ["eval", str(clip), "--model", str(model_path), "--device", "cpu", "--frames", "21", "--no-baselines"]
-    args = parser.parse_args([*common, "--ensemble", "2"])
+    args = parser.parse_args([*common, "--ensemble", "2", "--scale", "0.5"])
     assert args.func(args) == 0
     out = capsys.readouterr().out.splitlines()
-    assert next(line for line in out if line.startswith("clip")).split()[1:] == ["tiny.safetensors", "x2"]
+    assert next(line for line in out if line.startswith("clip")).split()[1:] == ["tiny.safetensors", "s0.5", "x2"]
     scored = [line for line in out if line.startswith("moving.mkv ") and "psnr=" in line]
     assert len(scored) == 1 and "frames=9" in scored[0]
     with pytest.raises(SystemExit):

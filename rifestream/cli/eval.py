@@ -29,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", action="store_true", help="leave out repeat and blend")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     p.add_argument("--fp16", action="store_true", help="run the model in fp16 (CUDA only)")
+    p.add_argument("--scale", type=float, default=1.0, help="model scale: 0.25, 0.5, 1, 2 or 4 (default 1)")
     add_ensemble_option(p)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=run)
@@ -52,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     precision = "fp16" if args.fp16 else "fp32"
     for spec in args.model or [None]:
         label = "default" if spec is None else spec.rsplit("/", 1)[-1]
+        if args.scale != 1.0:
+            label += f" s{args.scale:g}"
         if args.ensemble > 1:
             label += f" x{args.ensemble}"
-        methods[label] = protocol.model_rebuild(spec, args.device, precision, args.ensemble)
+        methods[label] = protocol.model_rebuild(spec, args.device, precision, args.scale, args.ensemble)
     scores = []
     for clip in args.clips:
         clip_scores = protocol.score_clip(clip, methods, args.frames, args.scan)
