@@ -1,0 +1,133 @@
+"""Two experiments on the coarse blocks of an IFNet (docs/MODEL_CARD.md, "The coarse blocks, alone").
+
+``oracle CLIP``: the translation probe of scripts/translation_probe.py with block 0's flow
+replaced by a share of the true shift (0, 0.5, 1): would the fine blocks keep a coarse flow
+that is right, and what would the frame gain?
+
+``alone``: a fresh IFBlock of the model's first-block shape, trained by itself with the true
+flow of synthetic scenes as its only loss (L1, as the trainer's flow term), no other block and
+no reconstruction loss (``--no-head``: on images and t only, as in a head-less v4.6 model).
+Prints, every 100 steps, its flow error next to the error of predicting no motion at all on
+the same batches: whether and when it learns to see motion.
+
+    python scripts/coarse_block_study.py oracle ../shared/data/clips/asl_gestures_no.mkv
+    python scripts/coarse_block_study.py alone --steps 2000 [--no-head] [--center] [--fixed-batch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from rifestream.io.video_file import read_rgb_frames
+from rifestream.model import IFNet, load_model
+from rifestream.model.ifnet import IFBlock
+from rifestream.train.batch import BatchMaker
+from rifestream.train.diagnostics import translation_probe
+from rifestream.train.loss import flow_l1
+
+
+def oracle(net: IFNet, clip: str, shifts: tuple[int, ...]) -> None:
+    frame = read_rgb_frames(clip, 1)[0]
+    block0 = net.blocks[0]
+    plain = block0.forward
+    print(f"{clip}: shifts along x; block 0's flow set to share x truth (F(t->0) = d/2)")
+    print(f"{'share':>5} {'d':>3} {'truth':>6} {'model':>6} {'PSNR':>6} {'blend':>6}   after each block")
+    for share in (0.0, 0.5, 1.0):
+        for d in shifts:
+
+            def coarse(x, flow, scale, d=d, share=share):
+                out, mask, feat = plain(x, flow, scale)
+                out = torch.zeros_like(out)
+                out[:, 0], out[:, 2] = share * d / 2, -share * d / 2
+                return out, mask, feat
+
+            block0.forward = coarse
+            try:
+                row = next(r for r in translation_probe(net, frame, (d,)) if r.axis == "x")
+            finally:
+                block0.forward = plain
+            flows = " ".join(f"{f:5.2f}" for f in row.by_block)
+            print(
+                f"{share:>5.1f} {d:>3} {d / 2:>6.1f} {row.estimated:>6.2f} {row.psnr_model:>6.2f} "
+                f"{row.psnr_blend:>6.2f}   {flows}"
+            )
+
+
+def alone(net: IFNet, args: argparse.Namespace) -> None:
+    cfg = net.config
+    torch.manual_seed(args.seed)
+    head = net.encode if cfg.head and not args.no_head else None
+    block = IFBlock(cfg.first_in if head is not None else 7, cfg.channels[0], cfg.k_out)
+    if head is not None:
+        head.requires_grad_(False)
+    optimizer = torch.optim.AdamW(block.parameters(), lr=args.lr, weight_decay=1e-4)
+    textures = [f for clip in args.textures for f in read_rgb_frames(clip, 200)[::10]]
+    batches = BatchMaker(None, args.crop, 1.0, np.random.default_rng(args.seed), texture_frames=textures)
+    errors, zero_errors, start = [], [], time.monotonic()
+    inputs = "images, the model's (frozen) head features and t" if head is not None else "images and t"
+    print(f"block 0 alone ({cfg.channels[0]} channels, scale {cfg.scales[0]:g}) on {inputs}, crops {args.crop}")
+    fixed = batches.batch(args.batch) if args.fixed_batch else None
+    for step in range(1, args.steps + 1):
+        b = fixed if fixed is not None else batches.batch(args.batch)
+        n, _, h, w = b["img0"].shape
+        parts = [b["img0"], b["img1"]]
+        if head is not None:
+            parts += [head(b["img0"]), head(b["img1"])]
+        x = torch.cat([*parts, b["t"].expand(n, 1, h, w)], 1)
+        if args.center:
+            x = x - 0.5
+        flow, _, _ = block(x, None, cfg.scales[0])
+        loss = flow_l1(flow, b["flow"], b["has_flow"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        errors.append(loss.item())
+        zero_errors.append(flow_l1(torch.zeros_like(flow), b["flow"], b["has_flow"]).item())
+        if step % 100 == 0:
+            mean, zero = np.mean(errors[-100:]), np.mean(zero_errors[-100:])
+            print(
+                f"step {step:>5}: flow error {mean:.3f} px, no motion {zero:.3f} px "
+                f"({100 * (mean / zero - 1):+.1f} %), {time.monotonic() - start:.0f} s",
+                flush=True,
+            )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="rifestream/weights/rifestream-v1.safetensors", help="weights file")
+    p.add_argument("--threads", type=int, default=2)
+    sub = p.add_subparsers(dest="what", required=True)
+    o = sub.add_parser("oracle", help="the probe with block 0's flow set to a share of the truth")
+    o.add_argument("clip")
+    o.add_argument("--shifts", default="8,16,32", help="even shifts in pixels, comma-separated")
+    a = sub.add_parser("alone", help="train a fresh block 0 on the true flow alone")
+    a.add_argument("--steps", type=int, default=1500)
+    a.add_argument("--batch", type=int, default=8)
+    a.add_argument("--crop", type=int, default=160)
+    a.add_argument("--lr", type=float, default=3e-4)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--center", action="store_true", help="feed the block its inputs minus 0.5")
+    a.add_argument("--no-head", action="store_true", help="feed it images and t only (7 channels), as v4.6")
+    a.add_argument("--fixed-batch", action="store_true", help="one batch every step: can it fit at all?")
+    a.add_argument(
+        "--textures",
+        nargs="+",
+        default=["../shared/data/clips/asl_gestures_again.mkv", "../shared/data/clips/bottle-detection.mp4"],
+        help="clips whose frames texture the synthetic scenes",
+    )
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    net = load_model(args.model).float().eval()
+    if args.what == "oracle":
+        with torch.no_grad():
+            oracle(net, args.clip, tuple(int(s) for s in args.shifts.split(",")))
+    else:
+        alone(net, args)
+
+
+if __name__ == "__main__":
+    main()
