@@ -301,19 +301,32 @@ def run_train_cli(cwd, *args: str):
     )
 
 
-def test_train_cli_outside_a_checkout_trains_on_named_clips_and_resumes(tmp_path):
-    """An installed package has no configs/ folder: the built-in recipe is used with the clips named."""
+def test_train_cli_outside_a_checkout_trains_on_named_clips_and_resumes_with_the_saved_settings(tmp_path):
+    """An installed package has no configs/ folder: the built-in recipe is used with the clips named.
+    --resume continues with the settings the checkpoint was written with, not the defaults."""
 
     write_moving_clip(tmp_path / "clip.mkv", 12)
-    common = ["clip.mkv", "--batch", "2", "--crop", "32", "--out", "out", "--threads", "1", "--no-progress"]
-    first = run_train_cli(tmp_path, *common, "--steps", "3", "--stop-at", "2")
+    common = ["--out", "out", "--threads", "1", "--no-progress"]
+    first = run_train_cli(
+        tmp_path, "clip.mkv", *common, "--batch", "2", "--crop", "32", "--lr", "3e-5", "--steps", "4", "--stop-at", "2"
+    )
     assert first.returncode == 0, first.stderr
     assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 2
-    resumed = run_train_cli(tmp_path, *common, "--steps", "3", "--resume")
+    resumed = run_train_cli(tmp_path, *common, "--resume", "--stop-at", "3")
     assert resumed.returncode == 0, resumed.stderr
-    assert torch.load(tmp_path / "out" / "last.pt", weights_only=True)["step"] == 3
+    ckpt = torch.load(tmp_path / "out" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 3
+    saved = ckpt["config"]
+    assert (saved["batch"], saved["crop"], saved["lr"], saved["steps"]) == (2, 32, 3e-5, 4)
+    assert [Path(c).name for c in saved["train_clips"]] == ["clip.mkv"]
+    stretched = run_train_cli(tmp_path, *common, "--resume", "--steps", "5")
+    assert stretched.returncode == 0, stretched.stderr
+    ckpt = torch.load(tmp_path / "out" / "last.pt", weights_only=True)
+    assert (ckpt["step"], ckpt["config"]["steps"], ckpt["config"]["lr"]) == (5, 5, 3e-5)
     model = load_model(tmp_path / "out" / "latest.safetensors")
     assert model.config.channels == TrainConfig().channels
+    with_config = run_train_cli(tmp_path, *common, "--resume", "--config", "x.toml")
+    assert with_config.returncode == 2 and "drop --config" in with_config.stderr
 
 
 def test_train_cli_names_missing_clips_and_checkpoints(tmp_path):

@@ -35,7 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--clips-dir", help="folder the config's clip names are relative to")
     p.add_argument("--out", default="runs/train", help="folder for checkpoints and exported weights")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (step count and LR schedule)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help=(
+            "continue from OUT/last.pt with the settings it was written with (step, schedule, data); "
+            "options given here (--steps, --lr, --batch, --crop, --synthetic-share, clips) change them"
+        ),
+    )
     p.add_argument(
         "--val", action="append", metavar="CLIP", help="validation video (repeatable; replaces the config's val_clips)"
     )
@@ -91,9 +98,17 @@ def run(args: argparse.Namespace) -> int:
 
     from rifestream.errors import RifestreamError
     from rifestream.train.config import default_config, load_config
-    from rifestream.train.trainer import train
+    from rifestream.train.trainer import resumed_config, train
 
-    cfg = load_config(args.config) if args.config else default_config()
+    if args.resume and args.config:
+        raise RifestreamError(
+            f"--resume continues with the settings saved in {args.out}/last.pt; drop --config "
+            "(change single settings with --steps, --lr, --batch, --crop or --synthetic-share)"
+        )
+    if args.resume:
+        cfg = resumed_config(args.out)
+    else:
+        cfg = load_config(args.config) if args.config else default_config()
     if args.clips_dir:
         cfg.clips_dir = args.clips_dir
     if args.clips:

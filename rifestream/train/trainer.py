@@ -177,6 +177,20 @@ def save_checkpoint(state: TrainState, cfg: TrainConfig, out_dir: Path) -> None:
     os.replace(export, out_dir / EXPORT_NAME)
 
 
+def checkpoint_to_resume(out_dir: str | Path) -> Path:
+    """``out_dir``/last.pt, which must exist for a run to resume."""
+    path = Path(out_dir) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise RifestreamError(f"{path}: no checkpoint to resume from; drop --resume to start afresh")
+    return path
+
+
+def resumed_config(out_dir: str | Path) -> TrainConfig:
+    """The settings ``out_dir``/last.pt was written with (schedule, data, blocks): what a resumed run continues."""
+    ckpt = torch.load(checkpoint_to_resume(out_dir), map_location="cpu", weights_only=True)
+    return TrainConfig.from_dict(ckpt["config"])
+
+
 def load_checkpoint(state: TrainState, path: Path) -> None:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     state.model.load_state_dict(ckpt["model"])
@@ -288,16 +302,14 @@ def train(
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dev = torch.device("cuda", torch.cuda.current_device())
     torch.manual_seed(cfg.seed)  # identical initial weights in every rank
-    ckpt_path = out_dir / CHECKPOINT_NAME
     if resume and reinit:
         raise RifestreamError("re-initialising blocks needs a fresh start (--init WEIGHTS), not --resume")
     state = build_state(cfg, dev, init_weights, reinit)
-    if resume and ckpt_path.is_file():
+    if resume:
+        ckpt_path = checkpoint_to_resume(out_dir)
         load_checkpoint(state, ckpt_path)
         if rank == 0:
             log.info("resumed from %s at step %d", ckpt_path, state.step)
-    elif resume:
-        raise RifestreamError(f"{ckpt_path}: no checkpoint to resume from; drop --resume to start afresh")
 
     videos = VideoTriplets(cfg.clip_paths(cfg.train_clips), cfg.gaps) if cfg.train_clips else None
     maker = BatchMaker(
