@@ -74,7 +74,8 @@ def test_ssim_matches_scikit_image():
     assert protocol.psnr(a, a) == 99.0
 
 
-def test_eval_command_prints_rows_and_mean_with_blend_above_repeat(tmp_path, capsys):
+def eval_setup(tmp_path, frames: int) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The eval command's parser and the start of a command line: a clip of ``frames`` moving frames, a tiny model."""
     from rifestream.cli import eval as eval_cli
 
     torch.manual_seed(0)
@@ -82,10 +83,15 @@ def test_eval_command_prints_rows_and_mean_with_blend_above_repeat(tmp_path, cap
     model_path = tmp_path / "tiny.safetensors"
     save_model(IFNet(IFNetConfig("tiny", (16, 16), (4, 1), head=False, pad=16)), model_path)
     clip = tmp_path / "moving.mkv"
-    write_clip(clip, [pattern(1.5 * i) for i in range(45)])
+    write_clip(clip, [pattern(1.5 * i) for i in range(frames)])
     parser = argparse.ArgumentParser()
     eval_cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["eval", str(clip), "--model", str(model_path), "--device", "cpu"])
+    return parser, ["eval", str(clip), "--model", str(model_path), "--device", "cpu"]
+
+
+def test_eval_command_prints_rows_and_mean_with_blend_above_repeat(tmp_path, capsys):
+    parser, command = eval_setup(tmp_path, 45)
+    args = parser.parse_args(command)
     assert args.func(args) == 0
     out = capsys.readouterr().out.splitlines()
     header = next(line for line in out if line.startswith("clip"))
@@ -101,17 +107,8 @@ def test_eval_command_prints_rows_and_mean_with_blend_above_repeat(tmp_path, cap
 
 
 def test_eval_command_scores_an_ensemble_and_a_scale_under_their_own_label_and_refuses_other_counts(tmp_path, capsys):
-    from rifestream.cli import eval as eval_cli
-
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    model_path = tmp_path / "tiny.safetensors"
-    save_model(IFNet(IFNetConfig("tiny", (16, 16), (4, 1), head=False, pad=16)), model_path)
-    clip = tmp_path / "moving.mkv"
-    write_clip(clip, [pattern(1.5 * i) for i in range(21)])
-    parser = argparse.ArgumentParser()
-    eval_cli.add_parser(parser.add_subparsers())
-    common = ["eval", str(clip), "--model", str(model_path), "--device", "cpu", "--frames", "21", "--no-baselines"]
+    parser, command = eval_setup(tmp_path, 21)
+    common = [*command, "--frames", "21", "--no-baselines"]
     args = parser.parse_args([*common, "--ensemble", "2", "--scale", "0.5"])
     assert args.func(args) == 0
     out = capsys.readouterr().out.splitlines()
