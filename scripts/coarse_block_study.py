@@ -66,10 +66,14 @@ def alone(net: IFNet, args: argparse.Namespace) -> None:
         head.requires_grad_(False)
     optimizer = torch.optim.AdamW(block.parameters(), lr=args.lr, weight_decay=1e-4)
     textures = [f for clip in args.textures for f in read_rgb_frames(clip, 200)[::10]]
-    batches = BatchMaker(None, args.crop, 1.0, np.random.default_rng(args.seed), texture_frames=textures)
+    rng = np.random.default_rng(args.seed)
+    batches = BatchMaker(None, args.crop, 1.0, rng, texture_frames=textures, max_motion=args.max_motion)
     errors, zero_errors, start = [], [], time.monotonic()
     inputs = "images, the model's (frozen) head features and t" if head is not None else "images and t"
-    print(f"block 0 alone ({cfg.channels[0]} channels, scale {cfg.scales[0]:g}) on {inputs}, crops {args.crop}")
+    print(
+        f"block 0 alone ({cfg.channels[0]} channels, scale {cfg.scales[0]:g}) on {inputs}, "
+        f"crops {args.crop}, motion up to {args.max_motion:g} px"
+    )
     fixed = batches.batch(args.batch) if args.fixed_batch else None
     for step in range(1, args.steps + 1):
         b = fixed if fixed is not None else batches.batch(args.batch)
@@ -108,6 +112,7 @@ def main() -> None:
     a.add_argument("--steps", type=int, default=1500)
     a.add_argument("--batch", type=int, default=8)
     a.add_argument("--crop", type=int, default=160)
+    a.add_argument("--max-motion", type=float, default=80.0, help="largest motion in a scene, px (training: 80)")
     a.add_argument("--lr", type=float, default=3e-4)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--center", action="store_true", help="feed the block its inputs minus 0.5")
