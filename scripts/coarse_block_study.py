@@ -85,11 +85,14 @@ def alone(net: IFNet, args: argparse.Namespace) -> None:
         if args.center:
             x = x - 0.5
         flow, _, _ = block(x, None, cfg.scales[0])
-        loss = flow_l1(flow, b["flow"], b["has_flow"])
+        error = flow_l1(flow, b["flow"], b["has_flow"])
+        loss = (flow - b["flow"]).square().mean() if args.loss == "mse" else error
         optimizer.zero_grad()
         loss.backward()
+        if args.clip_grad:
+            torch.nn.utils.clip_grad_norm_(block.parameters(), args.clip_grad)
         optimizer.step()
-        errors.append(loss.item())
+        errors.append(error.item())
         zero_errors.append(flow_l1(torch.zeros_like(flow), b["flow"], b["has_flow"]).item())
         if step % 100 == 0:
             mean, zero = np.mean(errors[-100:]), np.mean(zero_errors[-100:])
@@ -117,6 +120,8 @@ def main() -> None:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--center", action="store_true", help="feed the block its inputs minus 0.5")
     a.add_argument("--no-head", action="store_true", help="feed it images and t only (7 channels), as v4.6")
+    a.add_argument("--loss", choices=("l1", "mse"), default="l1", help="l1 (the trainer's flow term) or mse")
+    a.add_argument("--clip-grad", type=float, help="clip the gradient norm (the trainer clips at 1)")
     a.add_argument("--fixed-batch", action="store_true", help="one batch every step: can it fit at all?")
     a.add_argument(
         "--textures",
