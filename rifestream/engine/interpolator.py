@@ -171,9 +171,7 @@ class Interpolator(FrameEngine):
         _, _, h, w = img0.shape
         mult = self.model.pad_multiple(scale)
         pad = (0, (-w) % mult, 0, (-h) % mult)
-        first, second = (torch.cat([x.expand(n, -1, -1, -1) for x in xs]) for xs in (firsts, seconds))
-        if any(pad):
-            first, second = F.pad(first, pad), F.pad(second, pad)
+        first, second = (self._batch(frames, n, pad) for frames in (firsts, seconds))
         timestep = torch.tensor([x for pass_ts in times for x in pass_ts], device=self.device, dtype=self.dtype)
         timestep = timestep.view(passes * n, 1, 1, 1).expand(passes * n, 1, *first.shape[2:])
         with torch.inference_mode():
@@ -184,6 +182,15 @@ class Interpolator(FrameEngine):
             if passes == 4:
                 out = torch.cat((out[:2], out[2:].flip(-1)))
             return out.float().mean(0).to(self.dtype)
+
+    @staticmethod
+    def _batch(frames: list[torch.Tensor], n: int, pad: tuple[int, int, int, int]) -> torch.Tensor:
+        """Each (1, 3, H, W) frame padded once and repeated ``n`` times; one frame stays a view (no copy)."""
+        if any(pad):
+            frames = [F.pad(x, pad) for x in frames]
+        if len(frames) == 1:
+            return frames[0].expand(n, -1, -1, -1)
+        return torch.cat([x.expand(n, -1, -1, -1) for x in frames])
 
     def _passes(
         self, img0: torch.Tensor, img1: torch.Tensor, ts: list[float]
