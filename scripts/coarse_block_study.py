@@ -1,17 +1,17 @@
-"""Two experiments on the coarse blocks of an IFNet (docs/MODEL_CARD.md, "The coarse blocks, alone").
+"""Two experiments on the coarse blocks of an IFNet (docs/MODEL_CARD.md, "The coarse block alone").
 
 ``oracle CLIP``: the translation probe of scripts/translation_probe.py with block 0's flow
 replaced by a share of the true shift (0, 0.5, 1): would the fine blocks keep a coarse flow
 that is right, and what would the frame gain?
 
 ``alone``: a fresh IFBlock of the model's first-block shape, trained by itself with the true
-flow of synthetic scenes as its only loss (L1, as the trainer's flow term), no other block and
-no reconstruction loss (``--no-head``: on images and t only, as in a head-less v4.6 model).
+flow of synthetic scenes as its only loss (L1 as the trainer's flow term, or ``--loss mse``), no
+other block and no reconstruction loss (``--no-head``: on images and t only, as in v4.6).
 Prints, every 100 steps, its flow error next to the error of predicting no motion at all on
 the same batches: whether and when it learns to see motion.
 
     python scripts/coarse_block_study.py oracle ../shared/data/clips/asl_gestures_no.mkv
-    python scripts/coarse_block_study.py alone --steps 2000 [--no-head] [--center] [--fixed-batch]
+    python scripts/coarse_block_study.py alone --steps 2000 [--loss mse] [--no-head] [--center] [--fixed-batch]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main() -> None:
     o.add_argument("clip")
     o.add_argument("--shifts", default="8,16,32", help="even shifts in pixels, comma-separated")
     a = sub.add_parser("alone", help="train a fresh block 0 on the true flow alone")
-    a.add_argument("--steps", type=int, default=1500)
+    a.add_argument("--steps", type=int, default=2000)
     a.add_argument("--batch", type=int, default=8)
     a.add_argument("--crop", type=int, default=160)
     a.add_argument("--max-motion", type=float, default=80.0, help="largest motion in a scene, px (training: 80)")

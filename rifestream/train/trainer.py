@@ -293,7 +293,9 @@ def train(
     schedule (``cfg.steps``) so that it ends, learning rate decayed, about
     ``fit_minutes`` after the run began (for machines lent by the minute).
     ``reinit``: student blocks to start afresh (:func:`reinit_blocks`), not
-    with ``resume``, whose checkpoint holds every block.
+    with ``resume``, whose checkpoint holds every block. ``resume`` takes the
+    schedule from ``cfg``: pass :func:`resumed_config` (changed where meant)
+    to continue the run's own settings, as ``rifestream train --resume`` does.
     """
     out_dir = Path(out_dir)
     rank, world = distributed_rank()
