@@ -8,22 +8,29 @@ that is right, and what would the frame gain?
 flow of synthetic scenes as its only loss (L1 as the trainer's flow term, or ``--loss mse``), no
 other block and no reconstruction loss (``--no-head``: on images and t only, as in v4.6).
 Prints, every 100 steps, its flow error next to the error of predicting no motion at all on
-the same batches: whether and when it learns to see motion.
+the same batches: whether and when it learns to see motion. ``--save W`` writes, every 500
+steps and at the end, the ``--model`` weights with block 0 replaced by the trained block (its
+mask and feature outputs held at the old block's constant, which is what the later blocks were
+trained on), a file that ``eval``, ``translation_probe.py`` and ``train --init`` take;
+``--init-block W`` starts block 0 from such a file.
 
     python scripts/coarse_block_study.py oracle ../shared/data/clips/asl_gestures_no.mkv
     python scripts/coarse_block_study.py alone --steps 2000 [--loss mse] [--no-head] [--center] [--fixed-batch]
+    python scripts/coarse_block_study.py alone --loss mse --steps 20000 --min-lr 1.5e-5 --save runs/coarse/w.safetensors
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from rifestream.io.video_file import read_rgb_frames
-from rifestream.model import IFNet, load_model
+from rifestream.model import IFNet, load_model, save_model
 from rifestream.model.ifnet import IFBlock
 from rifestream.train.batch import BatchMaker
 from rifestream.train.diagnostics import translation_probe
@@ -57,11 +64,39 @@ def oracle(net: IFNet, clip: str, shifts: tuple[int, ...]) -> None:
             )
 
 
+def save_spliced(net: IFNet, block: IFBlock, path: Path, **metadata: str) -> None:
+    """Write ``net`` with block 0 replaced by ``block``, whose mask and feature outputs are the old block's constant.
+
+    The later blocks were trained on block 0's mask and features as they were (its output
+    layer's bias: the block had collapsed, docs/MODEL_CARD.md, Diagnosis); only the flow is the
+    new block's. The output layer is a ConvTranspose2d into 4 x k_out channels and a
+    PixelShuffle(2), so output channel c comes from channels 4c to 4c + 3: 0-15 are the flow.
+    """
+    new = IFNet(net.config)
+    new.load_state_dict(net.state_dict())
+    new.block0.load_state_dict(block.state_dict())
+    old_last, new_last = net.block0.lastconv[0], new.block0.lastconv[0]
+    with torch.no_grad():
+        new_last.weight[:, 16:] = 0.0
+        new_last.bias[16:] = old_last.bias[16:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(new, path, **metadata)
+
+
+def learning_rate(step: int, args: argparse.Namespace) -> float:
+    """``--lr``, or with ``--min-lr`` a cosine decay from it to that at ``--steps``."""
+    if args.min_lr is None:
+        return args.lr
+    return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1.0 + math.cos(math.pi * step / args.steps))
+
+
 def alone(net: IFNet, args: argparse.Namespace) -> None:
     cfg = net.config
     torch.manual_seed(args.seed)
     head = net.encode if cfg.head and not args.no_head else None
     block = IFBlock(cfg.first_in if head is not None else 7, cfg.channels[0], cfg.k_out)
+    if args.init_block:
+        block.load_state_dict(load_model(args.init_block).float().block0.state_dict())
     if head is not None:
         head.requires_grad_(False)
     optimizer = torch.optim.AdamW(block.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -84,6 +119,8 @@ def alone(net: IFNet, args: argparse.Namespace) -> None:
         x = torch.cat([*parts, b["t"].expand(n, 1, h, w)], 1)
         if args.center:
             x = x - 0.5
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step - 1, args)
         flow, _, _ = block(x, None, cfg.scales[0])
         error = flow_l1(flow, b["flow"], b["has_flow"])
         loss = (flow - b["flow"]).square().mean() if args.loss == "mse" else error
@@ -101,6 +138,8 @@ def alone(net: IFNet, args: argparse.Namespace) -> None:
                 f"({100 * (mean / zero - 1):+.1f} %), {time.monotonic() - start:.0f} s",
                 flush=True,
             )
+        if args.save and (step % 500 == 0 or step == args.steps):
+            save_spliced(net, block, args.save, step=str(step), loss=args.loss, flow_error=f"{mean:.4f}")
 
 
 def main() -> None:
@@ -117,6 +156,9 @@ def main() -> None:
     a.add_argument("--crop", type=int, default=160)
     a.add_argument("--max-motion", type=float, default=80.0, help="largest motion in a scene, px (training: 80)")
     a.add_argument("--lr", type=float, default=3e-4)
+    a.add_argument("--min-lr", type=float, help="decay the learning rate to this along a cosine (default: constant)")
+    a.add_argument("--save", type=Path, help="write --model with block 0 replaced by the trained one here")
+    a.add_argument("--init-block", help="start block 0 from this weights file's block 0 (one --save wrote)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--center", action="store_true", help="feed the block its inputs minus 0.5")
     a.add_argument("--no-head", action="store_true", help="feed it images and t only (7 channels), as v4.6")
@@ -132,6 +174,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     net = load_model(args.model).float().eval()
+    if args.what == "alone" and args.no_head and (args.save or args.init_block):
+        p.error("--save and --init-block need the model's own block shape: drop --no-head")
     if args.what == "oracle":
         with torch.no_grad():
             oracle(net, args.clip, tuple(int(s) for s in args.shifts.split(",")))

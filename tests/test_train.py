@@ -15,10 +15,17 @@ from rifestream.model.warp import warp
 from rifestream.train import augment
 from rifestream.train.config import TrainConfig, load_config
 from rifestream.train.data import VideoTriplets, triplet_indices
-from rifestream.train.loss import flow_l1, laplacian_l1
+from rifestream.train.loss import flow_l1, flow_mse, laplacian_l1
 from rifestream.train.synthetic import make_triplet
 from rifestream.train.teacher import Teacher, distillation_loss
-from rifestream.train.trainer import FIT_CALIBRATION_STEPS, DistillModel, fitted_steps, learning_rate, train
+from rifestream.train.trainer import (
+    FIT_CALIBRATION_STEPS,
+    DistillModel,
+    fitted_steps,
+    learning_rate,
+    param_groups,
+    train,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -183,6 +190,34 @@ def test_flow_blocks_choose_which_blocks_the_true_flow_supervises(blocks):
         flows = model.student.forward_all(batch["img0"], batch["img1"], t).flows
         errors = [float(flow_l1(flows[i], batch["flow"], batch["has_flow"])) for i in blocks]
     assert float(stats["flow"]) == pytest.approx(sum(errors) / len(errors), rel=1e-5)
+
+
+def test_flow_squared_blocks_take_the_squared_error_and_the_log_keeps_l1():
+    """A squared block's loss term is its mean squared flow error; the logged ``flow`` stays L1."""
+    torch.manual_seed(0)
+    batch = synthetic_batch(2, 48)
+    results = {}
+    for squared in ((), (0,)):
+        cfg = tiny_config(flow_blocks=(0, 1), flow_squared_blocks=squared, distill_weight=0.0)
+        torch.manual_seed(0)
+        model = DistillModel(IFNet(cfg.model_config()), Teacher(cfg.teacher_channels), cfg)
+        with torch.no_grad():
+            results[squared] = model(batch)
+        t = batch["t"].expand(2, 1, 48, 48)
+        with torch.no_grad():
+            flows = model.student.forward_all(batch["img0"], batch["img1"], t).flows
+    (loss_l1, stats_l1), (loss_sq, stats_sq) = results[()], results[(0,)]
+    l1_0 = float(flow_l1(flows[0], batch["flow"], batch["has_flow"]))
+    mse_0 = float(flow_mse(flows[0], batch["flow"], batch["has_flow"]))
+    assert mse_0 > l1_0  # the scenes move several pixels, so the terms differ
+    assert float(stats_sq["flow"]) == pytest.approx(float(stats_l1["flow"]), rel=1e-6)
+    weight = cfg.flow_weight / 2  # the mean over the two supervised blocks
+    assert float(loss_sq - loss_l1) == pytest.approx(weight * (mse_0 - l1_0), rel=1e-4)
+
+
+def test_flow_squared_blocks_must_be_supervised():
+    with pytest.raises(RifestreamError, match=r"flow_squared_blocks \[0\] are not in flow_blocks \[1, 2, 3\]"):
+        TrainConfig.from_dict({"flow_squared_blocks": [0]})
 
 
 def test_flow_blocks_outside_the_model_are_refused():
@@ -374,6 +409,25 @@ def test_block_lr_scale_and_eps_set_each_blocks_step(tmp_path):
     groups = state.optimizer.param_groups
     assert [g["lr"] for g in groups] == pytest.approx([0.0, 0.5 * lr, lr])
     assert [g["eps"] for g in groups] == [1e-5, 1e-8, 1e-8]
+
+
+def test_head_lr_scale_zero_freezes_the_feature_head_alone(tmp_path):
+    """With head_lr_scale 0 the head's weights stay as they were; the blocks still train."""
+    cfg = tiny_config(head_lr_scale=0.0, steps=3)
+    torch.manual_seed(cfg.seed)
+    fresh = IFNet(cfg.model_config()).state_dict()
+    state = train(cfg, tmp_path / "run", progress=False)
+    student = state.model.student.state_dict()
+    assert all(torch.equal(student[k], v) for k, v in fresh.items() if k.startswith("encode."))
+    assert not torch.equal(student["block0.conv0.0.0.weight"], fresh["block0.conv0.0.0.weight"])
+    assert [g["lr"] for g in state.optimizer.param_groups] == pytest.approx([0.0, learning_rate(2, cfg)])
+
+
+def test_head_lr_scale_needs_a_head():
+    cfg = tiny_config(head=False, head_lr_scale=0.0)
+    torch.manual_seed(0)
+    with pytest.raises(RifestreamError, match="head_lr_scale is set but the model has no feature head"):
+        param_groups(DistillModel(IFNet(cfg.model_config()), Teacher(cfg.teacher_channels), cfg), cfg)
 
 
 def test_block_settings_need_one_value_per_block_and_the_same_groups_to_resume(tmp_path):

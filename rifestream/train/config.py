@@ -44,6 +44,10 @@ class TrainConfig:
     # Student blocks (0 = coarsest) whose flow the synthetic scenes' true flow supervises
     # (default: every block but the coarsest).
     flow_blocks: tuple[int, ...] | None = None
+    # Of those, the blocks whose term is the squared error (px^2) instead of L1: under L1 a coarse
+    # block that cannot yet tell scenes apart stays at the median flow, no motion; a squared error
+    # pulls it towards the mean (docs/MODEL_CARD.md, "The coarse block alone").
+    flow_squared_blocks: tuple[int, ...] = ()
     distill_weight: float = 0.01
     grad_clip: float = 1.0
     # Per student block (0 = coarsest): a multiplier of the learning rate, and Adam's epsilon
@@ -51,6 +55,9 @@ class TrainConfig:
     # docs/MODEL_CARD.md, "Restarting the coarse blocks".
     block_lr_scale: tuple[float, ...] = ()
     block_adam_eps: tuple[float, ...] = ()
+    # The same multiplier for the feature head (0 freezes it: a coarse block trained on its
+    # features, as scripts/coarse_block_study.py's ``alone`` does, needs them to stay as they were).
+    head_lr_scale: float = 1.0
     seed: int = 0
     checkpoint_minutes: float = 5.0
     val_every: int = 500
@@ -62,6 +69,12 @@ class TrainConfig:
         bad = [b for b in self.flow_blocks if not 0 <= b < len(self.channels)]
         if bad:
             raise no_such_block(f"flow_blocks {bad}", len(self.channels))
+        unsupervised = [b for b in self.flow_squared_blocks if b not in self.flow_blocks]
+        if unsupervised:
+            raise RifestreamError(
+                f"flow_squared_blocks {unsupervised} are not in flow_blocks {list(self.flow_blocks)}: "
+                "add them there, or the true flow does not supervise them at all"
+            )
         for name in ("block_lr_scale", "block_adam_eps"):
             values = getattr(self, name)
             if values and len(values) != len(self.channels):

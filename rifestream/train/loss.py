@@ -49,6 +49,12 @@ def flow_l1(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor) -> to
     return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def flow_mse(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean squared error (pixels squared) between predicted and true flows, over samples with weight 1."""
+    per_sample = (pred - truth).square().mean(dim=(1, 2, 3))
+    return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean PSNR in dB of images in [0, 1]."""
     mse = ((pred.clamp(0, 1) - target) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)

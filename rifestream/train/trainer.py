@@ -30,7 +30,7 @@ from rifestream.train.batch import BatchMaker
 from rifestream.train.config import TrainConfig, no_such_block
 from rifestream.train.data import VideoTriplets
 from rifestream.train.diagnostics import health_summary
-from rifestream.train.loss import flow_l1, laplacian_l1, psnr
+from rifestream.train.loss import flow_l1, flow_mse, laplacian_l1, psnr
 from rifestream.train.teacher import Teacher, distillation_loss
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class DistillModel(nn.Module):
         self.teacher = teacher
         self.flow_weight = cfg.flow_weight
         self.flow_blocks = tuple(cfg.flow_blocks)
+        self.flow_squared_blocks = frozenset(cfg.flow_squared_blocks)
         self.distill_weight = cfg.distill_weight
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -68,15 +69,21 @@ class DistillModel(nn.Module):
         rec_teacher = laplacian_l1(tea.frame.float(), gt).mean()
         distill = distillation_loss([f.float() for f in out.flows], out.frame.float(), tea, gt)
         has_flow = batch["has_flow"]
-        supervised = [out.flows[i].float() for i in self.flow_blocks]
-        flow_sup = sum(flow_l1(f, batch["flow"], has_flow) for f in supervised) / max(1, len(supervised))
+        flow_sup = flow_err = out.frame.new_zeros((), dtype=torch.float32)
+        for i in self.flow_blocks:
+            flow = out.flows[i].float()
+            err = flow_l1(flow, batch["flow"], has_flow)
+            flow_err = flow_err + err
+            flow_sup = flow_sup + (flow_mse(flow, batch["flow"], has_flow) if i in self.flow_squared_blocks else err)
+        n_sup = max(1, len(self.flow_blocks))
+        flow_sup, flow_err = flow_sup / n_sup, flow_err / n_sup
         loss = rec + rec_teacher + self.distill_weight * distill + self.flow_weight * flow_sup
         stats = {
             "loss": loss.detach(),
             "rec": rec.detach(),
             "teacher": rec_teacher.detach(),
             "distill": distill.detach(),
-            "flow": flow_sup.detach(),
+            "flow": flow_err.detach(),  # L1 in px whatever the loss's terms, so runs compare
             "psnr": psnr(out.frame.detach().float(), gt),
         }
         return loss, stats
@@ -140,21 +147,28 @@ def build_state(
 
 
 def param_groups(model: DistillModel, cfg: TrainConfig) -> list[dict]:
-    """One group per student block when ``block_lr_scale`` or ``block_adam_eps`` is set, else one for all.
+    """One group per student block when ``block_lr_scale`` or ``block_adam_eps`` is set, one for the
+    head when ``head_lr_scale`` is not 1, and one for the rest (all of it when none is set).
 
     Each group's ``lr_scale`` multiplies the scheduled learning rate.
     """
-    if not cfg.block_lr_scale and not cfg.block_adam_eps:
-        return [{"params": list(model.parameters()), "lr_scale": 1.0}]
-    n = len(model.student.blocks)
-    scales = cfg.block_lr_scale or (1.0,) * n
-    eps = cfg.block_adam_eps or (1e-8,) * n
     groups, grouped = [], set()
-    for block, lr_scale, block_eps in zip(model.student.blocks, scales, eps, strict=True):
-        params = list(block.parameters())
+
+    def add(params: list[nn.Parameter], lr_scale: float, **extra: float) -> None:
         grouped.update(id(p) for p in params)
-        groups.append({"params": params, "lr_scale": float(lr_scale), "eps": float(block_eps)})
-    groups.append({"params": [p for p in model.parameters() if id(p) not in grouped], "lr_scale": 1.0})
+        groups.append({"params": params, "lr_scale": float(lr_scale), **extra})
+
+    if cfg.block_lr_scale or cfg.block_adam_eps:
+        n = len(model.student.blocks)
+        scales = cfg.block_lr_scale or (1.0,) * n
+        eps = cfg.block_adam_eps or (1e-8,) * n
+        for block, lr_scale, block_eps in zip(model.student.blocks, scales, eps, strict=True):
+            add(list(block.parameters()), lr_scale, eps=float(block_eps))
+    if cfg.head_lr_scale != 1.0:
+        if not model.student.config.head:
+            raise RifestreamError("head_lr_scale is set but the model has no feature head: remove it")
+        add(list(model.student.encode.parameters()), cfg.head_lr_scale)
+    add([p for p in model.parameters() if id(p) not in grouped], 1.0)
     return groups
 
 
@@ -199,7 +213,7 @@ def load_checkpoint(state: TrainState, path: Path) -> None:
     except ValueError as exc:
         raise RifestreamError(
             f"{path}: its optimiser has other parameter groups than this config makes ({exc}); "
-            "resume with the block_lr_scale and block_adam_eps settings it was written with"
+            "resume with the block_lr_scale, block_adam_eps and head_lr_scale settings it was written with"
         ) from exc
     state.step = int(ckpt["step"])
 
