@@ -16,7 +16,7 @@ trained on), a file that ``eval``, ``translation_probe.py`` and ``train --init``
 
     python scripts/coarse_block_study.py oracle ../shared/data/clips/asl_gestures_no.mkv
     python scripts/coarse_block_study.py alone --steps 2000 [--loss mse] [--no-head] [--center] [--fixed-batch]
-    python scripts/coarse_block_study.py alone --loss mse --steps 20000 --min-lr 1.5e-5 --save runs/coarse/w.safetensors
+    python scripts/coarse_block_study.py alone --loss mse --steps 24000 --min-lr 1.5e-5 --save runs/coarse/w.safetensors
 """
 
 from __future__ import annotations
@@ -83,6 +83,19 @@ def save_spliced(net: IFNet, block: IFBlock, path: Path, **metadata: str) -> Non
     save_model(new, path, **metadata)
 
 
+def with_still_pairs(batch: dict[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
+    """The batch with its first ``count`` scenes made still: the second frame is the first, the flow zero.
+
+    The synthetic scenes always move (their background too); real footage is mostly still
+    background, where a block that never saw stillness invents motion (``static_flow``).
+    """
+    b = dict(batch)
+    b["img1"], b["flow"] = b["img1"].clone(), b["flow"].clone()
+    b["img1"][:count] = b["img0"][:count]
+    b["flow"][:count] = 0.0
+    return b
+
+
 def learning_rate(step: int, args: argparse.Namespace) -> float:
     """``--lr``, or with ``--min-lr`` a cosine decay from it to that at ``--steps``."""
     if args.min_lr is None:
@@ -110,8 +123,11 @@ def alone(net: IFNet, args: argparse.Namespace) -> None:
         f"crops {args.crop}, motion up to {args.max_motion:g} px"
     )
     fixed = batches.batch(args.batch) if args.fixed_batch else None
+    still = round(args.still_share * args.batch)
     for step in range(1, args.steps + 1):
         b = fixed if fixed is not None else batches.batch(args.batch)
+        if still:
+            b = with_still_pairs(b, still)
         n, _, h, w = b["img0"].shape
         parts = [b["img0"], b["img1"]]
         if head is not None:
@@ -165,6 +181,7 @@ def main() -> None:
     a.add_argument("--loss", choices=("l1", "mse"), default="l1", help="l1 (the trainer's flow term) or mse")
     a.add_argument("--clip-grad", type=float, help="clip the gradient norm (the trainer clips at 1)")
     a.add_argument("--fixed-batch", action="store_true", help="one batch every step: can it fit at all?")
+    a.add_argument("--still-share", type=float, default=0.0, help="share of each batch made still (flow 0)")
     a.add_argument(
         "--textures",
         nargs="+",

@@ -3,8 +3,9 @@
 Shifts the first frame of CLIP by d pixels along x and y and prints, per shift,
 the median estimated flow on the textured pixels next to the truth (d/2), the
 PSNR of the model's halfway frame next to blending's and the estimate after each
-block (which blocks carry the motion); then each block's feature activity on the
-first pair of frames.
+block (which blocks carry the motion); then the flow after each block for the first
+frame paired with itself (the truth is zero: does a block invent motion on a still
+picture?), and each block's feature activity on the first pair of frames.
 
     python scripts/translation_probe.py ../shared/data/clips/asl_gestures_no.mkv --model rifestream-v1
 """
@@ -17,7 +18,7 @@ import torch
 
 from rifestream.engine.interpolator import Interpolator
 from rifestream.io.video_file import read_rgb_frames
-from rifestream.train.diagnostics import block_activity, translation_probe
+from rifestream.train.diagnostics import block_activity, static_flow, translation_probe
 
 
 def main() -> None:
@@ -38,6 +39,11 @@ def main() -> None:
             f"{row.axis:>4} {row.shift:>3} {row.shift / 2:>6.1f} {row.estimated:>6.2f}   "
             f"{row.psnr_model:>10.2f} {row.psnr_blend:>6.2f}   " + " ".join(f"{f:5.2f}" for f in row.by_block)
         )
+    still = static_flow(net, frames[0])
+    print(
+        "still pair (the first frame twice, truth 0): |flow| mean / max after each block   "
+        + "   ".join(f"{f.mean_abs:.2f} / {f.max_abs:.1f}" for f in still)
+    )
     for k, act in enumerate(block_activity(net, interp.to_tensor(frames[0]), interp.to_tensor(frames[1]))):
         print(f"block{k}: feature |a| {act.mean_abs:.2e}, {100 * act.positive:.0f} % positive")
 

@@ -8,7 +8,7 @@ import torch
 
 from rifestream.errors import RifestreamError
 from rifestream.model.ifnet import IFNet, IFNetConfig
-from rifestream.train.diagnostics import block_activity, health_summary, translation_probe
+from rifestream.train.diagnostics import block_activity, health_summary, static_flow, translation_probe
 from rifestream.train.trainer import reinit_blocks
 
 CONFIG = IFNetConfig("probe", (32, 16), (4, 1), head=True, pad=16)
@@ -31,6 +31,20 @@ def zero_flow_net() -> IFNet:
         torch.nn.init.zeros_(block.lastconv[0].weight)
         torch.nn.init.zeros_(block.lastconv[0].bias)
     return net.eval()
+
+
+def test_static_flow_reads_the_motion_a_block_invents_on_a_still_picture():
+    """A coarse block biased to answer 1.5 px (as one trained only on moving scenes may) shows
+    1.5 px after it on a frame paired with itself, and the later block's output adds to it."""
+    net = zero_flow_net()
+    with torch.no_grad():
+        net.blocks[0].lastconv[0].bias[0:4] = 1.5 / 4  # flow x of F(t->0): scaled back by the block's scale 4
+    still = static_flow(net, textured_frame())
+    assert len(still) == 2
+    assert still[0].max_abs == pytest.approx(1.5, rel=1e-5)
+    assert still[0].mean_abs == pytest.approx(1.5 / 4, rel=1e-5)  # one channel of four
+    assert still[1].max_abs == pytest.approx(1.5, rel=1e-5)
+    assert static_flow(zero_flow_net(), textured_frame())[1].max_abs == 0.0
 
 
 def test_a_net_that_predicts_no_motion_probes_as_zero_flow_and_blend_quality():

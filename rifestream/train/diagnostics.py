@@ -11,6 +11,10 @@ rifestream-v1's two coarse blocks ended up: they estimate no motion.
 halfway. The true flow F(t→0) is d/2 everywhere; the median estimate on the
 textured pixels shows how much motion the model can follow at all, and the
 estimate after each block which blocks carry it.
+
+``static_flow``: a frame paired with itself. The true flow is zero everywhere; a
+block that answers motion there (one trained only on scenes that always move)
+puts it into every still background.
 """
 
 from __future__ import annotations
@@ -108,6 +112,25 @@ def translation_probe(student: IFNet, frame: np.ndarray, shifts: tuple[int, ...]
                 )
             )
     return rows
+
+
+@dataclass(frozen=True)
+class StaticFlow:
+    mean_abs: float  # mean |F| over the flow's four channels, px (truth 0)
+    max_abs: float
+
+
+@torch.no_grad()
+def static_flow(student: IFNet, frame: np.ndarray) -> list[StaticFlow]:
+    """Per block, the accumulated flow it answers for ``frame`` (H×W×3 uint8) paired with itself (t = 0.5)."""
+    m = student.pad_multiple()
+    h, w = frame.shape[0] // m * m, frame.shape[1] // m * m
+    if not h or not w:
+        raise ValueError(f"frame {frame.shape[1]}x{frame.shape[0]} is smaller than the model's {m} px multiple")
+    device = next(student.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(frame[:h, :w])).permute(2, 0, 1)[None].float().to(device) / 255
+    flows = student.forward_all(x, x, 0.5).flows
+    return [StaticFlow(float(f.float().abs().mean()), float(f.float().abs().max())) for f in flows]
 
 
 def health_summary(student: IFNet, img0: torch.Tensor, img1: torch.Tensor, shift: int = 8) -> str:
