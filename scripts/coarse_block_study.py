@@ -22,7 +22,6 @@ trained on), a file that ``eval``, ``translation_probe.py`` and ``train --init``
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -33,8 +32,10 @@ from rifestream.io.video_file import read_rgb_frames
 from rifestream.model import IFNet, load_model, save_model
 from rifestream.model.ifnet import IFBlock
 from rifestream.train.batch import BatchMaker
+from rifestream.train.config import TrainConfig
 from rifestream.train.diagnostics import translation_probe
-from rifestream.train.loss import flow_l1
+from rifestream.train.loss import flow_l1, flow_mse
+from rifestream.train.trainer import learning_rate
 
 
 def oracle(net: IFNet, clip: str, shifts: tuple[int, ...]) -> None:
@@ -96,13 +97,6 @@ def with_still_pairs(batch: dict[str, torch.Tensor], count: int) -> dict[str, to
     return b
 
 
-def learning_rate(step: int, args: argparse.Namespace) -> float:
-    """``--lr``, or with ``--min-lr`` a cosine decay from it to that at ``--steps``."""
-    if args.min_lr is None:
-        return args.lr
-    return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1.0 + math.cos(math.pi * step / args.steps))
-
-
 def alone(net: IFNet, args: argparse.Namespace) -> None:
     cfg = net.config
     torch.manual_seed(args.seed)
@@ -124,6 +118,10 @@ def alone(net: IFNet, args: argparse.Namespace) -> None:
     )
     fixed = batches.batch(args.batch) if args.fixed_batch else None
     still = round(args.still_share * args.batch)
+    # The trainer's schedule without warm-up: --lr throughout, or a cosine decay to --min-lr.
+    schedule = TrainConfig(
+        steps=args.steps, lr=args.lr, min_lr=args.lr if args.min_lr is None else args.min_lr, warmup=0
+    )
     for step in range(1, args.steps + 1):
         b = fixed if fixed is not None else batches.batch(args.batch)
         if still:
@@ -136,10 +134,10 @@ def alone(net: IFNet, args: argparse.Namespace) -> None:
         if args.center:
             x = x - 0.5
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step - 1, args)
+            group["lr"] = learning_rate(step - 1, schedule)
         flow, _, _ = block(x, None, cfg.scales[0])
         error = flow_l1(flow, b["flow"], b["has_flow"])
-        loss = (flow - b["flow"]).square().mean() if args.loss == "mse" else error
+        loss = flow_mse(flow, b["flow"], b["has_flow"]) if args.loss == "mse" else error
         optimizer.zero_grad()
         loss.backward()
         if args.clip_grad:
@@ -155,7 +153,8 @@ def alone(net: IFNet, args: argparse.Namespace) -> None:
                 flush=True,
             )
         if args.save and (step % 500 == 0 or step == args.steps):
-            save_spliced(net, block, args.save, step=str(step), loss=args.loss, flow_error=f"{mean:.4f}")
+            recent = f"{np.mean(errors[-100:]):.4f}"
+            save_spliced(net, block, args.save, step=str(step), loss=args.loss, flow_error=recent)
 
 
 def main() -> None:

@@ -68,6 +68,11 @@ def block_activity(student: IFNet, img0: torch.Tensor, img1: torch.Tensor) -> li
     return [BlockActivity(float(seen[k].abs().mean()), float((seen[k] > 0).float().mean())) for k in range(len(seen))]
 
 
+def _frame_tensor(frame: np.ndarray, device: torch.device) -> torch.Tensor:
+    """An H×W×3 uint8 frame as a (1, 3, H, W) float tensor in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float().to(device) / 255
+
+
 def _textured(img: np.ndarray, threshold: float = 8.0) -> np.ndarray:
     """Pixels whose luma differs by more than ``threshold`` from a neighbour (where a shift is visible)."""
     y = img.astype(np.float32) @ LUMA.astype(np.float32)
@@ -85,10 +90,6 @@ def translation_probe(student: IFNet, frame: np.ndarray, shifts: tuple[int, ...]
     if h < 2 * margin + m or w < 2 * margin + m:
         raise ValueError(f"frame {frame.shape[1]}x{frame.shape[0]} is too small for shifts up to {margin} px")
     device = next(student.parameters()).device
-
-    def tensor(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float().to(device) / 255
-
     inner = (slice(margin, h - margin), slice(margin, w - margin))
     rows = []
     for axis in ("x", "y"):
@@ -96,7 +97,7 @@ def translation_probe(student: IFNet, frame: np.ndarray, shifts: tuple[int, ...]
             dy, dx = (d, 0) if axis == "y" else (0, d)
             a, b = frame[:h, :w], frame[dy : dy + h, dx : dx + w]
             truth = frame[dy // 2 : dy // 2 + h, dx // 2 : dx // 2 + w]
-            out = student.forward_all(tensor(a), tensor(b), 0.5)
+            out = student.forward_all(_frame_tensor(a, device), _frame_tensor(b, device), 0.5)
             where = _textured(truth)[inner]
             along = [f[0, 0 if axis == "x" else 1].float().cpu().numpy()[inner] for f in out.flows]
             by_block = tuple(float(np.median(f[where])) if where.any() else 0.0 for f in along)
@@ -127,10 +128,9 @@ def static_flow(student: IFNet, frame: np.ndarray) -> list[StaticFlow]:
     h, w = frame.shape[0] // m * m, frame.shape[1] // m * m
     if not h or not w:
         raise ValueError(f"frame {frame.shape[1]}x{frame.shape[0]} is smaller than the model's {m} px multiple")
-    device = next(student.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(frame[:h, :w])).permute(2, 0, 1)[None].float().to(device) / 255
-    flows = student.forward_all(x, x, 0.5).flows
-    return [StaticFlow(float(f.float().abs().mean()), float(f.float().abs().max())) for f in flows]
+    x = _frame_tensor(frame[:h, :w], next(student.parameters()).device)
+    magnitudes = [f.float().abs() for f in student.forward_all(x, x, 0.5).flows]
+    return [StaticFlow(float(a.mean()), float(a.max())) for a in magnitudes]
 
 
 def health_summary(student: IFNet, img0: torch.Tensor, img1: torch.Tensor, shift: int = 8) -> str:

@@ -43,16 +43,19 @@ def laplacian_l1(pred: torch.Tensor, target: torch.Tensor, levels: int = 5) -> t
     return total
 
 
+def _mean_over_weighted(per_sample: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The mean of per-sample values over the samples with weight 1 (0 when none has)."""
+    return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def flow_l1(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean end-point-style L1 (pixels) between predicted and true flows, over samples with weight 1."""
-    per_sample = (pred - truth).abs().mean(dim=(1, 2, 3))
-    return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
+    return _mean_over_weighted((pred - truth).abs().mean(dim=(1, 2, 3)), weight)
 
 
 def flow_mse(pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean squared error (pixels squared) between predicted and true flows, over samples with weight 1."""
-    per_sample = (pred - truth).square().mean(dim=(1, 2, 3))
-    return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
+    return _mean_over_weighted((pred - truth).square().mean(dim=(1, 2, 3)), weight)
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
