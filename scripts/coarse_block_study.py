@@ -192,6 +192,8 @@ def main() -> None:
     net = load_model(args.model).float().eval()
     if args.what == "alone" and args.no_head and (args.save or args.init_block):
         p.error("--save and --init-block need the model's own block shape: drop --no-head")
+    if args.what == "alone" and not 0.0 <= args.still_share <= 1.0:
+        p.error(f"--still-share {args.still_share:g}: must be between 0 and 1")
     if args.what == "oracle":
         with torch.no_grad():
             oracle(net, args.clip, tuple(int(s) for s in args.shifts.split(",")))
