@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rifestream.errors import RifestreamError
-from rifestream.model.checkpoint import load_model
+from rifestream.model.checkpoint import load_model, save_model
 from rifestream.model.ifnet import IFNet
 from rifestream.model.warp import warp
 from rifestream.train import augment
@@ -457,3 +457,18 @@ def test_every_shipped_training_config_loads_for_the_shipped_architecture(path):
     assert not set(cfg.train_clips) & set(cfg.val_clips)
     if Path(cfg.clips_dir).is_dir():  # the shared clips beside the checkout
         assert all(p.is_file() for p in cfg.clip_paths(cfg.train_clips + cfg.val_clips))
+
+
+def test_init_weights_take_the_configs_search_prior(tmp_path):
+    """Fine-tuning weights trained without the block-matching prior with it on: same parameters, the
+    prior switched on in the saved model."""
+    torch.manual_seed(0)
+    plain = IFNet(tiny_config().model_config())
+    save_model(plain, tmp_path / "plain.safetensors", dtype=torch.float32)
+    cfg = tiny_config(search_radius=4, search_level=2, steps=1, lr=1e-12, min_lr=1e-12)
+    state = train(cfg, tmp_path / "run", init_weights=tmp_path / "plain.safetensors", progress=False)
+    assert state.model.student.config.search_radius == 4
+    saved = load_model(tmp_path / "run" / "latest.safetensors")
+    assert (saved.config.search_radius, saved.config.search_level) == (4, 2)
+    for key, value in plain.state_dict().items():
+        assert torch.allclose(saved.state_dict()[key], value, atol=1e-3), key  # stored as fp16

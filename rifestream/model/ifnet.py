@@ -14,24 +14,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rifestream.model.bilateral import bilateral_flow
 from rifestream.model.warp import warp, warp_blend
 
 
 @dataclass(frozen=True)
 class IFNetConfig:
-    """Architecture of one IFNet: block widths, per-block scales, optional feature head."""
+    """Architecture of one IFNet: block widths, per-block scales, optional feature head.
+
+    ``search_radius`` > 0 adds a bilateral block-matching prior to the coarsest block's flow
+    (:mod:`rifestream.model.bilateral`, searched on a grid ``search_level`` times coarser);
+    it has no parameters, and official checkpoints leave it at 0.
+    """
 
     name: str
     channels: tuple[int, ...]
     scales: tuple[float, ...]
     head: bool
     pad: int
+    search_radius: int = 0
+    search_level: int = 2
 
     def __post_init__(self) -> None:
         if len(self.channels) != len(self.scales) or not self.channels:
             raise ValueError(f"{self.name}: channels and scales must be non-empty and of equal length")
         if any(c % 2 for c in self.channels):
             raise ValueError(f"{self.name}: block widths must be even, got {self.channels}")
+        if self.search_radius < 0 or self.search_level < 1 or self.pad % self.search_level:
+            raise ValueError(
+                f"{self.name}: search_radius must be >= 0 and search_level >= 1 dividing pad ({self.pad}), "
+                f"got {self.search_radius} and {self.search_level}"
+            )
 
     @property
     def k_out(self) -> int:
@@ -59,6 +72,8 @@ class IFNetConfig:
             scales=tuple(float(s) for s in data["scales"]),
             head=bool(data["head"]),
             pad=int(data["pad"]),
+            search_radius=int(data.get("search_radius", 0)),
+            search_level=int(data.get("search_level", 2)),
         )
 
 
@@ -213,6 +228,8 @@ class IFNet(nn.Module):
             if flow is None:
                 parts = [img0, img1, f0, f1, t] if cfg.head else [img0, img1, t]
                 flow, mask, feat = block(torch.cat(parts, 1), None, s)
+                if cfg.search_radius:
+                    flow = flow + bilateral_flow(img0, img1, t, cfg.search_radius, cfg.search_level)
             else:
                 warped0 = warp(img0, flow[:, 0:2])
                 warped1 = warp(img1, flow[:, 2:4])

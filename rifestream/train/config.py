@@ -23,6 +23,8 @@ class TrainConfig:
     scales: tuple[float, ...] = (8, 4, 2, 1)
     head: bool = True
     pad: int = 32
+    search_radius: int = 0
+    search_level: int = 2
     teacher_channels: int = 64
     # [data]
     clips_dir: str = ""
@@ -83,7 +85,15 @@ class TrainConfig:
                 )
 
     def model_config(self) -> IFNetConfig:
-        return IFNetConfig(self.name, tuple(self.channels), tuple(float(s) for s in self.scales), self.head, self.pad)
+        return IFNetConfig(
+            self.name,
+            tuple(self.channels),
+            tuple(float(s) for s in self.scales),
+            self.head,
+            self.pad,
+            self.search_radius,
+            self.search_level,
+        )
 
     def clip_paths(self, names: list[str]) -> list[Path]:
         base = Path(self.clips_dir) if self.clips_dir else Path()

@@ -10,6 +10,7 @@ exists.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -138,6 +139,11 @@ def build_state(
                 f"{init_weights}: architecture {student.config.channels} does not match the config's "
                 f"{tuple(cfg.channels)}; use the config the weights were trained with"
             )
+        search = {"search_radius": cfg.search_radius, "search_level": cfg.search_level}
+        if any(getattr(student.config, k) != v for k, v in search.items()):  # no parameters: the config's apply
+            weights = student.state_dict()
+            student = IFNet(dataclasses.replace(student.config, **search))
+            student.load_state_dict(weights)
     else:
         student = IFNet(cfg.model_config())
     reinit_blocks(student, reinit)

@@ -1,0 +1,98 @@
+"""The bilateral block-matching prior: it finds known motion, answers 0 where nothing moves,
+and is wired into the IFNet only when the architecture asks for it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rifestream.model import IFNet, IFNetConfig, load_model, save_model
+from rifestream.model.bilateral import PENALTY, _window_mean, bilateral_flow
+
+
+def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Smooth random RGB texture (1, 3, h, w): every window has structure to match."""
+    g = torch.Generator().manual_seed(seed)
+    return F.avg_pool2d(torch.rand(1, 3, h + 2, w + 2, generator=g), 3, 1)
+
+
+def moved_pair(dy: int, dx: int, h: int = 96, w: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame 0 and frame 1 of a texture whose content moves by (dy, dx) px from frame 0 to frame 1."""
+    m = 48  # margin: the largest move a test makes
+    big = texture(h + 2 * m, w + 2 * m)
+    frame1 = big[..., m : m + h, m : m + w]
+    frame0 = big[..., m + dy : m + dy + h, m + dx : m + dx + w]
+    return frame0.contiguous(), frame1.contiguous()
+
+
+def interior(flow: torch.Tensor) -> torch.Tensor:
+    """The per-channel median flow away from the borders (where replicate padding decides)."""
+    return flow[0, :, 24:-24, 24:-24].flatten(1).median(1).values
+
+
+@pytest.mark.parametrize(("dy", "dx"), [(0, 8), (-12, 0), (8, -16)])
+@pytest.mark.parametrize("t", [0.5, 0.25])
+def test_finds_a_translation_and_scales_it_to_the_timestep(dy, dx, t):
+    frame0, frame1 = moved_pair(dy, dx)
+    flow = bilateral_flow(frame0, frame1, torch.full((1, 1, 96, 96), t), radius=6, level=2)
+    # The motion from frame 0 to 1 is (dx, dy): the frame at t came from -t of it and goes on (1 - t).
+    expected = torch.tensor([-t * dx, -t * dy, (1 - t) * dx, (1 - t) * dy])
+    assert torch.allclose(interior(flow), expected)
+
+
+def test_a_still_pair_and_a_flat_picture_get_no_motion():
+    still = texture(64, 64)
+    t = torch.full((1, 1, 64, 64), 0.5)
+    assert bilateral_flow(still, still, t, radius=8, level=2).abs().max() == 0
+    # Flat frames that differ only in brightness: every displacement matches equally, the penalty keeps 0.
+    flat0, flat1 = torch.full((1, 3, 64, 64), 0.4), torch.full((1, 3, 64, 64), 0.45)
+    assert bilateral_flow(flat0, flat1, t, radius=8, level=2).abs().max() == 0
+    assert PENALTY > 0
+
+
+def test_motion_beyond_the_radius_is_not_invented_as_something_else():
+    frame0, frame1 = moved_pair(0, 40)  # 40 px: past radius 4 at level 2 (16 px)
+    flow = bilateral_flow(frame0, frame1, torch.full((1, 1, 96, 96), 0.5), radius=4, level=2)
+    assert flow.abs().max() <= 2 * 4  # within the searched range, whatever it settles on
+
+
+def test_window_mean_equals_average_pooling_without_the_padding():
+    x = torch.rand(2, 5, 17, 23)
+    from rifestream.model.bilateral import WINDOW
+
+    expected = F.avg_pool2d(x, WINDOW, 1, WINDOW // 2, count_include_pad=False)
+    assert torch.allclose(_window_mean(_window_mean(x, -1), -2), expected, atol=1e-6)
+
+
+def test_the_model_adds_the_prior_to_the_coarsest_flow_only_when_configured():
+    plain = IFNetConfig("tiny", (16, 16), (4, 1), head=True, pad=16)
+    searching = IFNetConfig("tiny", (16, 16), (4, 1), head=True, pad=16, search_radius=6, search_level=2)
+    torch.manual_seed(0)
+    model = IFNet(plain).eval()
+    with_prior = IFNet(searching).eval()
+    with_prior.load_state_dict(model.state_dict())
+    frame0, frame1 = moved_pair(0, 8)
+    with torch.no_grad():
+        a = model.forward_all(frame0, frame1, 0.5)
+        b = with_prior.forward_all(frame0, frame1, 0.5)
+    prior = bilateral_flow(frame0, frame1, torch.full((1, 1, 96, 96), 0.5), 6, 2)
+    assert torch.allclose(b.flows[0] - a.flows[0], prior, atol=1e-5)
+    assert interior(prior)[0] == -4  # the prior did find the motion, so the test is not vacuous
+
+
+def test_search_settings_survive_saving_and_old_metadata_means_off(tmp_path):
+    config = IFNetConfig("tiny", (16, 16), (4, 1), head=False, pad=16, search_radius=5, search_level=4)
+    path = tmp_path / "search.safetensors"
+    save_model(IFNet(config), path)
+    assert load_model(path).config == config
+    old = json.loads(config.to_json())
+    del old["search_radius"], old["search_level"]
+    assert IFNetConfig.from_json(json.dumps(old)).search_radius == 0
+
+
+def test_refuses_a_search_grid_that_does_not_divide_the_padding():
+    with pytest.raises(ValueError, match="search_level"):
+        IFNetConfig("bad", (16, 16), (4, 1), head=False, pad=16, search_radius=4, search_level=3)
