@@ -31,6 +31,7 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
     if config.force_step in NO_MODEL_STEPS:
         return FrameEngine(config.device), f"none ({config.force_step} forced)", config.force_step
     from rifestream.engine import Interpolator
+    from rifestream.model.registry import DEFAULT_MODEL
 
     try:
         engine = Interpolator(config.model, device=config.device, precision=config.precision, scale=config.scale)
@@ -39,12 +40,13 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
             raise
         log.debug("default model: %s", exc)
         log.warning(
-            "no model available (rifestream-v1 is not installed): in-between frames will be blends, counted as "
-            "fallbacks; pass --model NAME|PATH for the real thing (`rifestream models list`)"
+            "no model available (%s is not installed): in-between frames will be blends, counted as "
+            "fallbacks; pass --model NAME|PATH for the real thing (`rifestream models list`)",
+            DEFAULT_MODEL,
         )
         stats.note("no model available: in-between frames blended")
         return FrameEngine(config.device), "none (blend fallback)", "blend"
-    return engine, config.model or "rifestream-v1", config.force_step
+    return engine, config.model or DEFAULT_MODEL, config.force_step
 
 
 def set_cpu_threads(config: PipelineConfig, engine: Any) -> None:
