@@ -3,6 +3,7 @@ and is wired into the IFNet only when the architecture asks for it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -81,6 +82,24 @@ def test_the_model_adds_the_prior_to_the_coarsest_flow_only_when_configured():
     prior = bilateral_flow(frame0, frame1, torch.full((1, 1, 96, 96), 0.5), 6, 2)
     assert torch.allclose(b.flows[0] - a.flows[0], prior, atol=1e-5)
     assert interior(prior)[0] == -4  # the prior did find the motion, so the test is not vacuous
+
+
+def test_a_smaller_model_scale_searches_a_coarser_grid():
+    """At scale 0.5 the blocks see half-size frames and the search runs on 4 px cells (level 4)."""
+    searching = IFNetConfig("tiny", (16, 16), (4, 1), head=True, pad=16, search_radius=6, search_level=2)
+    torch.manual_seed(0)
+    model = IFNet(searching).eval()
+    plain = IFNet(dataclasses.replace(searching, search_radius=0)).eval()
+    plain.load_state_dict(model.state_dict())
+    frame0, frame1 = moved_pair(0, 16)
+    with torch.no_grad():
+        added = (
+            model.forward_all(frame0, frame1, 0.5, scale=0.5).flows[0]
+            - plain.forward_all(frame0, frame1, 0.5, scale=0.5).flows[0]
+        )
+    expected = bilateral_flow(frame0, frame1, torch.full((1, 1, 96, 96), 0.5), 6, 4)
+    assert torch.allclose(added, expected, atol=1e-5)
+    assert interior(expected)[0] == -8
 
 
 def test_search_settings_survive_saving_and_old_metadata_means_off(tmp_path):

@@ -23,8 +23,9 @@ class IFNetConfig:
     """Architecture of one IFNet: block widths, per-block scales, optional feature head.
 
     ``search_radius`` > 0 adds a bilateral block-matching prior to the coarsest block's flow
-    (:mod:`rifestream.model.bilateral`, searched on a grid ``search_level`` times coarser);
-    it has no parameters, and official checkpoints leave it at 0.
+    (:mod:`rifestream.model.bilateral`, searched on a grid ``search_level`` times coarser than
+    the frames, divided by the user's ``scale``); it has no parameters, and official
+    checkpoints leave it at 0.
     """
 
     name: str
@@ -228,8 +229,9 @@ class IFNet(nn.Module):
             if flow is None:
                 parts = [img0, img1, f0, f1, t] if cfg.head else [img0, img1, t]
                 flow, mask, feat = block(torch.cat(parts, 1), None, s)
-                if cfg.search_radius:
-                    flow = flow + bilateral_flow(img0, img1, t, cfg.search_radius, cfg.search_level)
+                if cfg.search_radius:  # on a grid as much coarser as the blocks' inputs (scale 0.5: 2x)
+                    level = max(1, round(cfg.search_level / scale))
+                    flow = flow + bilateral_flow(img0, img1, t, cfg.search_radius, level)
             else:
                 warped0 = warp(img0, flow[:, 0:2])
                 warped1 = warp(img1, flow[:, 2:4])
