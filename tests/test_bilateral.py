@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from rifestream.model import IFNet, IFNetConfig, load_model, save_model
+from rifestream.model.registry import describe_config
 from rifestream.model.bilateral import PENALTY, _window_mean, bilateral_flow
 
 
@@ -62,7 +63,8 @@ def test_motion_beyond_the_radius_is_not_invented_as_something_else():
 
 def test_window_mean_equals_average_pooling_without_the_padding():
     x = torch.rand(2, 5, 17, 23)
-    from rifestream.model.bilateral import WINDOW
+    from rifestream.model.registry import describe_config
+from rifestream.model.bilateral import WINDOW
 
     expected = F.avg_pool2d(x, WINDOW, 1, WINDOW // 2, count_include_pad=False)
     assert torch.allclose(_window_mean(_window_mean(x, -1), -2), expected, atol=1e-6)
@@ -107,6 +109,8 @@ def test_search_settings_survive_saving_and_old_metadata_means_off(tmp_path):
     path = tmp_path / "search.safetensors"
     save_model(IFNet(config), path)
     assert load_model(path).config == config
+    assert describe_config(config).endswith("block-matching prior (radius 5 on 4 px cells: 40 px)")
+    assert "prior" not in describe_config(dataclasses.replace(config, search_radius=0))
     old = json.loads(config.to_json())
     del old["search_radius"], old["search_level"]
     assert IFNetConfig.from_json(json.dumps(old)).search_radius == 0

@@ -182,11 +182,15 @@ def shipped_config(path: Path) -> IFNetConfig | None:
 
 
 def describe_config(config: IFNetConfig) -> str:
-    """One line: block widths, scales, head, padding."""
+    """One line: block widths, scales, head, padding, and the block-matching prior when it has one."""
     widths = "/".join(str(c) for c in config.channels)
     scales = "/".join(f"{s:g}" for s in config.scales)
     head = "feature head" if config.head else "no head"
-    return f"{config.name}: blocks {widths}, scales {scales}, {head}, pad {config.pad}"
+    line = f"{config.name}: blocks {widths}, scales {scales}, {head}, pad {config.pad}"
+    if config.search_radius:
+        reach = 2 * config.search_radius * config.search_level
+        line += f", block-matching prior (radius {config.search_radius} on {config.search_level} px cells: {reach} px)"
+    return line
 
 
 def sha256_file(path: Path) -> str:
