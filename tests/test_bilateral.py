@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from rifestream.model import IFNet, IFNetConfig, load_model, save_model
+from rifestream.model.bilateral import PENALTY, WINDOW, _window_mean, bilateral_flow
 from rifestream.model.registry import describe_config
-from rifestream.model.bilateral import PENALTY, _window_mean, bilateral_flow
 
 
 def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -63,9 +63,6 @@ def test_motion_beyond_the_radius_is_not_invented_as_something_else():
 
 def test_window_mean_equals_average_pooling_without_the_padding():
     x = torch.rand(2, 5, 17, 23)
-    from rifestream.model.registry import describe_config
-from rifestream.model.bilateral import WINDOW
-
     expected = F.avg_pool2d(x, WINDOW, 1, WINDOW // 2, count_include_pad=False)
     assert torch.allclose(_window_mean(_window_mean(x, -1), -2), expected, atol=1e-6)
 
