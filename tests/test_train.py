@@ -25,6 +25,7 @@ from rifestream.train.trainer import (
     fitted_steps,
     learning_rate,
     param_groups,
+    resumed_config,
     train,
 )
 
@@ -472,3 +473,19 @@ def test_init_weights_take_the_configs_search_prior(tmp_path):
     assert (saved.config.search_radius, saved.config.search_level) == (4, 2)
     for key, value in plain.state_dict().items():
         assert torch.allclose(saved.state_dict()[key], value, atol=1e-3), key  # stored as fp16
+
+
+def test_init_weights_with_a_prior_keep_it_under_a_config_without_one_and_on_resume(tmp_path):
+    """Fine-tuning rifestream-v2 with the default config (no search_radius) must not drop its prior."""
+    torch.manual_seed(0)
+    searching = IFNet(tiny_config(search_radius=3, search_level=4).model_config())
+    save_model(searching, tmp_path / "prior.safetensors", dtype=torch.float32)
+    cfg = tiny_config(steps=1)
+    train(cfg, tmp_path / "run", init_weights=tmp_path / "prior.safetensors", progress=False)
+    resumed = resumed_config(tmp_path / "run")  # as `rifestream train --resume` does
+    resumed.steps = 2
+    state = train(resumed, tmp_path / "run", progress=False, resume=True)
+    assert state.step == 2
+    assert (state.model.student.config.search_radius, state.model.student.config.search_level) == (3, 4)
+    saved = load_model(tmp_path / "run" / "latest.safetensors").config
+    assert (saved.search_radius, saved.search_level) == (3, 4)

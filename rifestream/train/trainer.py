@@ -129,6 +129,23 @@ def reinit_blocks(student: IFNet, indices: Sequence[int]) -> None:
         setattr(student, f"block{i}", fresh.to(old_out.weight.device, old_out.weight.dtype))
 
 
+def with_search_prior(student: IFNet, cfg: TrainConfig) -> IFNet:
+    """The ``--init`` student with its block-matching prior settled (it has no parameters).
+
+    A config that sets ``search_radius`` turns the prior on (or changes it); one that does not
+    keeps the weights' own and writes it into ``cfg``, so that checkpoints and ``--resume`` keep it.
+    """
+    if not cfg.search_radius:
+        cfg.search_radius, cfg.search_level = student.config.search_radius, student.config.search_level
+        return student
+    wanted = dataclasses.replace(student.config, search_radius=cfg.search_radius, search_level=cfg.search_level)
+    if wanted == student.config:
+        return student
+    settled = IFNet(wanted)
+    settled.load_state_dict(student.state_dict())
+    return settled
+
+
 def build_state(
     cfg: TrainConfig, device: torch.device, init_weights: str | Path | None, reinit: Sequence[int] = ()
 ) -> TrainState:
@@ -139,11 +156,7 @@ def build_state(
                 f"{init_weights}: architecture {student.config.channels} does not match the config's "
                 f"{tuple(cfg.channels)}; use the config the weights were trained with"
             )
-        search = {"search_radius": cfg.search_radius, "search_level": cfg.search_level}
-        if any(getattr(student.config, k) != v for k, v in search.items()):  # no parameters: the config's apply
-            weights = student.state_dict()
-            student = IFNet(dataclasses.replace(student.config, **search))
-            student.load_state_dict(weights)
+        student = with_search_prior(student, cfg)
     else:
         student = IFNet(cfg.model_config())
     reinit_blocks(student, reinit)
