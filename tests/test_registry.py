@@ -283,16 +283,17 @@ def test_resolve_model_cases(tmp_path, home):
     cached.write_bytes(b"weights")
     assert registry.resolve_model("4.26", shipped_dir=shipped) == (cached, "v4.26")
     # shipped names, and the default once it ships
-    config = _tiny_safetensors(shipped / "rifestream-v1.safetensors")
+    default = shipped / f"{registry.DEFAULT_MODEL}.safetensors"
+    config = _tiny_safetensors(default, registry.DEFAULT_MODEL)
     _tiny_safetensors(shipped / "rifestream-small.safetensors", "rifestream-small")
     assert registry.resolve_model("rifestream-small", shipped_dir=shipped) == (
         shipped / "rifestream-small.safetensors",
         None,
     )
     path, version = registry.resolve_model(None, shipped_dir=shipped)
-    assert (path, version) == (shipped / "rifestream-v1.safetensors", None)
+    assert (path, version) == (default, None)
     assert load_model(path).config == config
-    with pytest.raises(RifestreamError, match=r"known: rifestream-small, rifestream-v1, v4\.6"):
+    with pytest.raises(RifestreamError, match=rf"known: rifestream-small, {registry.DEFAULT_MODEL}, v4\.6"):
         registry.resolve_model("v5-best", shipped_dir=shipped)
 
 
