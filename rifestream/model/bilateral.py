@@ -1,9 +1,9 @@
 """Bilateral block matching: a motion prior added to the coarsest block's flow.
 
-For every pixel x of the frame at t = 0.5 it finds the whole-pixel half-displacement d
-(on a grid ``level`` times coarser than the frames) that makes frame 0 at x - d look
-like frame 1 at x + d, comparing windows of ``WINDOW`` grid cells. A small cost per
-pixel of displacement (``PENALTY``) keeps flat and still areas at d = 0. Why: a model
+For every pixel x of the frame between the two it finds the half-displacement d, in whole
+cells of a grid ``level`` times coarser than the frames, that makes frame 0 at x - d look
+like frame 1 at x + d, comparing windows of ``WINDOW`` cells. A small cost per cell of
+displacement (``PENALTY``) keeps flat and still areas at d = 0. Why: a model
 trained on little data can fail to learn large motion in its coarse blocks
 (docs/MODEL_CARD.md); a search finds a fast hand that the blocks miss, and the blocks
 then refine around it. Official RIFE checkpoints do not use it (radius 0).
