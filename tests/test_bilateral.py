@@ -116,3 +116,22 @@ def test_search_settings_survive_saving_and_old_metadata_means_off(tmp_path):
 def test_refuses_a_search_grid_that_does_not_divide_the_padding():
     with pytest.raises(ValueError, match="search_level"):
         IFNetConfig("bad", (16, 16), (4, 1), head=False, pad=16, search_radius=4, search_level=3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_prior_matches_the_cpu_and_a_cuda_graph_replays_it():
+    from rifestream.engine import Interpolator
+
+    frame0, frame1 = moved_pair(6, -10)
+    t = torch.full((1, 1, 96, 96), 0.5)
+    on_cpu = bilateral_flow(frame0, frame1, t, 6, 2)
+    on_gpu = bilateral_flow(frame0.cuda(), frame1.cuda(), t.cuda(), 6, 2)
+    assert torch.equal(on_gpu.cpu(), on_cpu)
+    torch.manual_seed(0)
+    model = IFNet(IFNetConfig("tiny", (16, 16), (4, 1), head=True, pad=16, search_radius=6, search_level=2))
+    eager = Interpolator(model, device="cuda", cuda_graphs=False).interpolate(frame0[0], frame1[0], 0.5)
+    graphed = Interpolator(model, device="cuda", cuda_graphs=True)
+    for _ in range(3):  # capture, then replays
+        out = graphed.interpolate(frame0[0], frame1[0], 0.5)
+    assert (out - eager).abs().max() < 1e-5
