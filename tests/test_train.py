@@ -489,3 +489,12 @@ def test_init_weights_with_a_prior_keep_it_under_a_config_without_one_and_on_res
     assert (state.model.student.config.search_radius, state.model.student.config.search_level) == (3, 4)
     saved = load_model(tmp_path / "run" / "latest.safetensors").config
     assert (saved.search_radius, saved.search_level) == (3, 4)
+
+
+def test_a_bad_search_grid_in_a_training_config_is_one_clear_error():
+    with pytest.raises(
+        RifestreamError, match=r"\[model\] settings: .*search_level >= 1 dividing pad \(32\), got 12 and 3"
+    ):
+        TrainConfig.from_dict({"search_radius": 12, "search_level": 3})
+    with pytest.raises(RifestreamError, match=r"\[model\] settings: .*block widths must be even"):
+        TrainConfig.from_dict({"channels": [192, 127, 64, 32]})

@@ -83,6 +83,10 @@ class TrainConfig:
                 raise RifestreamError(
                     f"{name} has {len(values)} values; give one per block ({len(self.channels)}) or none"
                 )
+        try:
+            self.model_config()  # the [model] table's own checks (widths, scales, search grid)
+        except ValueError as exc:
+            raise RifestreamError(f"[model] settings: {exc}") from exc
 
     def model_config(self) -> IFNetConfig:
         return IFNetConfig(
