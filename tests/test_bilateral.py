@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from rifestream.model import IFNet, IFNetConfig, load_model, save_model
 from rifestream.model.bilateral import PENALTY, WINDOW, _window_mean, bilateral_flow
-from rifestream.model.registry import describe_config
+from rifestream.model.checkpoint import ARCH_METADATA_KEY, CheckpointError
+from rifestream.model.registry import describe_config, shipped_config
 
 
 def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -55,10 +56,12 @@ def test_a_still_pair_and_a_flat_picture_get_no_motion():
     assert PENALTY > 0
 
 
-def test_motion_beyond_the_radius_is_not_invented_as_something_else():
-    frame0, frame1 = moved_pair(0, 40)  # 40 px: past radius 4 at level 2 (16 px)
+def test_motion_beyond_the_radius_gets_an_answer_inside_the_searched_range():
+    """40 px of motion with radius 4 on 2 px cells (16 px): the prior cannot find it and must not
+    answer more than it searched; the blocks are left to handle the rest."""
+    frame0, frame1 = moved_pair(0, 40)
     flow = bilateral_flow(frame0, frame1, torch.full((1, 1, 96, 96), 0.5), radius=4, level=2)
-    assert flow.abs().max() <= 2 * 4  # within the searched range, whatever it settles on
+    assert flow.abs().max() <= 2 * 4  # |F(t->0)| = |d| <= 4 cells of 2 px
 
 
 def test_window_mean_equals_average_pooling_without_the_padding():
@@ -116,6 +119,19 @@ def test_search_settings_survive_saving_and_old_metadata_means_off(tmp_path):
 def test_refuses_a_search_grid_that_does_not_divide_the_padding():
     with pytest.raises(ValueError, match="search_level"):
         IFNetConfig("bad", (16, 16), (4, 1), head=False, pad=16, search_radius=4, search_level=3)
+
+
+def test_a_file_recording_a_bad_search_grid_is_refused_naming_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    model = IFNet(IFNetConfig("tiny", (16, 16), (4, 1), head=False, pad=16))
+    arch = json.loads(model.config.to_json()) | {"search_radius": 4, "search_level": 3}
+    path = tmp_path / "bad.safetensors"
+    save_file(dict(model.state_dict()), str(path), metadata={ARCH_METADATA_KEY: json.dumps(arch)})
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors: its rifestream\.arch metadata is not a valid"):
+        load_model(path)
+    with pytest.raises(CheckpointError, match="search_level >= 1 dividing pad"):
+        shipped_config(path)
 
 
 @pytest.mark.gpu

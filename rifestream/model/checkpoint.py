@@ -118,8 +118,19 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], IFNetConfig 
             state = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    config = IFNetConfig.from_json(meta[ARCH_METADATA_KEY]) if ARCH_METADATA_KEY in meta else None
-    return _strip_prefix(state), config
+    return _strip_prefix(state), arch_from_metadata(meta, path)
+
+
+def arch_from_metadata(meta: dict[str, str], path: str | Path) -> IFNetConfig | None:
+    """The architecture a rifestream file's metadata records (None if none); a broken record is a
+    CheckpointError naming the file, not a traceback."""
+    text = meta.get(ARCH_METADATA_KEY)
+    if not text:
+        return None
+    try:
+        return IFNetConfig.from_json(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its {ARCH_METADATA_KEY} metadata is not a valid architecture ({exc})") from exc
 
 
 def load_model(path: str | Path, version: str | None = None, device: str | torch.device = "cpu") -> IFNet:

@@ -34,7 +34,7 @@ from typing import BinaryIO
 
 from rifestream import __version__
 from rifestream.errors import RifestreamError
-from rifestream.model.checkpoint import ARCH_METADATA_KEY
+from rifestream.model.checkpoint import arch_from_metadata
 from rifestream.model.ifnet import OFFICIAL_ARCHS, IFNetConfig
 
 HOME_ENV = "RIFESTREAM_HOME"
@@ -177,8 +177,7 @@ def shipped_config(path: Path) -> IFNetConfig | None:
             meta = f.metadata() or {}
     except (SafetensorError, OSError) as exc:
         raise RifestreamError(f"{path}: not a readable safetensors file ({exc})") from exc
-    text = meta.get(ARCH_METADATA_KEY)
-    return IFNetConfig.from_json(text) if text else None
+    return arch_from_metadata(meta, path)
 
 
 def describe_config(config: IFNetConfig) -> str:
