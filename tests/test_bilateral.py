@@ -46,14 +46,64 @@ def test_finds_a_translation_and_scales_it_to_the_timestep(dy, dx, t):
     assert torch.allclose(interior(flow), expected)
 
 
-def test_a_still_pair_and_a_flat_picture_get_no_motion():
+@pytest.mark.parametrize("subcell", [False, True])
+def test_a_still_pair_and_a_flat_picture_get_no_motion(subcell):
     still = texture(64, 64)
     t = torch.full((1, 1, 64, 64), 0.5)
-    assert bilateral_flow(still, still, t, radius=8, level=2).abs().max() == 0
+    assert bilateral_flow(still, still, t, radius=8, level=2, subcell=subcell).abs().max() == 0
     # Flat frames that differ only in brightness: every displacement matches equally, the penalty keeps 0.
     flat0, flat1 = torch.full((1, 3, 64, 64), 0.4), torch.full((1, 3, 64, 64), 0.45)
-    assert bilateral_flow(flat0, flat1, t, radius=8, level=2).abs().max() == 0
+    assert bilateral_flow(flat0, flat1, t, radius=8, level=2, subcell=subcell).abs().max() == 0
     assert PENALTY > 0
+
+
+@pytest.mark.parametrize(("dy", "dx"), [(0, 3), (3, 0), (0, -3)])
+def test_subcell_finds_a_motion_between_the_grid_steps(dy, dx):
+    """3 px of motion: 1.5 px at t = 0.5, between the 2 px cells' steps of 0 and 2 px. The whole-cell
+    search answers 2; the parabola through the neighbours' costs comes within 0.3 px."""
+    frame0, frame1 = moved_pair(dy, dx)
+    t = torch.full((1, 1, 96, 96), 0.5)
+    truth = torch.tensor([-dx / 2, -dy / 2]).view(2, 1, 1)
+    whole = bilateral_flow(frame0, frame1, t, radius=6, level=2)[0, :2, 24:-24, 24:-24]
+    refined = bilateral_flow(frame0, frame1, t, radius=6, level=2, subcell=True)[0, :2, 24:-24, 24:-24]
+    assert (whole - truth).abs().max() == 0.5
+    assert (refined.flatten(1).median(1).values - truth.flatten()).abs().max() < 0.3
+    assert (refined - truth).abs().mean() < 0.6 * (whole - truth).abs().mean()
+
+
+def test_subcell_fit_equals_one_over_the_whole_cost_volume():
+    """The search keeps only the best candidate's neighbours while it walks the rows; the result must
+    be the fit a full (dy, dx) cost volume gives: argmin, then a parabola per axis."""
+    frame0, frame1 = moved_pair(2, -5, 32, 40)
+    r, level, window = 3, 2, 5
+    t = torch.full((1, 1, 32, 40), 0.25)
+    a, b = F.avg_pool2d(frame0, level), F.avg_pool2d(frame1, level)
+    ap, bp = F.pad(a, (r,) * 4, mode="replicate"), F.pad(b, (r,) * 4, mode="replicate")
+    h, w = a.shape[2:]
+    volume = torch.full((2 * r + 3, 2 * r + 3, h, w), float("inf"))  # a ring of inf: the search's edge
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            diff = ap[..., r - dy : r - dy + h, r - dx : r - dx + w] - bp[..., r + dy : r + dy + h, r + dx : r + dx + w]
+            match = F.avg_pool2d(diff.abs().mean(1), window, 1, window // 2, count_include_pad=False)[0]
+            volume[dy + r + 1, dx + r + 1] = match + PENALTY * (dx * dx + dy * dy) ** 0.5
+    best = volume.flatten(0, 1).argmin(0)
+    iy, ix = best // (2 * r + 3), best % (2 * r + 3)
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+
+    def offset(before: torch.Tensor, centre: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        curve = before - 2 * centre + after
+        ok = torch.isfinite(curve) & (curve > 1e-9)
+        return torch.where(ok, (before - after) / (2 * curve), torch.zeros_like(curve)).clamp(-0.5, 0.5)
+
+    at = lambda oy, ox: volume[iy + oy, ix + ox, rows, cols]  # noqa: E731
+    dx = ix - r - 1 + offset(at(0, -1), at(0, 0), at(0, 1))
+    dy = iy - r - 1 + offset(at(-1, 0), at(0, 0), at(1, 0))
+    d = torch.stack((dx, dy))
+    d = F.interpolate(d[None].float() * level, scale_factor=level, mode="bilinear", align_corners=False)
+    expected = torch.cat((-2 * 0.25 * d, 2 * 0.75 * d), 1)
+    got = bilateral_flow(frame0, frame1, t, radius=r, level=level, window=window, subcell=True)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert (got.frac() != 0).any()  # the fit moved some pixels off the grid
 
 
 def test_motion_beyond_the_radius_gets_an_answer_inside_the_searched_range():
@@ -64,10 +114,11 @@ def test_motion_beyond_the_radius_gets_an_answer_inside_the_searched_range():
     assert flow.abs().max() <= 2 * 4  # |F(t->0)| = |d| <= 4 cells of 2 px
 
 
-def test_window_mean_equals_average_pooling_without_the_padding():
+@pytest.mark.parametrize("window", [WINDOW, 21])
+def test_window_mean_equals_average_pooling_without_the_padding(window):
     x = torch.rand(2, 5, 17, 23)
-    expected = F.avg_pool2d(x, WINDOW, 1, WINDOW // 2, count_include_pad=False)
-    assert torch.allclose(_window_mean(_window_mean(x, -1), -2), expected, atol=1e-6)
+    expected = F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)
+    assert torch.allclose(_window_mean(_window_mean(x, -1, window), -2, window), expected, atol=1e-6)
 
 
 def test_the_model_adds_the_prior_to_the_coarsest_flow_only_when_configured():
@@ -105,14 +156,29 @@ def test_a_smaller_model_scale_searches_a_coarser_grid():
 
 
 def test_search_settings_survive_saving_and_old_metadata_means_off(tmp_path):
-    config = IFNetConfig("tiny", (16, 16), (4, 1), head=False, pad=16, search_radius=5, search_level=4)
+    config = IFNetConfig(
+        "tiny",
+        (16, 16),
+        (4, 1),
+        head=False,
+        pad=16,
+        search_radius=5,
+        search_level=4,
+        search_window=21,
+        search_subcell=True,
+    )
     path = tmp_path / "search.safetensors"
     save_model(IFNet(config), path)
     assert load_model(path).config == config
-    assert describe_config(config).endswith("block-matching prior (radius 5 on 4 px cells: 40 px)")
+    assert describe_config(config).endswith(
+        "block-matching prior (radius 5 on 4 px cells: 40 px, 21-cell windows, sub-cell)"
+    )
     assert "prior" not in describe_config(dataclasses.replace(config, search_radius=0))
     old = json.loads(config.to_json())
-    del old["search_radius"], old["search_level"]
+    del old["search_window"], old["search_subcell"]  # as rifestream-v2 records it
+    as_v2 = IFNetConfig.from_json(json.dumps(old))
+    assert (as_v2.search_radius, as_v2.search_window, as_v2.search_subcell) == (5, WINDOW, False)
+    del old["search_radius"], old["search_level"]  # as rifestream-v1 records it
     assert IFNetConfig.from_json(json.dumps(old)).search_radius == 0
 
 
@@ -144,8 +210,13 @@ def test_on_cuda_the_prior_matches_the_cpu_and_a_cuda_graph_replays_it():
     on_cpu = bilateral_flow(frame0, frame1, t, 6, 2)
     on_gpu = bilateral_flow(frame0.cuda(), frame1.cuda(), t.cuda(), 6, 2)
     assert torch.equal(on_gpu.cpu(), on_cpu)
+    refined_cpu = bilateral_flow(frame0, frame1, t, 6, 2, subcell=True)
+    refined_gpu = bilateral_flow(frame0.cuda(), frame1.cuda(), t.cuda(), 6, 2, subcell=True)
+    assert torch.allclose(refined_gpu.cpu(), refined_cpu, atol=1e-4)
     torch.manual_seed(0)
-    model = IFNet(IFNetConfig("tiny", (16, 16), (4, 1), head=True, pad=16, search_radius=6, search_level=2))
+    model = IFNet(
+        IFNetConfig("tiny", (16, 16), (4, 1), head=True, pad=16, search_radius=6, search_level=2, search_subcell=True)
+    )
     eager = Interpolator(model, device="cuda", cuda_graphs=False).interpolate(frame0[0], frame1[0], 0.5)
     graphed = Interpolator(model, device="cuda", cuda_graphs=True)
     for _ in range(3):  # capture, then replays

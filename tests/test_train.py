@@ -466,11 +466,14 @@ def test_init_weights_take_the_configs_search_prior(tmp_path):
     torch.manual_seed(0)
     plain = IFNet(tiny_config().model_config())
     save_model(plain, tmp_path / "plain.safetensors", dtype=torch.float32)
-    cfg = tiny_config(search_radius=4, search_level=2, steps=1, lr=1e-12, min_lr=1e-12)
+    cfg = tiny_config(
+        search_radius=4, search_level=2, search_window=7, search_subcell=True, steps=1, lr=1e-12, min_lr=1e-12
+    )
     state = train(cfg, tmp_path / "run", init_weights=tmp_path / "plain.safetensors", progress=False)
     assert state.model.student.config.search_radius == 4
     saved = load_model(tmp_path / "run" / "latest.safetensors")
     assert (saved.config.search_radius, saved.config.search_level) == (4, 2)
+    assert (saved.config.search_window, saved.config.search_subcell) == (7, True)
     for key, value in plain.state_dict().items():
         assert torch.allclose(saved.state_dict()[key], value, atol=1e-3), key  # stored as fp16
 
@@ -478,7 +481,7 @@ def test_init_weights_take_the_configs_search_prior(tmp_path):
 def test_init_weights_with_a_prior_keep_it_under_a_config_without_one_and_on_resume(tmp_path):
     """Fine-tuning rifestream-v2 with the default config (no search_radius) must not drop its prior."""
     torch.manual_seed(0)
-    searching = IFNet(tiny_config(search_radius=3, search_level=4).model_config())
+    searching = IFNet(tiny_config(search_radius=3, search_level=4, search_window=5, search_subcell=True).model_config())
     save_model(searching, tmp_path / "prior.safetensors", dtype=torch.float32)
     cfg = tiny_config(steps=1)
     train(cfg, tmp_path / "run", init_weights=tmp_path / "prior.safetensors", progress=False)
@@ -486,9 +489,9 @@ def test_init_weights_with_a_prior_keep_it_under_a_config_without_one_and_on_res
     resumed.steps = 2
     state = train(resumed, tmp_path / "run", progress=False, resume=True)
     assert state.step == 2
-    assert (state.model.student.config.search_radius, state.model.student.config.search_level) == (3, 4)
+    assert state.model.student.config == searching.config
     saved = load_model(tmp_path / "run" / "latest.safetensors").config
-    assert (saved.search_radius, saved.search_level) == (3, 4)
+    assert (saved.search_radius, saved.search_level, saved.search_window, saved.search_subcell) == (3, 4, 5, True)
 
 
 def test_a_bad_search_grid_in_a_training_config_is_one_clear_error():
@@ -498,3 +501,5 @@ def test_a_bad_search_grid_in_a_training_config_is_one_clear_error():
         TrainConfig.from_dict({"search_radius": 12, "search_level": 3})
     with pytest.raises(RifestreamError, match=r"\[model\] settings: .*block widths must be even"):
         TrainConfig.from_dict({"channels": [192, 127, 64, 32]})
+    with pytest.raises(RifestreamError, match=r"\[model\] settings: .*search_window must be an odd number"):
+        TrainConfig.from_dict({"search_radius": 12, "search_window": 20})

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rifestream.model.bilateral import bilateral_flow
+from rifestream.model.bilateral import WINDOW, bilateral_flow
 from rifestream.model.warp import warp, warp_blend
 
 
@@ -24,7 +24,8 @@ class IFNetConfig:
 
     ``search_radius`` > 0 adds a bilateral block-matching prior to the coarsest block's flow
     (:mod:`rifestream.model.bilateral`, searched on a grid ``search_level`` times coarser than
-    the frames, divided by the user's ``scale``); it has no parameters, and official
+    the frames, divided by the user's ``scale``, comparing windows of ``search_window`` cells,
+    refined to a fraction of a cell with ``search_subcell``); it has no parameters, and official
     checkpoints leave it at 0.
     """
 
@@ -35,6 +36,8 @@ class IFNetConfig:
     pad: int
     search_radius: int = 0
     search_level: int = 2
+    search_window: int = WINDOW
+    search_subcell: bool = False
 
     def __post_init__(self) -> None:
         if len(self.channels) != len(self.scales) or not self.channels:
@@ -46,6 +49,8 @@ class IFNetConfig:
                 f"{self.name}: search_radius must be >= 0 and search_level >= 1 dividing pad ({self.pad}), "
                 f"got {self.search_radius} and {self.search_level}"
             )
+        if self.search_window < 1 or self.search_window % 2 == 0:
+            raise ValueError(f"{self.name}: search_window must be an odd number of cells, got {self.search_window}")
 
     @property
     def k_out(self) -> int:
@@ -75,6 +80,8 @@ class IFNetConfig:
             pad=int(data["pad"]),
             search_radius=int(data.get("search_radius", 0)),
             search_level=int(data.get("search_level", 2)),
+            search_window=int(data.get("search_window", WINDOW)),
+            search_subcell=bool(data.get("search_subcell", False)),
         )
 
 
@@ -231,7 +238,9 @@ class IFNet(nn.Module):
                 flow, mask, feat = block(torch.cat(parts, 1), None, s)
                 if cfg.search_radius:  # on a grid as much coarser as the blocks' inputs (scale 0.5: 2x)
                     level = max(1, round(cfg.search_level / scale))
-                    flow = flow + bilateral_flow(img0, img1, t, cfg.search_radius, level)
+                    flow = flow + bilateral_flow(
+                        img0, img1, t, cfg.search_radius, level, cfg.search_window, cfg.search_subcell
+                    )
             else:
                 warped0 = warp(img0, flow[:, 0:2])
                 warped1 = warp(img1, flow[:, 2:4])

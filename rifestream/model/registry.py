@@ -188,7 +188,10 @@ def describe_config(config: IFNetConfig) -> str:
     line = f"{config.name}: blocks {widths}, scales {scales}, {head}, pad {config.pad}"
     if config.search_radius:
         reach = 2 * config.search_radius * config.search_level
-        line += f", block-matching prior (radius {config.search_radius} on {config.search_level} px cells: {reach} px)"
+        line += (
+            f", block-matching prior (radius {config.search_radius} on {config.search_level} px cells: {reach} px, "
+            f"{config.search_window}-cell windows{', sub-cell' if config.search_subcell else ''})"
+        )
     return line
 
 

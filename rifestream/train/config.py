@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rifestream.errors import RifestreamError
+from rifestream.model.bilateral import WINDOW
 from rifestream.model.ifnet import IFNetConfig
 
 
@@ -25,6 +26,8 @@ class TrainConfig:
     pad: int = 32
     search_radius: int = 0
     search_level: int = 2
+    search_window: int = WINDOW
+    search_subcell: bool = False
     teacher_channels: int = 64
     # [data]
     clips_dir: str = ""
@@ -97,6 +100,8 @@ class TrainConfig:
             self.pad,
             self.search_radius,
             self.search_level,
+            self.search_window,
+            self.search_subcell,
         )
 
     def clip_paths(self, names: list[str]) -> list[Path]:

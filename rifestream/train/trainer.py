@@ -129,6 +129,9 @@ def reinit_blocks(student: IFNet, indices: Sequence[int]) -> None:
         setattr(student, f"block{i}", fresh.to(old_out.weight.device, old_out.weight.dtype))
 
 
+SEARCH_SETTINGS = ("search_radius", "search_level", "search_window", "search_subcell")
+
+
 def with_search_prior(student: IFNet, cfg: TrainConfig) -> IFNet:
     """The ``--init`` student with its block-matching prior settled (it has no parameters).
 
@@ -136,9 +139,10 @@ def with_search_prior(student: IFNet, cfg: TrainConfig) -> IFNet:
     keeps the weights' own and writes it into ``cfg``, so that checkpoints and ``--resume`` keep it.
     """
     if not cfg.search_radius:
-        cfg.search_radius, cfg.search_level = student.config.search_radius, student.config.search_level
+        for name in SEARCH_SETTINGS:
+            setattr(cfg, name, getattr(student.config, name))
         return student
-    wanted = dataclasses.replace(student.config, search_radius=cfg.search_radius, search_level=cfg.search_level)
+    wanted = dataclasses.replace(student.config, **{name: getattr(cfg, name) for name in SEARCH_SETTINGS})
     if wanted == student.config:
         return student
     settled = IFNet(wanted)
