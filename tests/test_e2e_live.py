@@ -98,6 +98,14 @@ def read_rtmp(url: str, seconds: float, out: list[Fraction]) -> None:
         pass  # the publisher stopped: the stream ends
 
 
+def wait_until_published(url: str) -> None:
+    """Block until a player of ``url`` gets frames: the sink's connection is up (a fixed sleep
+    raced the job's start-up on a slow machine and froze the server before the handshake)."""
+    played: list[Fraction] = []
+    read_rtmp(url, 0.5, played)
+    assert played, f"{url}: no frames played; the sink never published"
+
+
 def test_rtsp_camera_to_nginx_rtmp_and_zmq_feed(tmp_path, rtsp_server, nginx_rtmp):
     feed = f"zmq://127.0.0.1:{free_port()}"
     reader = FeedReader(feed, seconds=14)
@@ -236,7 +244,8 @@ def test_sigint_finishes_an_rtmp_stream_and_a_file(tmp_path, nginx_rtmp):
     out = tmp_path / "interrupted.mkv"
     proc = start_run(tmp_path, "--source", "testsrc:?size=320x240&fps=30", "--sink", nginx_rtmp.url("x"),
                      "--sink", str(out))  # fmt: skip
-    time.sleep(4)
+    wait_until_published(nginx_rtmp.url("x"))
+    time.sleep(1)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = finish(proc, timeout=30)
     assert "SIGINT: stopping" in stderr
@@ -249,7 +258,8 @@ def test_sigint_finishes_an_rtmp_stream_and_a_file(tmp_path, nginx_rtmp):
 def test_rtmp_server_restarted_mid_stream_the_sink_reconnects_and_the_stream_resumes(tmp_path, nginx_rtmp):
     url = nginx_rtmp.url("back")
     proc = start_run(tmp_path, "--source", "testsrc:?size=320x240&fps=30", "--sink", url, "--duration", "14")
-    time.sleep(5)
+    wait_until_published(url)
+    time.sleep(1)
     nginx_rtmp.stop()  # the ingest server goes away mid-stream …
     time.sleep(2)
     nginx_rtmp.start()  # … and comes back on the same port
@@ -280,7 +290,7 @@ def test_an_rtmp_server_that_stops_reading_costs_only_its_own_sink(tmp_path, ngi
     )
     started = time.monotonic()
     proc = start_run(tmp_path, "job.toml")
-    time.sleep(3)
+    wait_until_published(nginx_rtmp.url("frozen"))
     os.kill(nginx_rtmp.proc.pid, signal.SIGSTOP)
     try:
         stdout, stderr = finish(proc, timeout=45)
@@ -308,7 +318,7 @@ def test_an_rtmp_server_that_resumes_reading_gets_the_stream_again(tmp_path, ngi
         "[reconnect]\nstall_timeout_s = 2.0\nmax_delay_s = 2.0\n"
     )
     proc = start_run(tmp_path, "job.toml")
-    time.sleep(3)
+    wait_until_published(url)
     os.kill(nginx_rtmp.proc.pid, signal.SIGSTOP)
     time.sleep(6)
     os.kill(nginx_rtmp.proc.pid, signal.SIGCONT)
