@@ -503,3 +503,5 @@ def test_a_bad_search_grid_in_a_training_config_is_one_clear_error():
         TrainConfig.from_dict({"channels": [192, 127, 64, 32]})
     with pytest.raises(RifestreamError, match=r"\[model\] settings: .*search_window must be an odd number"):
         TrainConfig.from_dict({"search_radius": 12, "search_window": 20})
+    with pytest.raises(RifestreamError, match=r"\[model\] settings: .*search_subcell must be true or false, got 'no'"):
+        TrainConfig.from_dict({"search_radius": 12, "search_subcell": "no"})

@@ -49,8 +49,10 @@ class IFNetConfig:
                 f"{self.name}: search_radius must be >= 0 and search_level >= 1 dividing pad ({self.pad}), "
                 f"got {self.search_radius} and {self.search_level}"
             )
-        if self.search_window < 1 or self.search_window % 2 == 0:
-            raise ValueError(f"{self.name}: search_window must be an odd number of cells, got {self.search_window}")
+        if not isinstance(self.search_window, int) or self.search_window < 1 or self.search_window % 2 == 0:
+            raise ValueError(f"{self.name}: search_window must be an odd number of cells, got {self.search_window!r}")
+        if not isinstance(self.search_subcell, bool):
+            raise ValueError(f"{self.name}: search_subcell must be true or false, got {self.search_subcell!r}")
 
     @property
     def k_out(self) -> int:
