@@ -26,7 +26,7 @@ from torch import nn
 
 from rifestream.errors import RifestreamError
 from rifestream.model.checkpoint import load_model, save_model
-from rifestream.model.ifnet import IFBlock, IFNet
+from rifestream.model.ifnet import IFBlock, IFNet, IFNetConfig
 from rifestream.train.batch import BatchMaker
 from rifestream.train.config import TrainConfig, no_such_block
 from rifestream.train.data import VideoTriplets
@@ -129,7 +129,8 @@ def reinit_blocks(student: IFNet, indices: Sequence[int]) -> None:
         setattr(student, f"block{i}", fresh.to(old_out.weight.device, old_out.weight.dtype))
 
 
-SEARCH_SETTINGS = ("search_radius", "search_level", "search_window", "search_subcell")
+# The block-matching prior's settings, as IFNetConfig names them (radius, level, window, subcell).
+SEARCH_SETTINGS = tuple(f.name for f in dataclasses.fields(IFNetConfig) if f.name.startswith("search_"))
 
 
 def with_search_prior(student: IFNet, cfg: TrainConfig) -> IFNet:
