@@ -327,6 +327,41 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
     assert changed, "the weights did not move"
 
 
+def _ddp_deadline_worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    try:
+        # The two ranks' clocks disagree by a whole run: rank 0 is out of time after about a second.
+        minutes = 0.02 if rank == 0 else 60.0
+        state = train(tiny_config(steps=100_000), f"{out}/run", progress=False, max_minutes=minutes)
+        torch.save({"step": state.step, **state.model.state_dict()}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_max_minutes_under_ddp_stops_every_rank_at_rank_0s_step(tmp_path):
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.start_processes(
+        _ddp_deadline_worker, args=(2, str(tmp_path / "rdv"), str(tmp_path)), nprocs=2, join=False
+    )
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=max(0.1, deadline - time.monotonic())):  # False: one rank still running
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("a rank kept training after rank 0 ran out of time (or the run hung)")
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert 0 < a["step"] == b["step"] < 100_000
+    for name in a:
+        assert torch.equal(torch.as_tensor(a[name]), torch.as_tensor(b[name])), name
+
+
 def run_train_cli(cwd, *args: str):
     import os
     import subprocess

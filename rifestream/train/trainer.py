@@ -298,7 +298,7 @@ def fitted_steps(step: int, steps_timed: int, elapsed_s: float, minutes: float) 
 
 
 def _agreed(value: int, world: int, dev: torch.device) -> int:
-    """Rank 0's ``value`` in every rank (each rank times its own steps; the schedule must be one)."""
+    """Rank 0's ``value`` in every rank (each rank has its own clock; the schedule and the stop must be one)."""
     if world == 1:
         return value
     buf = torch.tensor([value], dtype=torch.long, device=dev)
@@ -382,7 +382,9 @@ def train(
 
     first_step = state.step
     while state.step < last_step():
-        if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
+        # Rank 0's clock decides for every rank: a rank that stopped alone would leave the others
+        # waiting in the gradients' all-reduce (a gloo "connection closed" at the end of the run).
+        if max_minutes is not None and _agreed(int(time.monotonic() - started > 60 * max_minutes), world, dev):
             break
         lr = learning_rate(state.step, cfg)
         for group in state.optimizer.param_groups:
