@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rifestream.errors import RifestreamError
     from rifestream.train.config import default_config, load_config
-    from rifestream.train.trainer import resumed_config, train
+    from rifestream.train.trainer import distributed_rank, resumed_config, train
 
     if args.resume and args.config:
         raise RifestreamError(
@@ -151,5 +151,6 @@ def run(args: argparse.Namespace) -> int:
         fit_minutes=args.fit_minutes,
         reinit=args.reinit_block,
     )
-    print(f"stopped at step {state.step}; weights: {args.out}/latest.safetensors")
+    if distributed_rank()[0] == 0:  # under torchrun, once
+        print(f"stopped at step {state.step}; weights: {args.out}/latest.safetensors")
     return 0
