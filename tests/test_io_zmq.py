@@ -271,3 +271,18 @@ def test_subscribers_are_counted_and_frames_for_nobody_are_not_drops():
     subs[1].close()
     pub.close()
     assert pub.stats.dropped == 0
+
+
+def test_subscribers_opened_and_closed_in_quick_succession_each_get_their_own_wake_pipe():
+    """A closed subscriber's inproc wake endpoint is unbound later, by ZeroMQ's own thread; a new
+    subscriber (often at the same address in memory) must not collide with it."""
+    pub = publisher()
+    try:
+        for _ in range(300):
+            sub = FeedSubscriber(f"zmq://127.0.0.1:{pub.port}")
+            sub.wake()
+            assert sub.recv(2) is None  # the wake pipe is this subscriber's own, and works
+            sub.close()
+            del sub
+    finally:
+        pub.close()

@@ -24,6 +24,7 @@ those drops cannot be counted.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -42,6 +43,9 @@ from rifestream.io.sink_base import Sink, SinkStats
 from rifestream.io.url_query import parse_bool, parse_number, split_query
 
 log = logging.getLogger(__name__)
+# Names of the subscribers' inproc wake endpoints: never reused in a process, as id() would be
+# (a closed socket's inproc name is released later, by ZeroMQ's own thread).
+_WAKE_IDS = itertools.count()
 
 FEED_VERSION = 1
 DEFAULT_TOPIC = b"rifestream"
@@ -301,7 +305,7 @@ class FeedSubscriber:
                 f"{url}: cannot connect to {endpoint} ({exc}); give the publisher's host and port"
             ) from None
         # wake(): another thread ends a waiting recv() through this inproc pair (sockets are not thread-safe)
-        self._wake_endpoint = f"inproc://rifestream-feed-wake-{id(self)}"
+        self._wake_endpoint = f"inproc://rifestream-feed-wake-{next(_WAKE_IDS)}"
         self._wake = self._context.socket(zmq.PULL)
         self._wake.bind(self._wake_endpoint)
         self._poller = zmq.Poller()
