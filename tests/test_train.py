@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -420,10 +421,11 @@ def test_train_cli_restarts_a_block_of_given_weights_and_refuses_it_on_resume(tm
     assert base.returncode == 0, base.stderr
     run = run_train_cli(
         tmp_path, *common, "--out", "re", "--steps", "1", "--lr", "1e-12", "--init", "base/latest.safetensors",
-        "--reinit-block", "0",
+        "--reinit-block", "0", "--name", "restarted",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     old, new = load_model(tmp_path / "base" / "latest.safetensors"), load_model(tmp_path / "re" / "latest.safetensors")
+    assert (old.config.name, new.config.name) == ("rifestream-v1", "restarted")
     assert float(new.blocks[0].lastconv[0].weight.detach().abs().max()) < 1e-6  # zeroed; an lr of 1e-12 barely moves it
     assert not torch.equal(old.blocks[0].conv0[0][0].weight, new.blocks[0].conv0[0][0].weight)
     assert torch.allclose(old.blocks[1].conv0[0][0].weight, new.blocks[1].conv0[0][0].weight, atol=1e-3)
@@ -527,6 +529,28 @@ def test_init_weights_with_a_prior_keep_it_under_a_config_without_one_and_on_res
     assert state.model.student.config == searching.config
     saved = load_model(tmp_path / "run" / "latest.safetensors").config
     assert (saved.search_radius, saved.search_level, saved.search_window, saved.search_subcell) == (3, 4, 5, True)
+
+
+def test_fine_tuned_weights_keep_their_name_on_resume_unless_renamed(tmp_path):
+    """Exported weights are what `--model` finds by name: a fine-tune (and its resumed run) must not
+    take the config's name, which names the recipe, not these weights; `name` renames them."""
+    parent = IFNet(dataclasses.replace(tiny_config().model_config(), name="parent"))
+    save_model(parent, tmp_path / "parent.safetensors", dtype=torch.float32)
+
+    def exported(run: str) -> str:
+        return load_model(tmp_path / run / "latest.safetensors").config.name
+
+    train(tiny_config(steps=1), tmp_path / "kept", init_weights=tmp_path / "parent.safetensors", progress=False)
+    assert exported("kept") == "parent"
+    train(resumed_config(tmp_path / "kept"), tmp_path / "kept", progress=False, resume=True, stop_at=2)
+    assert exported("kept") == "parent"
+    init = tmp_path / "parent.safetensors"
+    train(tiny_config(steps=1), tmp_path / "renamed", init_weights=init, progress=False, name="child")
+    assert exported("renamed") == "child"
+    train(resumed_config(tmp_path / "renamed"), tmp_path / "renamed", progress=False, resume=True, stop_at=2)
+    assert exported("renamed") == "child"
+    train(tiny_config(steps=1), tmp_path / "fresh", progress=False)
+    assert exported("fresh") == "tiny"
 
 
 def test_a_bad_search_grid_in_a_training_config_is_one_clear_error():

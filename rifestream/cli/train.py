@@ -52,6 +52,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="start the student from these weights, a file or a model name such as rifestream-v1 (fine-tuning)",
     )
     p.add_argument(
+        "--name",
+        help=(
+            "the name the exported weights carry, as `--model` and `rifestream models` show it "
+            "(default: the --init weights' own name, else the config's [model] name; kept on --resume)"
+        ),
+    )
+    p.add_argument(
         "--reinit-block",
         type=int,
         action="append",
@@ -150,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         stop_at=args.stop_at,
         fit_minutes=args.fit_minutes,
         reinit=args.reinit_block,
+        name=args.name,
     )
     if distributed_rank()[0] == 0:  # under torchrun, once
         print(f"stopped at step {state.step}; weights: {args.out}/latest.safetensors")

@@ -152,8 +152,18 @@ def with_search_prior(student: IFNet, cfg: TrainConfig) -> IFNet:
 
 
 def build_state(
-    cfg: TrainConfig, device: torch.device, init_weights: str | Path | None, reinit: Sequence[int] = ()
+    cfg: TrainConfig,
+    device: torch.device,
+    init_weights: str | Path | None,
+    reinit: Sequence[int] = (),
+    name: str | None = None,
 ) -> TrainState:
+    """The student (fresh, or the ``init_weights``), its teacher and optimiser.
+
+    The student is named ``name`` when given, else keeps the ``init_weights``' own name (a fresh
+    one takes the config's); the name is written into ``cfg`` so that checkpoints and ``--resume``
+    export weights under the same name.
+    """
     if init_weights:
         student = load_model(init_weights)
         if student.config.channels != tuple(cfg.channels) or student.config.head != cfg.head:
@@ -162,7 +172,10 @@ def build_state(
                 f"{tuple(cfg.channels)}; use the config the weights were trained with"
             )
         student = with_search_prior(student, cfg)
+        cfg.name = name or student.config.name
+        student.config = dataclasses.replace(student.config, name=cfg.name)
     else:
+        cfg.name = name or cfg.name
         student = IFNet(cfg.model_config())
     reinit_blocks(student, reinit)
     model = DistillModel(student.train(), Teacher(cfg.teacher_channels), cfg).to(device)
@@ -322,6 +335,7 @@ def train(
     stop_at: int | None = None,
     fit_minutes: float | None = None,
     reinit: Sequence[int] = (),
+    name: str | None = None,
 ) -> TrainState:
     """Train until ``cfg.steps`` (or step ``stop_at``, or ``max_minutes`` of wall time), checkpointing as it goes.
 
@@ -331,7 +345,8 @@ def train(
     schedule (``cfg.steps``) so that it ends, learning rate decayed, about
     ``fit_minutes`` after the run began (for machines lent by the minute).
     ``reinit``: student blocks to start afresh (:func:`reinit_blocks`), not
-    with ``resume``, whose checkpoint holds every block. ``resume`` takes the
+    with ``resume``, whose checkpoint holds every block. ``name``: the name the
+    exported weights carry (:func:`build_state`). ``resume`` takes the
     schedule from ``cfg``: pass :func:`resumed_config` (changed where meant)
     to continue the run's own settings, as ``rifestream train --resume`` does.
     """
@@ -344,7 +359,7 @@ def train(
     torch.manual_seed(cfg.seed)  # identical initial weights in every rank
     if resume and reinit:
         raise RifestreamError("re-initialising blocks needs a fresh start (--init WEIGHTS), not --resume")
-    state = build_state(cfg, dev, init_weights, reinit)
+    state = build_state(cfg, dev, init_weights, reinit, name)
     if resume:
         ckpt_path = checkpoint_to_resume(out_dir)
         load_checkpoint(state, ckpt_path)
