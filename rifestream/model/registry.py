@@ -4,8 +4,9 @@ Three kinds of model:
 
 * a path to a weights file (official ``flownet.pkl`` or a rifestream ``.safetensors``);
 * a *shipped* model, a ``.safetensors`` file packaged under ``rifestream/weights/``
-  (the default is ``rifestream-v4``; ``rifestream-v3`` is its predecessor, ``rifestream-v2`` has the
-  coarser prior before that, ``rifestream-v1`` is the faster one without a block-matching prior);
+  (the default is ``rifestream-v5``; ``rifestream-v4`` and ``rifestream-v3`` are its predecessors with
+  the same network, ``rifestream-v2`` has the coarser prior before that, ``rifestream-v1`` is the
+  faster one without a block-matching prior);
 * an *official* RIFE v4 checkpoint by name (``v4.6``, ``v4.25`` …), downloaded once
   into the cache directory with its sha256 checked.
 
@@ -40,7 +41,7 @@ from rifestream.model.ifnet import OFFICIAL_ARCHS, IFNetConfig
 
 HOME_ENV = "RIFESTREAM_HOME"
 BASE_URL_ENV = "RIFESTREAM_MODEL_BASE_URL"
-DEFAULT_MODEL = "rifestream-v4"
+DEFAULT_MODEL = "rifestream-v5"
 OFFICIAL_BASE_URL = "https://github.com/HolyWu/vs-rife/releases/download/model"
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
 
