@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -300,16 +302,23 @@ def test_fit_minutes_resizes_the_schedule_to_end_on_time_with_the_rate_decayed(t
     assert learning_rate(cfg.steps - 1, cfg) < 1.01 * cfg.min_lr
 
 
-def _ddp_worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+@contextlib.contextmanager
+def _gloo_rank(rank: int, world: int, rendezvous: str) -> Iterator[None]:
+    """This process as rank ``rank`` of a ``world``-process gloo group (one torch thread), left on exit."""
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     try:
-        state = train(tiny_config(steps=2), f"{out}/run", progress=False)
-        torch.save(state.model.state_dict(), f"{out}/rank{rank}.pt")
+        yield
     finally:
         dist.destroy_process_group()
+
+
+def _ddp_worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    with _gloo_rank(rank, world, rendezvous):
+        state = train(tiny_config(steps=2), f"{out}/run", progress=False)
+        torch.save(state.model.state_dict(), f"{out}/rank{rank}.pt")
 
 
 def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
@@ -329,17 +338,11 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
 
 
 def _ddp_deadline_worker(rank: int, world: int, rendezvous: str, out: str) -> None:
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
-    try:
+    with _gloo_rank(rank, world, rendezvous):
         # The two ranks' clocks disagree by a whole run: rank 0 is out of time after about a second.
         minutes = 0.02 if rank == 0 else 60.0
         state = train(tiny_config(steps=100_000), f"{out}/run", progress=False, max_minutes=minutes)
         torch.save({"step": state.step, **state.model.state_dict()}, f"{out}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_max_minutes_under_ddp_stops_every_rank_at_rank_0s_step(tmp_path):
@@ -534,17 +537,16 @@ def test_init_weights_with_a_prior_keep_it_under_a_config_without_one_and_on_res
 def test_fine_tuned_weights_keep_their_name_on_resume_unless_renamed(tmp_path):
     """Exported weights are what `--model` finds by name: a fine-tune (and its resumed run) must not
     take the config's name, which names the recipe, not these weights; `name` renames them."""
-    parent = IFNet(dataclasses.replace(tiny_config().model_config(), name="parent"))
-    save_model(parent, tmp_path / "parent.safetensors", dtype=torch.float32)
+    init = tmp_path / "parent.safetensors"
+    save_model(IFNet(dataclasses.replace(tiny_config().model_config(), name="parent")), init, dtype=torch.float32)
 
     def exported(run: str) -> str:
         return load_model(tmp_path / run / "latest.safetensors").config.name
 
-    train(tiny_config(steps=1), tmp_path / "kept", init_weights=tmp_path / "parent.safetensors", progress=False)
+    train(tiny_config(steps=1), tmp_path / "kept", init_weights=init, progress=False)
     assert exported("kept") == "parent"
     train(resumed_config(tmp_path / "kept"), tmp_path / "kept", progress=False, resume=True, stop_at=2)
     assert exported("kept") == "parent"
-    init = tmp_path / "parent.safetensors"
     train(tiny_config(steps=1), tmp_path / "renamed", init_weights=init, progress=False, name="child")
     assert exported("renamed") == "child"
     train(resumed_config(tmp_path / "renamed"), tmp_path / "renamed", progress=False, resume=True, stop_at=2)
