@@ -3,7 +3,9 @@
 # command, 64 MiB carried along, no network, an image with torch and CUDA but without PyAV).
 #
 # Here, once:        bash scripts/gpu_train.sh --prepare
-#                    .whl/  the PyAV wheel for the device's Python 3.12 (36 MB)
+#                    .whl/  the PyAV wheel for the device's Python 3.12, unpacked and packed again as
+#                           av-VERSION.tar.xz (25 MB where the wheel is 36 MB: with the tracked tree, the clips
+#                           and the start weights a call then stays under the 64 MiB it may carry)
 #                    .gpu/clips/  the shared clips (the config's train_clips and val_clips name the split)
 #                    .gpu/init.safetensors  the weights to start from (the default model unless already there)
 # Each device call:  command "bash scripts/gpu_train.sh", carry [".whl", ".gpu"], timeout_s 600
@@ -29,9 +31,20 @@ if [ "${1:-}" = "--prepare" ]; then
     set -e
     mkdir -p .whl .gpu/clips
     av_version="$("$PY" -c 'import av; print(av.__version__)')"
+    wheel_dir="$(mktemp -d)"
+    trap 'rm -rf "$wheel_dir"' EXIT
     "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        -d .whl "av==$av_version"
+        -d "$wheel_dir" "av==$av_version"
+    rm -f .whl/*
+    # A wheel is a zip of what pip would put in site-packages; xz packs its shared libraries tighter.
+    "$PY" - "$wheel_dir"/av-*.whl ".whl/av-$av_version.tar.xz" <<'PACK'
+import sys, tarfile, tempfile, zipfile
+with tempfile.TemporaryDirectory() as unpacked:
+    zipfile.ZipFile(sys.argv[1]).extractall(unpacked)
+    with tarfile.open(sys.argv[2], "w:xz", preset=9) as tar:
+        tar.add(unpacked, arcname=".")
+PACK
     cp "$CLIPS_SRC"/* .gpu/clips/
     default_model="$(PYTHONPATH="$PWD" "$PY" -c 'from rifestream.model.registry import DEFAULT_MODEL; print(DEFAULT_MODEL)')"
     [ -f .gpu/init.safetensors ] || cp "rifestream/weights/$default_model.safetensors" .gpu/init.safetensors
@@ -42,13 +55,16 @@ fi
 OUT="${OUT:-$PWD/gpu_train_out}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-8}"
-if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/rifestream-site .whl/*.whl || { echo "gpu_train: installing .whl/ failed"; exit 3; }
+if compgen -G ".whl/av-*.tar.xz" >/dev/null; then
+    rm -rf /tmp/rifestream-site
+    "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
+        .whl/av-*.tar.xz /tmp/rifestream-site || { echo "gpu_train: unpacking .whl/ failed"; exit 3; }
     export PYTHONPATH="/tmp/rifestream-site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 else
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
+"$PY" -c 'import av; print(f"gpu_train: PyAV {av.__version__} from {av.__path__[0]}")' \
+    || { echo "gpu_train: PyAV does not import: run 'bash scripts/gpu_train.sh --prepare' here first"; exit 3; }
 for need in .gpu/clips .gpu/init.safetensors; do
     [ -e "$need" ] || { echo "gpu_train: $need is missing: run 'bash scripts/gpu_train.sh --prepare' here first"; exit 2; }
 done

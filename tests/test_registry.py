@@ -295,6 +295,17 @@ def test_resolve_model_cases(tmp_path, home):
     assert load_model(path).config == config
     with pytest.raises(RifestreamError, match=rf"known: rifestream-small, {registry.DEFAULT_MODEL}, v4\.6"):
         registry.resolve_model("v5-best", shipped_dir=shipped)
+    # a retired shipped name: what replaces it, and the command that gets its file back
+    commit, successor = registry.RETIRED_MODELS["rifestream-v3"]
+    with pytest.raises(RifestreamError) as err:
+        registry.resolve_model("rifestream-v3", shipped_dir=shipped)
+    assert f"rifestream-v3 is no longer shipped: {successor} costs the same" in str(err.value)
+    assert f"`git show {commit}:rifestream/weights/rifestream-v3.safetensors > rifestream-v3.safetensors`" in str(
+        err.value
+    )
+    # ... unless a file by that name is shipped after all
+    _tiny_safetensors(shipped / "rifestream-v3.safetensors", "rifestream-v3")
+    assert registry.resolve_model("rifestream-v3", shipped_dir=shipped) == (shipped / "rifestream-v3.safetensors", None)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -338,5 +349,7 @@ def test_cli_list_info_and_download(server, home, tmp_path, monkeypatch, capsys)
 
     assert _cli(["models", "info", "rifestream-v1"]) == 0
     assert "blocks 16/8, scales 2/1, no head, pad 8" in capsys.readouterr().out
+    with pytest.raises(RifestreamError, match="rifestream-v2 is no longer shipped"):
+        _cli(["models", "info", "rifestream-v2"])
     with pytest.raises(RifestreamError, match="not a known model"):
         _cli(["models", "info", "nothing-here"])

@@ -127,6 +127,9 @@ def _info(registry, name: str) -> int:
     else:
         from rifestream.errors import RifestreamError
 
+        retired = registry.retired_message(name)
+        if retired is not None:
+            raise RifestreamError(retired)
         known = [*shipped, *registry.OFFICIAL_MODELS]
         raise RifestreamError(f"{name!r} is not a known model or a file; known: {', '.join(known)}")
     width = max(len(key) for key, _ in lines) + 1
