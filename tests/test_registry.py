@@ -303,6 +303,12 @@ def test_resolve_model_cases(tmp_path, home):
     assert f"`git show {commit}:rifestream/weights/rifestream-v3.safetensors > rifestream-v3.safetensors`" in str(
         err.value
     )
+    # the option that named it, where that is not --model (`rifestream train --init`)
+    retired_by_init = r"^--init rifestream-v3 is no longer shipped.*then --init rifestream-v3\.safetensors$"
+    with pytest.raises(RifestreamError, match=retired_by_init):
+        registry.resolve_model("rifestream-v3", shipped_dir=shipped, option="--init")
+    with pytest.raises(RifestreamError, match=r"^--init v5-best: not a file and not a known model name"):
+        registry.resolve_model("v5-best", shipped_dir=shipped, option="--init")
     # ... unless a file by that name is shipped after all
     _tiny_safetensors(shipped / "rifestream-v3.safetensors", "rifestream-v3")
     assert registry.resolve_model("rifestream-v3", shipped_dir=shipped) == (shipped / "rifestream-v3.safetensors", None)

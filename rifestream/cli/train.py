@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if args.init:
         from rifestream.model.registry import resolve_model
 
-        init = resolve_model(args.init)[0]
+        init = resolve_model(args.init, option="--init")[0]
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -226,24 +226,25 @@ def _how_to_get_a_model() -> str:
     )
 
 
-def retired_message(name: str) -> str | None:
+def retired_message(name: str, option: str = "--model") -> str | None:
     """What to do about a retired shipped model's name, or None if ``name`` is not one."""
     if name not in RETIRED_MODELS:
         return None
     commit, successor = RETIRED_MODELS[name]
     return (
-        f"{name} is no longer shipped: {successor} costs the same and scores higher (use --model {successor}). "
+        f"{name} is no longer shipped: {successor} costs the same and scores higher (use {option} {successor}). "
         f"Its weights are in the rifestream repository's history: "
         f"`git show {commit}:rifestream/weights/{name}.safetensors > {name}.safetensors`, "
-        f"then --model {name}.safetensors"
+        f"then {option} {name}.safetensors"
     )
 
 
 def resolve_model(
-    spec: str | None, *, cache: Path | None = None, shipped_dir: Path | None = None
+    spec: str | None, *, cache: Path | None = None, shipped_dir: Path | None = None, option: str = "--model"
 ) -> tuple[Path, str | None]:
     """The weights file a ``--model`` value means, and the architecture to load it as.
 
+    ``option`` is the command-line option that gave ``spec`` (``--init`` for training), named in errors.
     Returns ``(path, version)`` for :func:`rifestream.model.load_model`; ``version``
     is ``None`` where the file itself says (a rifestream file) or the loader should
     detect it (a path).
@@ -270,15 +271,15 @@ def resolve_model(
         )
     if spec in shipped:
         return shipped[spec], None
-    retired = retired_message(spec)
+    retired = retired_message(spec, option)
     if retired is not None:
-        raise RifestreamError(f"--model {retired}")
+        raise RifestreamError(f"{option} {retired}")
     if path.exists():
-        raise RifestreamError(f"--model {spec}: is not a file")
+        raise RifestreamError(f"{option} {spec}: is not a file")
     if path.suffix in (".pkl", ".pth", ".pt", ".safetensors") or os.sep in spec or "/" in spec:
-        raise RifestreamError(f"--model {spec}: no such file")
+        raise RifestreamError(f"{option} {spec}: no such file")
     names = [*shipped, *OFFICIAL_MODELS]
-    raise RifestreamError(f"--model {spec}: not a file and not a known model name; known: {', '.join(names)}")
+    raise RifestreamError(f"{option} {spec}: not a file and not a known model name; known: {', '.join(names)}")
 
 
 def _check_sha256(value: str) -> str:
