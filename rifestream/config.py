@@ -46,7 +46,7 @@ Schema (every key optional; see README section ``cli-run``)::
     factor = 2                     # or fps = 60 (also "30000/1001")
 
     [model]
-    name = "rifestream-v6"         # or path = "weights/flownet.pkl" (relative to this file)
+    name = "rifestream-v7"         # or path = "weights/flownet.pkl" (relative to this file)
 
     [engine]
     device = "auto"                # auto, cpu, cuda, cuda:N

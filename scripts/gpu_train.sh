@@ -16,10 +16,10 @@
 # A piece starts the student from .gpu/init.safetensors with a fresh teacher and optimiser (the full
 # checkpoint, 63 MB, does not fit beside the wheel in the 64 MiB carried), warms up, and fits its
 # cosine schedule to MINUTES (default 7) so that the learning rate has decayed when it stops.
-# The defaults continue the shipped default model's recipe (docs/MODEL_CARD.md, "What would close
-# the gap"): configs/train/subcell-prior.toml, a quarter of each batch synthetic, LR 1e-4 at batch 32
+# The defaults continue the shipped default model's recipe (docs/MODEL_CARD.md, "What would improve
+# it further"): configs/train/subcell-prior.toml, real triplets only, LR 1e-4 at batch 32
 # (the CPU pieces used 6e-5 at batch 8).
-# Settings by environment: MINUTES, BATCH (32), CROP (256), LR (1e-4), SYNTHETIC_SHARE (0.25),
+# Settings by environment: MINUTES, BATCH (32), CROP (256), LR (1e-4), SYNTHETIC_SHARE (0),
 # PYTHON (python3), CONFIG (configs/train/subcell-prior.toml), TRAIN_ARGS (more `rifestream train` options, e.g.
 # "--reinit-block 0 --reinit-block 1" for the first piece of a run that restarts the coarse blocks).
 set -uo pipefail
@@ -77,7 +77,7 @@ CONFIG="${CONFIG:-configs/train/subcell-prior.toml}"
 # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
 "$PY" -m rifestream train --config "$CONFIG" --clips-dir .gpu/clips --out /tmp/rifestream-run \
     --device "$DEVICE" --init .gpu/init.safetensors --batch "${BATCH:-32}" --crop "${CROP:-256}" \
-    --lr "${LR:-1e-4}" --synthetic-share "${SYNTHETIC_SHARE:-0.25}" --steps 1000000 --fit-minutes "$MINUTES" --max-minutes "$STOP_MINUTES" \
+    --lr "${LR:-1e-4}" --synthetic-share "${SYNTHETIC_SHARE:-0}" --steps 1000000 --fit-minutes "$MINUTES" --max-minutes "$STOP_MINUTES" \
     ${TRAIN_ARGS:-} --no-progress 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 [ -f /tmp/rifestream-run/latest.safetensors ] && cp /tmp/rifestream-run/latest.safetensors "$OUT/"

@@ -4,7 +4,7 @@ Three kinds of model:
 
 * a path to a weights file (official ``flownet.pkl`` or a rifestream ``.safetensors``);
 * a *shipped* model, a ``.safetensors`` file packaged under ``rifestream/weights/``
-  (the default is ``rifestream-v6``; ``rifestream-v1`` is the faster one without a block-matching
+  (the default is ``rifestream-v7``; ``rifestream-v1`` is the faster one without a block-matching
   prior). Earlier weights that cost as much as the default and score lower are *retired*: no longer
   packaged, and a ``--model`` naming one says which commit still holds the file;
 * an *official* RIFE v4 checkpoint by name (``v4.6``, ``v4.25`` …), downloaded once
@@ -41,17 +41,18 @@ from rifestream.model.ifnet import OFFICIAL_ARCHS, IFNetConfig
 
 HOME_ENV = "RIFESTREAM_HOME"
 BASE_URL_ENV = "RIFESTREAM_MODEL_BASE_URL"
-DEFAULT_MODEL = "rifestream-v6"
+DEFAULT_MODEL = "rifestream-v7"
 OFFICIAL_BASE_URL = "https://github.com/HolyWu/vs-rife/releases/download/model"
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 # Shipped weights taken out of the package because a shipped model of the same cost scores higher
 # (docs/MODEL_CARD.md): name -> (the last commit whose tree holds the file, the model that replaces it).
 RETIRED_MODELS: dict[str, tuple[str, str]] = {
-    "rifestream-v2": ("d268802", "rifestream-v6"),
-    "rifestream-v3": ("d268802", "rifestream-v6"),
-    "rifestream-v4": ("d268802", "rifestream-v6"),
-    "rifestream-v5": ("54a0552", "rifestream-v6"),
+    "rifestream-v2": ("d268802", "rifestream-v7"),
+    "rifestream-v3": ("d268802", "rifestream-v7"),
+    "rifestream-v4": ("d268802", "rifestream-v7"),
+    "rifestream-v5": ("54a0552", "rifestream-v7"),
+    "rifestream-v6": ("22690ad", "rifestream-v7"),
 }
 
 _CHUNK = 1 << 16
