@@ -233,7 +233,8 @@ def retired_message(name: str, option: str = "--model") -> str | None:
         return None
     commit, successor = RETIRED_MODELS[name]
     return (
-        f"{name} is no longer shipped: {successor} costs the same and scores higher (use {option} {successor}). "
+        f"{name} is no longer shipped: {successor} costs the same and scores higher on the project's held-out clips "
+        f"(use {option} {successor}). "
         f"Its weights are in the rifestream repository's history: "
         f"`git show {commit}:rifestream/weights/{name}.safetensors > {name}.safetensors`, "
         f"then {option} {name}.safetensors"
