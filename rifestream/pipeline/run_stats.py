@@ -4,20 +4,21 @@
 own tallies (for the end-of-run summary and for tests) and the ``PipelineMetrics``
 (for Prometheus), so the two can never disagree. It is called from the source,
 engine and sink threads and from the event loop; a lock keeps it consistent.
-Latency samples are kept for the last ``max_samples`` frames per stage.
+Latencies go into one fixed-size histogram per stage (:mod:`rifestream.pipeline.latency_histogram`),
+so a job that runs for days holds the same memory as one that runs for a minute; the summary's
+p50/p95/p99 are within ±1 % of the exact ones.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from rifestream.metrics import output_kind
+from rifestream.pipeline.latency_histogram import LatencyHistogram
 
 if TYPE_CHECKING:
     from rifestream.io.frames import OutputFrame
@@ -35,11 +36,12 @@ class Percentiles:
     mean: float
 
     @classmethod
-    def of(cls, samples: list[float]) -> Percentiles | None:
-        if not samples:
+    def of(cls, histogram: LatencyHistogram) -> Percentiles | None:
+        """The quantiles of ``histogram``, each within ±1 % (one half-bucket) of the exact sample quantile."""
+        if not histogram.count:
             return None
-        p50, p95, p99 = np.percentile(np.asarray(samples), [50, 95, 99])
-        return cls(len(samples), float(p50), float(p95), float(p99), float(np.mean(samples)))
+        p50, p95, p99 = histogram.quantiles((0.50, 0.95, 0.99))
+        return cls(histogram.count, p50, p95, p99, histogram.mean)
 
 
 @dataclass(frozen=True)
@@ -94,18 +96,17 @@ class RunSummary:
 
 
 class RunStats:
-    """Event counters and latency samples of one job, mirrored into ``PipelineMetrics`` (if given)."""
+    """Event counters and latency histograms of one job, mirrored into ``PipelineMetrics`` (if given)."""
 
-    def __init__(self, metrics: PipelineMetrics | None = None, *, max_samples: int = 100_000) -> None:
+    def __init__(self, metrics: PipelineMetrics | None = None) -> None:
         self.metrics = metrics
         self._lock = threading.Lock()
-        self._max = max_samples
         self.frames_in = 0
         self.frames_out: Counter[str] = Counter()
         self.fallbacks: Counter[str] = Counter()
         self.drops: Counter[str] = Counter()
         self.reconnects: Counter[str] = Counter()
-        self._samples: dict[str, deque[float]] = {}
+        self._latency: dict[str, LatencyHistogram] = {}  # stage → histogram (a handful of stages)
         self._first_in: float | None = None
         self._last_in: float | None = None
         self._first_out: float | None = None
@@ -196,19 +197,26 @@ class RunStats:
     # ----- latency -----------------------------------------------------------
     def stage(self, name: str, seconds: float) -> None:
         with self._lock:
-            samples = self._samples.get(name)
-            if samples is None:
-                samples = self._samples[name] = deque(maxlen=self._max)
-            samples.append(seconds)
+            histogram = self._latency.get(name)
+            if histogram is None:
+                histogram = self._latency[name] = LatencyHistogram()
+            histogram.add(seconds)
         if self.metrics:
             if name == END_TO_END:
                 self.metrics.observe_end_to_end(seconds)
             else:
                 self.metrics.observe_stage(name, seconds)
 
-    def samples(self, name: str) -> list[float]:
+    def latency(self, name: str) -> Percentiles | None:
+        """The latency quantiles of one stage so far (None before its first sample)."""
         with self._lock:
-            return list(self._samples.get(name, ()))
+            histogram = self._latency.get(name)
+            return None if histogram is None else Percentiles.of(histogram)
+
+    def state_nbytes(self) -> int:
+        """Bytes held by the latency histograms: fixed per stage, whatever the number of samples."""
+        with self._lock:
+            return sum(h.nbytes for h in self._latency.values())
 
     # ----- the end -----------------------------------------------------------
     def summary(self) -> RunSummary:
@@ -217,7 +225,6 @@ class RunStats:
             frames_out = dict(self.frames_out)
             fps_in = _rate(frames_in, self._first_in, self._last_in)
             fps_out = _rate(self._emitted, self._first_out, self._last_out)
-            samples = {k: list(v) for k, v in self._samples.items()}
             result = RunSummary(
                 seconds=time.monotonic() - self._started,
                 cpu_seconds=time.process_time() - self._cpu_started,
@@ -225,7 +232,7 @@ class RunStats:
                 frames_out=frames_out,
                 input_fps=fps_in,
                 output_fps=fps_out,
-                latency={k: p for k, v in samples.items() if (p := Percentiles.of(v)) is not None},
+                latency={k: p for k, h in self._latency.items() if (p := Percentiles.of(h)) is not None},
                 fallbacks=dict(self.fallbacks),
                 drops=dict(self.drops),
                 reconnects=dict(self.reconnects),
