@@ -13,8 +13,17 @@ import sys
 
 from rifestream import __version__
 from rifestream.errors import RifestreamError
+from rifestream.io.url_redact import redact_text
 
 SUBCOMMANDS = ("run", "interpolate", "bench", "models", "train", "eval", "probe")
+
+
+class RedactingFormatter(logging.Formatter):
+    """Every log line with the secrets of the URLs in it masked (``redact_text``), whoever logged it:
+    the package's own lines mask their URLs already, this also covers FFmpeg's and other libraries'."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,15 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         return int(args.func(args) or 0)
     except RifestreamError as exc:
-        print(f"rifestream {args.command}: error: {exc}", file=sys.stderr)
+        print(f"rifestream {args.command}: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rifestream {args.command}: interrupted", file=sys.stderr)

@@ -67,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rifestream.io.url_redact import redact_text
     from rifestream.pipeline.offline import interpolate_file
 
     if args.factor is not None and args.factor < 1:
@@ -90,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
         scene_threshold=args.scene_threshold or None,
         progress=not args.no_progress,
     )
-    print(summary)
+    print(redact_text(str(summary)))
     return 0

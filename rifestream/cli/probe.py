@@ -32,11 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rifestream.io.sources import open_source
+    from rifestream.io.url_redact import redact_url
 
     with open_source(args.url, open_timeout=args.timeout) as source:
         info = source.info
         rate = f"{float(info.rate):.3f} fps ({info.rate})" if info.rate else "not declared"
-        print(f"input      {info.url}")
+        print(f"input      {redact_url(info.url)}")
         print(f"video      {info.width}x{info.height} {info.pix_fmt}, rate {rate}, time base {info.time_base}")
         print(f"live       {'yes' if info.live else 'no (a file; `run --realtime` paces it)'}")
         if info.audio is not None:

@@ -127,9 +127,10 @@ def loop_factory():
 
 def run(args: argparse.Namespace) -> int:
     from rifestream.config import load_config
+    from rifestream.io.url_redact import redact_text
     from rifestream.pipeline.job import run_job
 
     config = load_config(args.pipeline, overrides_from_args(args))
     summary = run_job(config, loop_factory=loop_factory())
-    print(summary.format(), flush=True)
+    print(redact_text(summary.format()), flush=True)
     return 0

@@ -8,15 +8,19 @@ line naming the URL; a runner that retries must catch them *before*
 from __future__ import annotations
 
 from rifestream.errors import RifestreamError
+from rifestream.io.url_redact import redact_url
 
 
 class StreamLost(RifestreamError):
-    """A network stream or device stopped delivering (or accepting) data; retrying may help."""
+    """A network stream or device stopped delivering (or accepting) data; retrying may help.
+
+    ``url`` is kept as given (to reconnect with); the message shows it redacted.
+    """
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(f"{url}: {reason}")
+        super().__init__(f"{redact_url(url)}: {reason}")
 
 
 class SourceLost(StreamLost):

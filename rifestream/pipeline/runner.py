@@ -38,6 +38,7 @@ from rifestream.io.scene_source import TestSceneSource
 from rifestream.io.source_base import Source
 from rifestream.io.stream_errors import SourceLost
 from rifestream.io.stream_info import StreamInfo
+from rifestream.io.url_redact import redact_url
 from rifestream.pipeline.backoff import Backoff
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
@@ -286,13 +287,13 @@ class Runner:
         )
         log.info(
             "%s: %dx%d %s fps → %s fps, %s, sinks: %s",
-            info.url,
+            redact_url(info.url),
             info.width,
             info.height,
             _fps(info.rate),
             _fps(self.clock.output_rate(info.rate)),
             "live (drops when behind)" if live else "offline (back-pressure)",
-            ", ".join(s.url for s in self.sink_specs),
+            ", ".join(redact_url(s.url) for s in self.sink_specs),
         )
         try:
             await asyncio.gather(*(w.open() for w in self.workers))
@@ -301,7 +302,7 @@ class Runner:
             await asyncio.gather(*(w.abort() for w in self.workers), return_exceptions=True)
             raise
         await loop.run_in_executor(engine_pool, frame_loop.warm_up, info.width, info.height)
-        sink_tasks = [loop.create_task(w.run(), name=f"sink {w.url}") for w in self.workers]
+        sink_tasks = [loop.create_task(w.run(), name=f"sink {redact_url(w.url)}") for w in self.workers]
         for task in sink_tasks:
             task.add_done_callback(self._sink_done)
         deliver = self._live_delivery(loop, source_q) if live else self._blocking_delivery(loop, source_q)
@@ -443,7 +444,9 @@ class Runner:
     def _note_sink_drops(self) -> None:
         for w in self.workers:
             if w.dropped_by_sink:
-                self.stats.note(f"{w.url}: {w.dropped_by_sink} frames dropped by the sink (a subscriber not reading)")
+                self.stats.note(
+                    f"{redact_url(w.url)}: {w.dropped_by_sink} frames dropped by the sink (a subscriber not reading)"
+                )
 
 
 def _source_kind(item: SourceItem) -> str | None:

@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.stream_errors import SinkLost
+from rifestream.io.url_redact import redact_text, redact_url
 from rifestream.pipeline.backoff import Backoff
 from rifestream.pipeline.handoff import Handoff
 from rifestream.pipeline.run_stats import RunStats
@@ -99,7 +100,7 @@ class SinkWorker:
         try:
             self.sink = await self._call(self._opener)
         except SinkLost as lost:
-            log.warning("sink %s unreachable: %s; retrying with backoff", self.url, lost)
+            log.warning("sink %s unreachable: %s; retrying with backoff", redact_url(self.url), lost)
             self._start_reconnect()
 
     async def abort(self) -> None:
@@ -148,7 +149,9 @@ class SinkWorker:
         try:
             await self._within_stall_timeout(self._call(self._close_sink))
         except TimeoutError:
-            log.warning("sink %s: closing made no progress in %g s; giving up on it", self.url, self.stall_timeout)
+            log.warning(
+                "sink %s: closing made no progress in %g s; giving up on it", redact_url(self.url), self.stall_timeout
+            )
         self._thread.retire()
 
     async def _within_stall_timeout(self, call: Awaitable[T]) -> T:
@@ -210,11 +213,11 @@ class SinkWorker:
         try:
             sink.close()
         except SinkLost as lost:
-            log.warning("sink %s lost while closing: %s", self.url, lost)
+            log.warning("sink %s lost while closing: %s", redact_url(self.url), lost)
 
     # ----- trouble -------------------------------------------------------
     def _lost(self, lost: SinkLost) -> None:
-        log.warning("sink %s lost: %s; reconnecting with backoff", self.url, lost)
+        log.warning("sink %s lost: %s; reconnecting with backoff", redact_url(self.url), lost)
         dead, self.sink = self.sink, None
         if dead is not None:
             self._thread.submit(_close_quietly, dead)
@@ -224,7 +227,7 @@ class SinkWorker:
         """The server stopped reading: leave the stuck write (and, after it, the close) to a retired thread."""
         log.warning(
             "sink %s: no write progress for %g s (the server stopped reading); reconnecting with backoff",
-            self.url,
+            redact_url(self.url),
             self.stall_timeout,
         )
         stuck, self.sink = self.sink, None
@@ -251,14 +254,14 @@ class SinkWorker:
             try:
                 sink = await self._call(self._opener)
             except RifestreamError as refused:  # SinkLost included
-                log.warning("sink %s still unavailable: %s", self.url, refused)
+                log.warning("sink %s still unavailable: %s", redact_url(self.url), redact_text(str(refused)))
                 continue
             if self._closing:
                 await self._call(_close_quietly, sink)
                 return
             self.sink = sink
             self._backoff.reset()
-            log.info("sink %s back", self.url)
+            log.info("sink %s back", redact_url(self.url))
             return
 
 
@@ -266,4 +269,4 @@ def _close_quietly(sink: Sink) -> None:
     try:
         sink.close()
     except Exception as exc:  # a sink that died mid-stream may fail to close; nothing is left to save
-        log.debug("closing a lost sink: %s", exc)
+        log.debug("closing a lost sink: %s", redact_text(str(exc)))

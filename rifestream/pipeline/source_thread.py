@@ -26,6 +26,7 @@ from rifestream.errors import RifestreamError
 from rifestream.io.frames import SourceAudio, SourceFrame
 from rifestream.io.source_base import Source
 from rifestream.io.stream_errors import SourceLost
+from rifestream.io.url_redact import redact_text, redact_url
 from rifestream.pipeline.backoff import Backoff
 from rifestream.pipeline.run_stats import RunStats
 
@@ -155,7 +156,11 @@ class SourceThread:
             try:
                 source = self._reopen()
             except RifestreamError as refused:  # SourceLost included
-                log.warning("reconnect failed: %s; next try after up to %.1f s", refused, self._backoff.maximum)
+                log.warning(
+                    "reconnect failed: %s; next try after up to %.1f s",
+                    redact_text(str(refused)),
+                    self._backoff.maximum,
+                )
                 continue
             with self._lock:
                 if self._stop.is_set():
@@ -165,7 +170,7 @@ class SourceThread:
             self._backoff.reset()
             self._resumed = True
             self._stats.source_up(True)
-            log.info("source back: %s", source.url)
+            log.info("source back: %s", redact_url(source.url))
             return True
 
     def _retime(self, item: SourceFrame | SourceAudio) -> SourceFrame | SourceAudio:
