@@ -75,7 +75,10 @@ Schema (every key optional; see README section ``cli-run``)::
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
+import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -85,6 +88,7 @@ from pathlib import Path
 from typing import Any
 
 from rifestream.errors import RifestreamError
+from rifestream.io.url_redact import redact_text
 
 LADDER_STEPS = ("model", "scale", "blend", "repeat")
 PRESETS = ("low-latency", "balanced", "quality")
@@ -101,15 +105,27 @@ class _Bad(Exception):
 Check = Callable[[Any], Any]
 
 
+def _is_number(value: Any) -> bool:
+    """An int or a finite float (TOML has ``nan`` and ``inf``; no setting takes them)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not _is_number(value):
         raise _Bad("a number")
     return float(value)
 
 
 def _positive(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if not _is_number(value) or value <= 0:
         raise _Bad("a positive number")
+    return float(value)
+
+
+def _seconds(value: Any) -> float:
+    """A positive time in seconds, at most a day (a wait longer than that is a typo)."""
+    if not _is_number(value) or not 0 < value <= 86_400:
+        raise _Bad("a positive number of seconds, at most 86400")
     return float(value)
 
 
@@ -126,7 +142,7 @@ def _int_range(lo: int, hi: int | None = None) -> Check:
 
 def _range(lo: float, hi: float) -> Check:
     def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        if not _is_number(value) or not lo <= value <= hi:
             raise _Bad(f"a number from {lo:g} to {hi:g}")
         return float(value)
 
@@ -167,9 +183,9 @@ def _fps(value: Any) -> Fraction:
         raise _Bad(expected)
     try:
         rate = Fraction(value) if isinstance(value, int | str) else Fraction(value).limit_denominator(1001 * 1000)
-    except (ValueError, TypeError, ZeroDivisionError):
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError):
         raise _Bad(expected) from None
-    if rate <= 0:
+    if rate <= 0 or rate > 10_000:
         raise _Bad(expected)
     return rate
 
@@ -187,7 +203,7 @@ def _bitrate(value: Any) -> int:
             bits = float(number) * mult
         except ValueError:
             raise _Bad(expected) from None
-        if bits > 0:
+        if 0 < bits < 1e12:
             return int(bits)
     raise _Bad(expected)
 
@@ -195,7 +211,7 @@ def _bitrate(value: Any) -> int:
 def _threshold(value: Any) -> float | None:
     if value is False:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+    if not _is_number(value) or not 0 <= value <= 1:
         raise _Bad("a number from 0 to 1, or false to turn scene-cut detection off")
     return float(value)
 
@@ -203,8 +219,95 @@ def _threshold(value: Any) -> float | None:
 def _duration(value: Any) -> float | None:
     if value is False:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if not _is_number(value) or not 0 < value <= 1e9:
         raise _Bad("a positive number of seconds (or false: until stopped)")
+    return float(value)
+
+
+# ----- URLs, hosts and engine values -------------------------------------------------------------
+# Schemes whose URL must name a host (a listener form such as srt://:9000?mode=listener or
+# udp://@:1234 needs none); every scheme's port, when given, must be a port number.
+HOST_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "rtmpe", "rtmpte", "rtmpts", "http", "https", "zmq")
+RTMP_SCHEMES = ("rtmp", "rtmps", "rtmpt", "rtmpe", "rtmpte", "rtmpts")
+SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
+
+
+def _split_authority(url: str) -> tuple[str, str, str | None, str]:
+    """``(scheme, host, port or None, path)`` of ``scheme://[user@]host[:port]/path``; ``_Bad`` if malformed."""
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    path = rest[len(authority) :].split("?", 1)[0].split("#", 1)[0]
+    hostport = authority.rpartition("@")[2]
+    if hostport.startswith("["):
+        host, bracket, after = hostport[1:].partition("]")
+        if not bracket or (after and not after.startswith(":")):
+            raise _Bad(f"an IPv6 host in brackets, like {scheme}://[::1]:PORT/…")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _Bad(f"an IPv6 address in the brackets, like {scheme}://[::1]:PORT/…") from None
+        port = after[1:] if after else None
+    else:
+        host, colon, port = hostport.partition(":")
+        port = port if colon else None
+    return scheme.lower(), host, port, path
+
+
+def _check_url(url: str, role: str) -> str:
+    """Host, port and (for an RTMP sink) stream key of a network URL; ``role`` is "source" or "sink"."""
+    if "://" not in url:
+        return url  # a file path, testsrc:, capture:, null: checked when opened
+    scheme, host, port, path = _split_authority(url.strip())
+    if scheme == "zmq":
+        lowest = 0 if role == "sink" else 1
+        if not host or port is None or not port.isdigit() or not lowest <= int(port) <= 65535:
+            raise _Bad(f"zmq://HOST:PORT with a port from {lowest} to 65535, e.g. zmq://127.0.0.1:5555")
+        if ":" in host:
+            raise _Bad("zmq://HOST:PORT with an IPv4 address or a host name (0.0.0.0: every interface); no IPv6")
+        return url
+    # (the examples show no stream key: the redaction of error lines would mask it)
+    example = f"{scheme}://HOST[:PORT]/…"
+    if scheme in HOST_SCHEMES and not host:
+        raise _Bad(f"a URL with a host, like {example}")
+    if port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535):
+        raise _Bad(f"a port from 1 to 65535 in the URL, like {example}")
+    if scheme in RTMP_SCHEMES and role == "sink" and len([p for p in path.split("/") if p]) < 2:
+        raise _Bad(f"an RTMP URL naming an application and a stream key: {scheme}://HOST[:PORT]/APP/ and the key")
+    return url
+
+
+def _source_url(value: Any) -> str:
+    return _check_url(_string(value), "source")
+
+
+def _sink_url(value: Any) -> str:
+    return _check_url(_string(value), "sink")
+
+
+def _host(value: Any) -> str:
+    """A host name or an IP address (IPv6 without brackets) to listen on."""
+    text = _string(value).strip()
+    expected = 'a host name or an IP address to listen on, e.g. "127.0.0.1", "0.0.0.0" or "::1"'
+    if ":" in text:
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            raise _Bad(expected) from None
+    elif not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", text):
+        raise _Bad(expected)
+    return text
+
+
+def _device(value: Any) -> str:
+    if not isinstance(value, str) or not _DEVICE_RE.fullmatch(value.strip().lower()):
+        raise _Bad('one of "auto", "cpu", "cuda", "cuda:N"')
+    return value.strip().lower()
+
+
+def _scale(value: Any) -> float:
+    if not _is_number(value) or float(value) not in SCALES:
+        raise _Bad("one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K)")
     return float(value)
 
 
@@ -220,15 +323,15 @@ _ENCODER_SCHEMA: dict[str, Check] = {
 SCHEMA: dict[str, Any] = {
     "preset": _string,
     "duration": _duration,
-    "source": {"url": _string, "realtime": _boolean, "options": _options},
+    "source": {"url": _source_url, "realtime": _boolean, "options": _options},
     "sinks": "sinks",  # a list, checked by _check_sinks
     "encoder": _ENCODER_SCHEMA,
     "rate": {"factor": _int_range(1), "fps": _fps},
     "model": {"name": _string, "path": _string},
     "engine": {
-        "device": _string,
+        "device": _device,
         "precision": _one_of("fp32", "fp16"),
-        "scale": _range(0.25, 4.0),
+        "scale": _scale,
         "scene_threshold": _threshold,
         "threads": _int_range(0, 256),
     },
@@ -238,10 +341,14 @@ SCHEMA: dict[str, Any] = {
         "source_queue": _int_range(1, 1000),
         "sink_queue": _int_range(1, 1000),
     },
-    "reconnect": {"initial_delay_s": _positive, "max_delay_s": _positive, "stall_timeout_s": _positive},
-    "metrics": {"enabled": _boolean, "port": _int_range(0, 65535), "host": _string},
+    "reconnect": {
+        "initial_delay_s": _seconds,
+        "max_delay_s": _seconds,
+        "stall_timeout_s": _seconds,
+    },
+    "metrics": {"enabled": _boolean, "port": _int_range(0, 65535), "host": _host},
 }
-SINK_SCHEMA: dict[str, Check] = {"url": _string, "queue": _int_range(1, 1000), **_ENCODER_SCHEMA}
+SINK_SCHEMA: dict[str, Check] = {"url": _sink_url, "queue": _int_range(1, 1000), **_ENCODER_SCHEMA}
 # Keys a preset may set: settings of the engine and the encoders, never the job's own ends.
 PRESET_KEYS = ("rate", "model", "engine", "latency", "encoder", "reconnect")
 
@@ -255,8 +362,8 @@ def _shown(value: Any) -> str:
     if isinstance(value, Fraction):
         return str(value)
     try:
-        return json.dumps(value, ensure_ascii=False)
-    except TypeError:
+        return redact_text(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError):
         return repr(value)
 
 
@@ -314,6 +421,18 @@ def check_layer(data: Mapping[str, Any], origin: str, *, preset: bool = False) -
             if key not in PRESET_KEYS:
                 raise RifestreamError(f"{origin}: {key}: a preset may only set {', '.join(PRESET_KEYS)}")
     return layer
+
+
+def check_value(key: str, value: Any, name: str) -> Any:
+    """One setting (``key`` dotted, e.g. ``engine.device``, ``sinks.url``) checked by the pipeline schema's
+    rule for it, for commands that take it as a flag or argument ``name``: ``NAME: expected …, got …``."""
+    rule: Any = SCHEMA
+    for part in key.split("."):
+        rule = (SINK_SCHEMA if rule == "sinks" else rule)[part]
+    try:
+        return rule(value)
+    except _Bad as bad:
+        raise RifestreamError(f"{name}: expected {bad.expected}, got {_shown(value)}") from None
 
 
 def merge(lower: Mapping[str, Any], higher: Mapping[str, Any]) -> dict[str, Any]:

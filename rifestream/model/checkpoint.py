@@ -11,7 +11,9 @@ Two formats are read:
 
 from __future__ import annotations
 
+import pickle
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -93,9 +95,29 @@ def build_model(config: IFNetConfig, state: dict[str, torch.Tensor]) -> IFNet:
     return model.eval()
 
 
+def safe_torch_load(path: Path, what: str) -> object:
+    """``torch.load(path, weights_only=True)`` with torch's warnings silenced and its errors as one line.
+
+    ``weights_only`` loads tensors and plain containers, never code; a pickle that holds anything
+    else is refused as "not a safe ``what``" (torch's own message is a paragraph about its
+    defaults, and it warns about the pickle protocol on stderr before it).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: not a safe {what}: it is a pickle holding more than tensors, which rifestream does not "
+            "load (a file from a program that saves whole objects, or not a checkpoint at all)"
+        ) from exc
+
+
 def _read_pkl(path: Path) -> dict[str, torch.Tensor]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = safe_torch_load(path, "PyTorch weights file")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; pass an official RIFE flownet.pkl or a rifestream .safetensors file") from exc
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         first_line = (str(exc).strip().splitlines() or [""])[0][:160]
         raise CheckpointError(
@@ -137,8 +159,8 @@ def load_model(path: str | Path, version: str | None = None, device: str | torch
     """Load IFNet weights from an official ``flownet.pkl`` or a rifestream ``.safetensors`` file.
 
     ``version`` names an official architecture (``v4.6``, ``v4.22.lite``,
-    ``v4.25``, ``v4.25.lite``, ``v4.26``); ``None`` detects it (or reads it
-    from a rifestream file).
+    ``v4.25``, ``v4.25.lite``, ``v4.26``; the ``v`` may be left out, as vs-rife and
+    Practical-RIFE write ``4.6``); ``None`` detects it (or reads it from a rifestream file).
     """
     path = Path(path)
     if not path.is_file():
@@ -149,6 +171,8 @@ def load_model(path: str | Path, version: str | None = None, device: str | torch
     else:
         state = _read_pkl(path)
     if version is not None:
+        version = version.strip()
+        version = version if version.startswith("v") else f"v{version}"
         if version not in OFFICIAL_ARCHS:
             raise CheckpointError(f"unknown version {version!r}; known: {', '.join(OFFICIAL_ARCHS)}")
         config = OFFICIAL_ARCHS[version]

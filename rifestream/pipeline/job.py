@@ -9,7 +9,6 @@ from typing import Any
 
 from rifestream.config import PipelineConfig
 from rifestream.engine import FrameEngine
-from rifestream.errors import RifestreamError
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.run_stats import RunStats, RunSummary
@@ -24,28 +23,27 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
     """(engine, model label, forced ladder step).
 
     A forced ``blend``/``repeat`` needs no model, so none is loaded. When the
-    *default* model is not installed (a fresh checkout), the job still runs:
+    *default* model's file is not installed (a fresh checkout), the job still runs:
     every in-between frame is blended, said once in the log and in the summary,
-    and counted as ``blend`` fallbacks. A model the user named must load.
+    and counted as ``blend`` fallbacks. Any other model that cannot be loaded (a
+    named one, or the default's file failing to load) is an error: the job does
+    not start.
     """
     if config.force_step in NO_MODEL_STEPS:
         return FrameEngine(config.device), f"none ({config.force_step} forced)", config.force_step
     from rifestream.engine import Interpolator
-    from rifestream.model.registry import DEFAULT_MODEL
+    from rifestream.model.registry import DEFAULT_MODEL, shipped_models
 
-    try:
-        engine = Interpolator(config.model, device=config.device, precision=config.precision, scale=config.scale)
-    except RifestreamError as exc:
-        if config.model is not None:
-            raise
-        log.debug("default model: %s", exc)
+    if config.model is None and DEFAULT_MODEL not in shipped_models():
+        engine = FrameEngine(config.device, config.precision)  # checks the device and precision all the same
         log.warning(
             "no model available (%s is not installed): in-between frames will be blends, counted as "
             "fallbacks; pass --model NAME|PATH for the real thing (`rifestream models list`)",
             DEFAULT_MODEL,
         )
         stats.note("no model available: in-between frames blended")
-        return FrameEngine(config.device), "none (blend fallback)", "blend"
+        return engine, "none (blend fallback)", "blend"
+    engine = Interpolator(config.model, device=config.device, precision=config.precision, scale=config.scale)
     return engine, config.model or DEFAULT_MODEL, config.force_step
 
 

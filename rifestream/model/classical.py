@@ -1,0 +1,94 @@
+"""Classical optical flow (OpenCV's DIS) and the frame it gives without any learned part.
+
+DIS (dense inverse search) estimates a dense flow between two grey images in a few
+milliseconds on a CPU. Used two ways:
+
+* the *classical* frame: flows both ways, the intermediate flows by the linear
+  approximation F(t→0) ≈ −t·F(0→1) and F(t→1) ≈ −(1−t)·F(1→0), both frames
+  backward-warped and averaged. It is the latency ladder's step between the model
+  and a blend, and the anchor every CPU model is measured against;
+* the prior of the CPU model (:mod:`rifestream.model.lite`), which refines these
+  flows and learns the blend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rifestream.model.warp import warp
+
+PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+def grey_u8(img: torch.Tensor, level: int) -> np.ndarray:
+    """A (1, 3, H, W) image in [0, 1] as an (H/level, W/level) uint8 grey array (area-averaged)."""
+    x = img[0].float()
+    if level > 1:
+        x = F.avg_pool2d(x[None], level)[0]
+    grey = x[0] * 0.299 + x[1] * 0.587 + x[2] * 0.114
+    return grey.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+
+
+class DISFlow:
+    """Forward and backward DIS flow of a pair, on a grid ``level`` times coarser than the frames.
+
+    One OpenCV DIS object per instance (it keeps buffers between calls, so an instance
+    is not shared between threads).
+    """
+
+    def __init__(self, preset: str = "fast", level: int = 1) -> None:
+        if preset not in PRESETS:
+            raise ValueError(f"DIS preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        if level not in (1, 2, 4, 8):
+            raise ValueError(f"DIS level must be 1, 2, 4 or 8, got {level!r}")
+        self.preset = preset
+        self.level = level
+        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+
+    def __call__(self, img0: torch.Tensor, img1: torch.Tensor, level: int | None = None) -> torch.Tensor:
+        """(1, 4, H/level, W/level) float32 on the CPU: F(0→1) in 0:2, F(1→0) in 2:4, in pixels of that grid."""
+        level = self.level if level is None else level
+        g0, g1 = grey_u8(img0, level), grey_u8(img1, level)
+        return torch.from_numpy(self.pair(g0, g1)).permute(2, 0, 1)[None]
+
+    def pair(self, grey0: np.ndarray, grey1: np.ndarray) -> np.ndarray:
+        """(h, w, 4) float32 flows of two uint8 grey arrays: F(0→1), then F(1→0)."""
+        f01 = self._dis.calc(grey0, grey1, None)
+        f10 = self._dis.calc(grey1, grey0, None)
+        return np.concatenate((f01, f10), axis=2)
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A flow field (N, 2k, h, w) in pixels of its own grid, resized to ``size`` with its values rescaled."""
+    h, w = flow.shape[-2:]
+    if (h, w) == tuple(size):
+        return flow
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
+    return out * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
+
+
+def linear_intermediate(flows: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """F(t→0) ≈ −t·F(0→1) and F(t→1) ≈ −(1−t)·F(1→0) from (N, 4, H, W) flows and (N, 1, 1, 1) times."""
+    return torch.cat((-t * flows[:, 0:2], -(1.0 - t) * flows[:, 2:4]), 1)
+
+
+def classical_frames(img0: torch.Tensor, img1: torch.Tensor, flows: torch.Tensor, ts: Sequence[float]) -> torch.Tensor:
+    """The classical frames at each of ``ts``: (len(ts), 3, H, W) from (1, 3, H, W) frames and their DIS flows."""
+    n = len(ts)
+    _, _, h, w = img0.shape
+    flows = resize_flow(flows.to(img0.device, img0.dtype), (h, w)).expand(n, -1, -1, -1)
+    t = torch.tensor(list(ts), dtype=img0.dtype, device=img0.device).view(n, 1, 1, 1)
+    mid = linear_intermediate(flows, t)
+    w0 = warp(img0.expand(n, -1, -1, -1), mid[:, 0:2])
+    w1 = warp(img1.expand(n, -1, -1, -1), mid[:, 2:4])
+    return (w0 + w1) * 0.5

@@ -1,0 +1,191 @@
+"""The CPU-class model: a classical DIS flow refined by a small network.
+
+An IFNet spends most of its cost finding the motion. On a CPU, OpenCV's DIS finds
+it in a millisecond or two on a half-size grid; what a classical method does badly
+is everything after: the linear intermediate flows are wrong at motion boundaries,
+and averaging two warped frames doubles whatever either warp got wrong (occlusions,
+both sides of a moving edge). So the network here only corrects: from both frames,
+both warped frames and the DIS intermediate flows on a grid ``net_level`` times
+coarser than the frames, a small U-Net predicts a flow correction, an occlusion
+mask and a colour residual. The final warps and the blend run at full resolution.
+
+The last layer starts at zero, so an untrained :class:`LiteNet` returns the
+classical frame of its own DIS settings; training only has to learn the corrections.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rifestream.model.classical import PRESETS, DISFlow, linear_intermediate, resize_flow
+from rifestream.model.warp import warp
+
+#: A flow in pixels of the network's grid is divided by this before entering the network.
+FLOW_NORM = 16.0
+
+
+@dataclass(frozen=True)
+class LiteConfig:
+    """Architecture of one :class:`LiteNet` and the DIS settings it was trained with."""
+
+    name: str
+    widths: tuple[int, int] = (32, 48)
+    net_level: int = 4
+    flow_level: int = 2
+    dis_preset: str = "medium"
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != 2 or any(int(c) < 4 for c in self.widths):
+            raise ValueError(f"{self.name}: widths must be two channel counts >= 4, got {self.widths}")
+        if self.net_level not in (2, 4, 8) or self.flow_level not in (1, 2, 4) or self.flow_level > self.net_level:
+            raise ValueError(
+                f"{self.name}: net_level must be 2, 4 or 8 and flow_level 1, 2 or 4 (at most net_level), "
+                f"got {self.net_level} and {self.flow_level}"
+            )
+        if self.dis_preset not in PRESETS:
+            raise ValueError(f"{self.name}: dis_preset must be one of {', '.join(PRESETS)}, got {self.dis_preset!r}")
+
+    @property
+    def pad(self) -> int:
+        """Frames are padded to a multiple of this (the U-Net halves the network's grid twice)."""
+        return self.net_level * 4
+
+    def to_json(self) -> str:
+        return json.dumps({"family": "lite", **asdict(self)})
+
+    @classmethod
+    def from_json(cls, text: str) -> LiteConfig:
+        data = json.loads(text)
+        return cls(
+            name=str(data["name"]),
+            widths=tuple(int(c) for c in data["widths"]),
+            net_level=int(data["net_level"]),
+            flow_level=int(data["flow_level"]),
+            dis_preset=str(data["dis_preset"]),
+        )
+
+
+def _act() -> nn.LeakyReLU:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class RefineUNet(nn.Module):
+    """(N, 17, h, w) → (N, 8, h, w): flow corrections (4), mask logits (1), colour residual (3).
+
+    Two stride-2 stages down and two up; the costly convolutions run at 1/2 and 1/4
+    of the network's grid, only the last two at its full size.
+    """
+
+    IN = 17
+    OUT = 8
+
+    def __init__(self, widths: tuple[int, int]) -> None:
+        super().__init__()
+        c1, c2 = widths
+        c0 = max(8, c1 // 2)
+        self.down1 = nn.Sequential(nn.Conv2d(self.IN, c1, 3, 2, 1), _act(), nn.Conv2d(c1, c1, 3, 1, 1), _act())
+        self.down2 = nn.Sequential(
+            nn.Conv2d(c1, c2, 3, 2, 1), _act(), nn.Conv2d(c2, c2, 3, 1, 1), _act(), nn.Conv2d(c2, c2, 3, 1, 1), _act()
+        )
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(c2, c1, 4, 2, 1), _act())
+        self.fuse1 = nn.Sequential(nn.Conv2d(2 * c1, c1, 3, 1, 1), _act())
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(c1, c0, 4, 2, 1), _act())
+        self.fuse0 = nn.Sequential(nn.Conv2d(c0 + self.IN, c0, 3, 1, 1), _act())
+        self.last = nn.Conv2d(c0, self.OUT, 3, 1, 1)
+        nn.init.zeros_(self.last.weight)
+        nn.init.zeros_(self.last.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d1 = self.down1(x)
+        d2 = self.down2(d1)
+        u1 = self.fuse1(torch.cat((self.up2(d2), d1), 1))
+        u0 = self.fuse0(torch.cat((self.up1(u1), x), 1))
+        return self.last(u0)
+
+
+@dataclass
+class LiteOutput:
+    """A forward pass's frame and what training looks at."""
+
+    frame: torch.Tensor
+    flow: torch.Tensor
+    mask: torch.Tensor
+
+
+class LiteNet(nn.Module):
+    """The CPU model. ``model(img0, img1, timestep, scale, flows=None)`` → the frame at ``timestep``.
+
+    ``flows`` are the pair's DIS flows (N, 4, h, w) in pixels of their own grid (see
+    :meth:`prior`); when omitted they are computed here from the frames.
+    """
+
+    def __init__(self, config: LiteConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.refine = RefineUNet(config.widths)
+        self._dis: DISFlow | None = None
+
+    def pad_multiple(self, scale: float = 1.0) -> int:
+        return max(self.config.pad, int(self.config.pad / scale))
+
+    def levels(self, scale: float = 1.0) -> tuple[int, int]:
+        """The (DIS, network) grid levels for a user ``scale`` (0.5 halves both grids again)."""
+        f = max(1, round(1 / scale)) if scale < 1 else 1
+        return self.config.flow_level * f, self.config.net_level * f
+
+    def prior(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """DIS flows (1, 4, h, w) of one (1, 3, H, W) pair on this model's flow grid."""
+        if self._dis is None:
+            self._dis = DISFlow(self.config.dis_preset, self.config.flow_level)
+        flow_level, _ = self.levels(scale)
+        return self._dis(img0, img1, flow_level).to(img0.device)
+
+    def forward(
+        self,
+        img0: torch.Tensor,
+        img1: torch.Tensor,
+        timestep: float | torch.Tensor = 0.5,
+        scale: float = 1.0,
+        flows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.forward_all(img0, img1, timestep, scale, flows).frame
+
+    def forward_all(
+        self,
+        img0: torch.Tensor,
+        img1: torch.Tensor,
+        timestep: float | torch.Tensor = 0.5,
+        scale: float = 1.0,
+        flows: torch.Tensor | None = None,
+    ) -> LiteOutput:
+        n, _, h, w = img0.shape
+        img0, img1 = img0.clamp(0.0, 1.0), img1.clamp(0.0, 1.0)
+        if flows is None:
+            flows = torch.cat([self.prior(img0[i : i + 1], img1[i : i + 1], scale) for i in range(n)])
+        if flows.shape[0] != n:
+            flows = flows.expand(n, -1, -1, -1)
+        if isinstance(timestep, torch.Tensor):
+            t = timestep.to(img0.device, img0.dtype).reshape(n, -1)[:, :1].view(n, 1, 1, 1)
+        else:
+            t = img0.new_full((n, 1, 1, 1), float(timestep))
+        _, net_level = self.levels(scale)
+        hs, ws = h // net_level, w // net_level
+        small0 = F.avg_pool2d(img0, net_level)
+        small1 = F.avg_pool2d(img1, net_level)
+        mid = linear_intermediate(resize_flow(flows.to(img0.dtype), (hs, ws)), t)
+        sw0 = warp(small0, mid[:, 0:2])
+        sw1 = warp(small1, mid[:, 2:4])
+        x = torch.cat((small0, small1, sw0, sw1, mid / FLOW_NORM, t.expand(n, 1, hs, ws)), 1)
+        out = self.refine(x)
+        flow = resize_flow(mid + out[:, 0:4] * FLOW_NORM, (h, w))
+        up = F.interpolate(out[:, 4:8], size=(h, w), mode="bilinear", align_corners=False)
+        mask = torch.sigmoid(up[:, 0:1])
+        w0 = warp(img0, flow[:, 0:2])
+        w1 = warp(img1, flow[:, 2:4])
+        frame = w0 * mask + w1 * (1.0 - mask) + up[:, 1:4] * 0.1
+        return LiteOutput(frame=frame, flow=flow, mask=mask)
