@@ -96,3 +96,42 @@ def test_forced_step_and_bad_values():
         LatencyBudget(force="fast")
     with pytest.raises(RifestreamError, match="positive"):
         LatencyBudget(budget_s=0)
+
+
+def test_a_step_too_slow_is_tried_again_after_a_wait_that_doubles_up_to_a_cap():
+    budget = LatencyBudget(budget_s=0.030, retry_after=3, retry_max=10)
+    budget.record("model", 0.100, 1)  # e.g. a first call that captured a CUDA graph
+    budget.record("scale", 0.010, 1)
+    tries = []
+    for pair in range(1, 60):
+        step = budget.choose(0.030, 1)
+        if step == "model":
+            tries.append(pair)
+            budget.record("model", 0.100, 1)  # still too slow
+        else:
+            assert step == "scale"
+            budget.record("scale", 0.010, 1)
+    # waits of 3, 6, 10, 10, … pairs between tries
+    assert tries == [4, 11, 22, 33, 44, 55]
+
+
+def test_a_try_that_fits_brings_the_model_back_at_once():
+    budget = LatencyBudget(budget_s=0.030, retry_after=2)
+    budget.record("model", 2.0, 1)  # one capture's worth: a smoothed cost would take ~30 pairs to forget it
+    budget.record("scale", 0.010, 1)
+    assert [budget.choose(0.030, 1) for _ in range(2)] == ["scale", "scale"]
+    assert budget.choose(0.030, 1) == "model"
+    budget.record("model", 0.012, 1)  # the try's time replaces the cost
+    assert budget.expected_cost("model") == 0.012
+    assert [budget.choose(0.030, 1) for _ in range(5)] == ["model"] * 5
+
+
+def test_a_try_whose_time_was_not_recorded_is_tried_again_and_none_when_already_late():
+    budget = LatencyBudget(budget_s=0.030, retry_after=1)
+    budget.record("model", 1.0, 1)
+    budget.record("scale", 0.010, 1)
+    budget.record("blend", 0.002, 1)
+    assert budget.choose(0.030, 1) == "scale"
+    assert budget.choose(0.030, 1) == "model"  # the try; its call captured, so nothing is recorded
+    assert budget.choose(0.030, 1) == "model"  # tried again
+    assert budget.choose(-0.001, 1) == "repeat"  # late already: no try, and nothing fits

@@ -149,3 +149,182 @@ def test_ensemble_of_four_is_also_mirror_symmetric_even_with_padding():
     torch.testing.assert_close(engine.interpolate(a.flip(-1), b.flip(-1), 0.4), out.flip(-1))
     plain = Interpolator(engine.model, device="cpu")
     assert (plain.interpolate(a.flip(-1), b.flip(-1), 0.4) - plain.interpolate(a, b, 0.4).flip(-1)).abs().max() > 1e-3
+
+
+# ----- the CUDA path's decisions, tested on the CPU (issue 19 item 12, issue 22 part A) -----
+
+
+def test_the_cupy_kernels_are_opt_in_and_the_default_decision_never_picks_them():
+    from rifestream.engine.interpolator import warp_backend_for
+    from rifestream.model.warp import CUPY_KERNELS_BY_DEFAULT, default_backend, kernel_applies
+
+    assert CUPY_KERNELS_BY_DEFAULT is False and default_backend() == "torch"
+    assert warp_backend_for(torch.device("cuda"), cupy_kernels=False) == "torch"
+    f16, f32 = torch.float16, torch.float32
+    assert not kernel_applies("torch", "cuda", [f16, f32], needs_grad=False)  # the CUDA default: grid_sample
+    assert kernel_applies("cupy", "cuda", [f16, f32], needs_grad=False)  # opted in
+    assert not kernel_applies("cupy", "cpu", [f32], needs_grad=False)
+    assert not kernel_applies("cupy", "cuda", [f32], needs_grad=True)  # training: autograd needs torch ops
+    assert not kernel_applies("cupy", "cuda", [torch.float64], needs_grad=False)
+    with pytest.raises(RifestreamError, match="cupy_kernels needs a CUDA device"):
+        Interpolator(IFNet(TINY), device="cpu", cupy_kernels=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(RifestreamError, match="cannot run here"):
+            warp_backend_for(torch.device("cuda"), cupy_kernels=True)
+
+
+def test_the_default_engine_runs_without_ever_touching_the_cupy_module(monkeypatch):
+    import sys
+
+    import rifestream.model as model_pkg
+    from rifestream.model import warp as warp_mod
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"the default path used warp_cupy.{name}")
+
+    def no_cupy(name):
+        raise AssertionError(f"the default path asked for the CuPy op {name}")
+
+    monkeypatch.setitem(sys.modules, "rifestream.model.warp_cupy", Untouchable())
+    monkeypatch.setattr(model_pkg, "warp_cupy", Untouchable(), raising=False)
+    monkeypatch.setattr(warp_mod, "_cupy_op", no_cupy)
+    engine = Interpolator(IFNet(OFFICIAL_ARCHS["v4.6"]), device="cpu")
+    assert engine.model.warp_backend == "torch"
+    a, b = frames(64, 64)
+    assert engine.interpolate(a, b, 0.5).shape == (64, 64, 3)
+
+
+def test_timesteps_are_filled_on_the_device_per_value():
+    engine = Interpolator(IFNet(TINY), device="cpu")
+    t = engine._timesteps([0.25, 0.25, 0.75, 0.5], 4, 6)
+    assert t.shape == (4, 1, 4, 6)
+    assert t[:, 0, 0, 0].tolist() == [0.25, 0.25, 0.75, 0.5] and bool((t == t[:, :, :1, :1]).all())
+
+
+def test_flow_is_accumulated_in_fp32_also_for_a_half_precision_model():
+    torch.manual_seed(0)
+    model = IFNet(TINY).half()
+    a, b = torch.rand(1, 3, 32, 32).half(), torch.rand(1, 3, 32, 32).half()
+    out = model.forward_all(a, b, 0.5)
+    assert [f.dtype for f in out.flows] == [torch.float32, torch.float32]
+    assert out.frame.dtype == torch.float16
+
+
+class _Captures:
+    """Stands in for ``Interpolator._capture`` on the CPU: records each capture, returns ``result``."""
+
+    def __init__(self, result):
+        self.result, self.keys = result, []
+
+    def __call__(self, img0, img1, timestep, scale):
+        self.keys.append((tuple(img0.shape), scale))
+        return self.result
+
+
+def test_a_failed_capture_runs_eagerly_and_is_not_retried_per_call(monkeypatch):
+    torch.manual_seed(0)
+    eager = Interpolator(IFNet(TINY), device="cpu")
+    graphed = Interpolator(copy.deepcopy(eager.model), device="cpu")
+    graphed.use_graphs = True  # the graph path's bookkeeping, with a capture that fails
+    captures = _Captures(None)
+    monkeypatch.setattr(graphed, "_capture", captures)
+    a, b = torch.rand(3, 37, 53), torch.rand(3, 37, 53)
+    first = graphed.interpolate(a, b, [0.5])
+    assert graphed.last_call_captured  # the budget does not learn from this call's time
+    second = graphed.interpolate(a, b, [0.5])
+    assert not graphed.last_call_captured
+    assert captures.keys == [((1, 3, 64, 64), 1.0)]  # tried once for the shape
+    for out in (first, second):
+        torch.testing.assert_close(out[0], eager.interpolate(a, b, [0.5])[0])
+
+
+def test_the_graph_cache_keeps_the_most_recently_used_up_to_its_cap(monkeypatch):
+    engine = Interpolator(IFNet(TINY), device="cpu", max_graphs=2)
+    captures = _Captures(None)
+    monkeypatch.setattr(engine, "_capture", captures)
+    x = {n: torch.zeros(n, 3, 32, 32) for n in (1, 2, 3)}
+    for n in (1, 2, 1, 3, 1, 2):  # 1 stays in use; 2 is dropped when 3 comes, and captured again
+        engine._graph_for(x[n], x[n], x[n][:, :1], 1.0)
+    assert [k[0][0] for k in captures.keys] == [1, 2, 3, 2]
+    assert [k[0][0] for k in engine._graphs] == [1, 2]
+
+
+def test_the_warp_grid_cache_drops_the_least_recently_used_and_lists_what_a_capture_holds():
+    from rifestream.model import warp as warp_mod
+
+    warp_mod._base_grids.clear()
+    cpu = torch.device("cpu")
+    hot = warp_mod.base_grid(8, 8, cpu)
+    for k in range(1, 2 * warp_mod._MAX_GRIDS):  # many other sizes, the hot one used in between
+        warp_mod.base_grid(8, 8 + k, cpu)
+        assert warp_mod.base_grid(8, 8, cpu) is hot
+    assert len(warp_mod._base_grids) == warp_mod._MAX_GRIDS
+    held = warp_mod.cached_grids(cpu)
+    assert any(g is hot for g in held) and len(held) == warp_mod._MAX_GRIDS
+    warp_mod._base_grids.clear()
+
+
+def _require_cuda() -> None:
+    if not torch.cuda.is_available():
+        import os
+
+        if os.environ.get("RIFESTREAM_REQUIRE_GPU") == "1":
+            pytest.fail("needs CUDA")
+        pytest.skip("needs CUDA")
+
+
+@pytest.mark.gpu
+def test_gpu_a_capture_that_fails_leaves_the_thread_on_its_stream_and_runs_eagerly():
+    _require_cuda()
+
+    class SyncsInForward(IFNet):
+        def forward(self, *args, **kwargs):
+            if torch.cuda.is_current_stream_capturing():
+                torch.cuda.synchronize()  # not allowed while capturing: the capture fails
+            return super().forward(*args, **kwargs)
+
+    torch.manual_seed(0)
+    model = SyncsInForward(TINY)
+    a, b = frames(64, 96)
+    before = torch.cuda.current_stream()
+    engine = Interpolator(model, device="cuda")
+    out = engine.interpolate(a, b, [0.5])
+    assert torch.cuda.current_stream() == before
+    assert engine._graphs[((1, 3, 64, 96), 1.0)] is None
+    eager = Interpolator(copy.deepcopy(model), device="cuda", cuda_graphs=False).interpolate(a, b, [0.5])
+    assert np.abs(out[0].astype(int) - eager[0]).max() <= 1
+
+
+@pytest.mark.gpu
+def test_gpu_a_graph_still_reads_its_warp_grid_after_the_cache_dropped_it():
+    _require_cuda()
+    from rifestream.model import warp as warp_mod
+
+    torch.manual_seed(0)
+    model = IFNet(OFFICIAL_ARCHS["v4.6"])
+    eager = Interpolator(copy.deepcopy(model), device="cuda", cuda_graphs=False)
+    graphed = Interpolator(model, device="cuda")
+    a, b = frames(128, 192, seed=1)
+    graphed.interpolate(a, b, [0.5])  # captured
+    for k in range(2 * warp_mod._MAX_GRIDS):  # drop its grid from the cache, and reuse the memory
+        warp_mod.base_grid(64, 64 + 32 * k, torch.device("cuda"))
+    junk = [torch.full((1, 128, 192, 2), 7.0, device="cuda") for _ in range(8)]
+    c, d = frames(128, 192, seed=2)  # a different pair: stale inputs would show
+    assert np.abs(graphed.interpolate(c, d, [0.5])[0].astype(int) - eager.interpolate(c, d, [0.5])[0]).max() <= 1
+    del junk
+
+
+@pytest.mark.gpu
+def test_gpu_graphs_on_a_second_device_match_eager():
+    _require_cuda()
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA devices")
+    torch.manual_seed(0)
+    model = IFNet(OFFICIAL_ARCHS["v4.6"])
+    a, b = frames(128, 192)
+    eager = Interpolator(copy.deepcopy(model), device="cuda:1", cuda_graphs=False).interpolate(a, b, [0.5])
+    graphed = Interpolator(model, device="cuda:1")
+    for _ in range(2):
+        out = graphed.interpolate(a, b, [0.5])
+    assert np.abs(out[0].astype(int) - eager[0]).max() <= 1

@@ -5,13 +5,14 @@ from fractions import Fraction as Fr
 
 import av
 import numpy as np
+import pytest
 
 from rifestream.engine import Interpolator
 from rifestream.io.frames import SourceFrame
 from rifestream.model import IFNet
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
-from rifestream.pipeline.frame_loop import FrameLoop
+from rifestream.pipeline.frame_loop import FrameLoop, inbetween_counts
 from tests.test_engine import TINY, blend_model
 
 
@@ -96,3 +97,74 @@ def test_repeated_or_backward_timestamps_are_dropped():
     assert loop.push(make(Fr(1, 30))) == []
     assert loop.push(make(Fr(0))) == []
     assert [o.time for o in loop.push(make(Fr(2, 30)))] == [Fr(1, 30), Fr(3, 60)]
+
+
+@pytest.mark.parametrize(
+    ("clock", "rate", "counts"),
+    [
+        (OutputClock(factor=2), None, [1]),
+        (OutputClock(factor=4), Fr(30), [3]),
+        (OutputClock(factor=1), Fr(30), []),
+        (OutputClock(fps=60), Fr(24), [2]),
+        (OutputClock(fps=60), Fr(25), [2, 3]),
+        (OutputClock(fps=50), Fr(30), [1, 2]),
+        (OutputClock(fps=60), Fr(30000, 1001), [2]),
+        (OutputClock(fps=60), None, []),
+    ],
+)
+def test_the_warm_up_plan_has_every_in_between_count_the_clock_makes(clock, rate, counts):
+    assert inbetween_counts(clock, rate) == counts
+    if rate is not None and counts:  # the same counts as a long real run of that clock
+        fresh = OutputClock(factor=clock.factor) if clock.factor else OutputClock(fps=clock.fps)
+        seen = {sum(1 for T in fresh.times_between(k / rate, (k + 1) / rate) if T > k / rate) for k in range(3000)}
+        assert sorted(seen - {0}) == counts
+
+
+class RecordingEngine(Interpolator):
+    """The tiny real model, recording each synthesize call; calls of a (count, scale) not seen before
+    report a capture, as the CUDA engine does when it captures a graph."""
+
+    def __init__(self, capture_cost_s: float = 0.0):
+        super().__init__(IFNet(TINY), device="cpu")
+        self.calls: list[tuple[int, float]] = []
+        self.shapes: set[tuple] = set()
+        self.capture_cost_s = capture_cost_s
+
+    def synthesize(self, img0, img1, ts, scale=None):
+        key = (len(ts), self.scale if scale is None else scale)
+        captured = (key, img0.shape) not in self.shapes
+        self.shapes.add((key, img0.shape))
+        self.calls.append(key)
+        if captured:
+            time.sleep(self.capture_cost_s)  # what a capture costs
+        out = super().synthesize(img0, img1, ts, scale)
+        self.last_call_captured = captured
+        return out
+
+
+def test_warm_up_captures_every_frame_count_for_both_model_steps_and_times_only_replays():
+    engine = RecordingEngine(capture_cost_s=0.2)
+    budget = LatencyBudget(budget_s=0.5)
+    loop = FrameLoop(engine, OutputClock(fps=60), budget=budget)
+    loop.warm_up(64, 48, Fr(25))  # 25 → 60: pairs of 2 and of 3 in-between frames
+    assert sorted(set(engine.calls)) == [(2, 0.5), (2, 1.0), (3, 0.5), (3, 1.0)]
+    assert all(engine.calls.count(k) == 2 for k in set(engine.calls))  # captured, then timed
+    assert budget.expected_cost("model") < 0.1  # no capture's 200 ms in it
+    _, outputs = run_loop(loop, moving_frames(6), rate=25)
+    assert len(engine.calls) == 8 + 5  # no further capture: every pair replays
+    assert all(o.fallback is None for o in outputs if o.interpolated)
+
+
+def test_a_call_that_captured_is_not_counted_against_the_model():
+    engine = RecordingEngine(capture_cost_s=0.3)
+    budget = LatencyBudget(budget_s=0.25)
+    loop = FrameLoop(engine, OutputClock(factor=2), budget=budget, scene_threshold=None)
+    loop.warm_up(64, 48, Fr(30))
+    assert budget.expected_cost("model") < 0.1
+    outputs = []
+    for i, img in enumerate(moving_frames(4, h=96, w=64)):  # not the warmed-up size: the first pair captures
+        video = av.VideoFrame.from_ndarray(img, format="rgb24")
+        outputs += loop.push(SourceFrame(video, Fr(i, 30), time.monotonic()))
+    assert engine.calls[-3:] == [(1, 1.0)] * 3
+    assert budget.expected_cost("model") < 0.04  # the 300 ms capture is not the model's cost (+60 ms if it were)
+    assert [o.fallback for o in outputs if o.interpolated] == [None, None, None]

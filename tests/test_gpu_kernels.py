@@ -695,6 +695,22 @@ def test_cupy_modules_import_and_explain_themselves_without_a_gpu():
         assert cc.available() is False and cc.unavailable_reason()
 
 
+def test_every_module_function_the_gpu_tests_call_exists():
+    """The GPU tests cannot run here, but what they call can be checked: a name they use that the
+    module lacks would fail every GPU case with AttributeError on the first GPU run."""
+    import ast
+
+    modules = {"warp_cupy": warp_cupy, "cc": cc, "warp_mod": warp_mod}
+    used = {
+        (node.value.id, node.attr)
+        for node in ast.walk(ast.parse(open(__file__).read()))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+    }
+    assert ("warp_mod", "warp_blend_torch") in used and len(used) > 10
+    missing = sorted(f"{mod}.{attr}" for mod, attr in used if not hasattr(modules[mod], attr))
+    assert missing == []
+
+
 # --------------------------------------------------------------------------------------------------
 # Level 3: on the GPU
 
@@ -760,7 +776,7 @@ def test_gpu_warp_blend_matches_reference(size, img_dtype, flow_dtype):
     img1 = smooth_images(1, 3, h, w, seed=35).cuda().to(img_dtype)
     block_out = torch.cat((flows(1, 4, h, w, seed=36), mask_logits(1, h, w, seed=37)), 1).cuda().to(flow_dtype)
     got = warp_cupy.warp_blend(img0, img1, block_out[:, 0:4], block_out[:, 4:5])
-    ref = warp_cupy.warp_blend_torch(img0, img1, block_out[:, 0:4], block_out[:, 4:5])
+    ref = warp_mod.warp_blend_torch(img0, img1, block_out[:, 0:4], block_out[:, 4:5])
     assert got.dtype == img_dtype
     assert (got.float() - ref.float()).abs().max().item() <= TOL[img_dtype]
 
@@ -770,12 +786,22 @@ def test_gpu_warp_backend_dispatch_uses_the_kernel():
     _require_kernels()
     img = smooth_images(1, 3, 37, 53, seed=38).cuda()
     flow = flows(1, 2, 37, 53, seed=39).cuda()
-    warp_mod.set_backend("cupy")
+    calls = []
+    real = warp_cupy.warp
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    warp_cupy.warp = counted
     try:
-        got = warp_mod.warp(img, flow)
+        got = warp_mod.warp(img, flow, backend="cupy")  # opted in: the kernel
+        default = warp_mod.warp(img, flow)  # the default: torch ops
     finally:
-        warp_mod.set_backend("auto")
+        warp_cupy.warp = real
+    assert len(calls) == 1
     assert (got - warp_torch(img, flow)).abs().max().item() <= 1e-5
+    assert torch.equal(default, warp_torch(img, flow))
 
 
 @pytest.mark.gpu
@@ -850,5 +876,5 @@ def test_gpu_kernels_run_on_torch_stream_and_replay_in_a_cuda_graph():
         graph.replay()
         torch.cuda.synchronize()
         expect_rgb = cc.yuv420_to_rgb_torch(y2, u2, v2, (64, 64)).cuda()
-        expect = warp_cupy.warp_blend_torch(expect_rgb, expect_rgb.flip(-1), flow, mask)
+        expect = warp_mod.warp_blend_torch(expect_rgb, expect_rgb.flip(-1), flow, mask)
         assert (out - expect).abs().max().item() <= 1e-4  # noise images: coordinate precision, see above

@@ -4,11 +4,18 @@ It owns device placement, precision, padding to the model's multiple, user
 ``scale``, several timesteps in one call, test-time ensembles, CUDA-graph
 capture per input shape on CUDA (eager on the CPU), a cheap blend and a
 scene-cut score.
+
+On CUDA the model runs with torch ops (``grid_sample`` warps), channels-last
+convolutions and cuDNN autotuning; the CuPy warp kernels are opt-in
+(``cupy_kernels=True``) until a GPU run has verified them. Captured graphs share
+one memory pool and at most ``max_graphs`` are kept (least recently used dropped).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +27,7 @@ import torch.nn.functional as F
 
 from rifestream.errors import RifestreamError
 from rifestream.model import IFNet, load_model
+from rifestream.model.warp import CUPY_KERNELS_BY_DEFAULT, Backend, cached_grids
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,9 @@ Precision = Literal["fp32", "fp16"]
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 # Passes averaged per frame: 1 (none), 2 (+ the pair in reverse time), 4 (+ both mirrored left-right).
 ENSEMBLES = (1, 2, 4)
+# Graphs kept per engine: one per (batch, padded size, scale); a 24→60 stream with the model and
+# the scale step uses four. Each holds its activations (v7 at 1080p: ~157 MB per batch item).
+MAX_GRAPHS = 8
 _cpu_fallback_logged = False
 
 
@@ -61,6 +72,23 @@ def check_ensemble(ensemble: int) -> int:
     return int(ensemble)
 
 
+def warp_backend_for(device: torch.device, cupy_kernels: bool) -> Backend:
+    """The model's warp backend: torch ops unless the CuPy kernels are asked for, and then only on
+    CUDA where they can run (anything else is an error naming the fix)."""
+    if not cupy_kernels:
+        return "torch"
+    if device.type != "cuda":
+        raise RifestreamError("cupy_kernels needs a CUDA device; turn it off or use --device cuda")
+    from rifestream.model import warp_cupy
+
+    if not warp_cupy.available():
+        raise RifestreamError(
+            f"cupy_kernels: the CuPy kernels cannot run here ({warp_cupy.unavailable_reason()}); "
+            "install CuPy (pip install -e '.[cuda]') or turn cupy_kernels off"
+        )
+    return "cupy"
+
+
 @dataclass
 class _Graph:
     """One captured CUDA graph with its static input and output buffers."""
@@ -70,6 +98,7 @@ class _Graph:
     img1: torch.Tensor
     timestep: torch.Tensor
     out: torch.Tensor
+    grids: list[torch.Tensor]  # the warp grids it reads by address: kept alive while it lives
 
 
 class FrameEngine:
@@ -78,6 +107,9 @@ class FrameEngine:
     It is what a job runs when the ladder is pinned to ``blend``/``repeat`` or no
     model is available; :class:`Interpolator` adds the model.
     """
+
+    # True when the last synthesize() call captured a CUDA graph (its time is no cost to learn from)
+    last_call_captured: bool = False
 
     def __init__(self, device: str | torch.device = "auto", precision: Precision = "fp32", scale: float = 1.0) -> None:
         self.device = resolve_device(device)
@@ -137,6 +169,9 @@ class Interpolator(FrameEngine):
     frame0), and with 4 both of those mirrored left-right. The model's errors
     differ between the passes, so the average is closer to the truth (measured
     in the README), at 2× or 4× the cost.
+
+    ``cupy_kernels`` runs the warps with the CuPy kernels on CUDA (opt-in: never yet run on a
+    GPU); ``max_graphs`` caps the CUDA graphs kept.
     """
 
     def __init__(
@@ -148,17 +183,26 @@ class Interpolator(FrameEngine):
         scale: float = 1.0,
         ensemble: int = 1,
         cuda_graphs: bool = True,
+        cupy_kernels: bool = CUPY_KERNELS_BY_DEFAULT,
+        max_graphs: int = MAX_GRAPHS,
     ) -> None:
         super().__init__(device, precision, scale)
         self.ensemble = check_ensemble(ensemble)
+        backend = warp_backend_for(self.device, cupy_kernels)
         if not isinstance(model, IFNet):
             from rifestream.model.registry import resolve_model
 
             path, version = resolve_model(None if model is None else str(model))
             model = load_model(path, version=version)
         self.model = model.to(self.device, self.dtype).eval()
+        self.model.warp_backend = backend
+        if self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)  # NHWC convolutions (tensor cores)
+            torch.backends.cudnn.benchmark = True  # fixed shapes per stream: autotune once per shape
         self.use_graphs = cuda_graphs and self.device.type == "cuda"
-        self._graphs: dict[tuple, _Graph | None] = {}
+        self.max_graphs = max(1, int(max_graphs))
+        self._graphs: OrderedDict[tuple, _Graph | None] = OrderedDict()  # least recently used first
+        self._graph_pool: tuple[int, int] | None = None  # one memory pool shared by every graph
 
     # ----- the model ---------------------------------------------------
     def synthesize(
@@ -172,8 +216,7 @@ class Interpolator(FrameEngine):
         mult = self.model.pad_multiple(scale)
         pad = (0, (-w) % mult, 0, (-h) % mult)
         first, second = (self._batch(frames, n, pad) for frames in (firsts, seconds))
-        timestep = torch.tensor([x for pass_ts in times for x in pass_ts], device=self.device, dtype=self.dtype)
-        timestep = timestep.view(passes * n, 1, 1, 1).expand(passes * n, 1, *first.shape[2:])
+        timestep = self._timesteps([x for pass_ts in times for x in pass_ts], *first.shape[2:])
         with torch.inference_mode():
             out = self._run(first, second, timestep, scale)[:, :, :h, :w]
             if passes == 1:
@@ -182,6 +225,17 @@ class Interpolator(FrameEngine):
             if passes == 4:
                 out = torch.cat((out[:2], out[2:].flip(-1)))
             return out.float().mean(0).to(self.dtype)
+
+    def _timesteps(self, values: list[float], h: int, w: int) -> torch.Tensor:
+        """(len(values), 1, H, W) holding each value, made on the device with fill kernels (the value
+        is a kernel argument): no blocking host→device copy per call."""
+        t = torch.empty(len(values), 1, 1, 1, device=self.device, dtype=self.dtype)
+        start = 0
+        for i in range(1, len(values) + 1):
+            if i == len(values) or values[i] != values[start]:
+                t[start:i].fill_(values[start])
+                start = i
+        return t.expand(len(values), 1, h, w)
 
     @staticmethod
     def _batch(frames: list[torch.Tensor], n: int, pad: tuple[int, int, int, int]) -> torch.Tensor:
@@ -209,38 +263,70 @@ class Interpolator(FrameEngine):
         return firsts, seconds, times
 
     def _run(self, img0: torch.Tensor, img1: torch.Tensor, timestep: torch.Tensor, scale: float) -> torch.Tensor:
+        self.last_call_captured = False
         if not self.use_graphs:
             return self.model(img0, img1, timestep, scale)
-        key = (tuple(img0.shape), scale)
-        if key not in self._graphs:
-            self._graphs[key] = self._capture(img0, img1, timestep, scale)
-        g = self._graphs[key]
-        if g is None:
+        g = self._graph_for(img0, img1, timestep, scale)
+        if g is None:  # capture failed for this shape: eager, as on the CPU
             return self.model(img0, img1, timestep, scale)
-        g.img0.copy_(img0)
-        g.img1.copy_(img1)
-        g.timestep.copy_(timestep)
-        g.graph.replay()
-        return g.out.clone()
+        with torch.cuda.device(self.device):
+            g.img0.copy_(img0)
+            g.img1.copy_(img1)
+            g.timestep.copy_(timestep)
+            g.graph.replay()
+            return g.out.clone()
+
+    def _graph_for(self, img0: torch.Tensor, img1: torch.Tensor, timestep: torch.Tensor, scale: float) -> _Graph | None:
+        """The graph of this (batch, size, scale), captured on first use (``last_call_captured``);
+        None where capture failed. Keeps at most ``max_graphs``, dropping the least recently used."""
+        key = (tuple(img0.shape), scale)
+        if key in self._graphs:
+            self._graphs.move_to_end(key)
+            return self._graphs[key]
+        graph = self._capture(img0, img1, timestep, scale)
+        self.last_call_captured = True
+        self._graphs[key] = graph
+        while len(self._graphs) > self.max_graphs:
+            self._graphs.popitem(last=False)  # its memory goes back to the shared pool
+        return graph
 
     def _capture(self, img0: torch.Tensor, img1: torch.Tensor, timestep: torch.Tensor, scale: float) -> _Graph | None:
-        """Capture one CUDA graph for this shape and scale; None (logged once per shape) if capture fails."""
-        static = [img0.clone(), img1.clone(), timestep.clone()]
-        try:
+        """Capture one CUDA graph for this shape and scale; None (logged) if capture fails.
+
+        Runs on ``self.device`` (also for ``cuda:N``), on a side stream that the ``with`` gives back
+        to the thread whatever happens, into the engine's one shared memory pool."""
+        start = time.perf_counter()
+        with torch.cuda.device(self.device):
+            static = [img0.clone(), img1.clone(), timestep.clone()]
+            if self._graph_pool is None:
+                self._graph_pool = torch.cuda.graph_pool_handle()
             side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):  # warm-up: cuDNN autotuning, warp grid caches, allocator pools
-                    self.model(*static, scale)
+            try:
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    for _ in range(3):  # warm-up: cuDNN autotuning, warp grid caches, allocator pools
+                        self.model(*static, scale)
+                    torch.cuda.synchronize()
+                    graph = torch.cuda.CUDAGraph()
+                    graph.capture_begin(pool=self._graph_pool, capture_error_mode="thread_local")
+                    try:
+                        out = self.model(*static, scale)
+                    finally:
+                        graph.capture_end()
+            except RuntimeError as exc:
+                torch.cuda.current_stream().wait_stream(side)
+                log.warning("CUDA graph capture failed for %s (%s); running eagerly", tuple(img0.shape), exc)
+                return None
             torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self.model(*static, scale)
-            log.info("captured a CUDA graph for input %s at scale %s", tuple(img0.shape), scale)
-            return _Graph(graph, *static, out)
-        except RuntimeError as exc:
-            log.warning("CUDA graph capture failed for %s (%s); running eagerly", tuple(img0.shape), exc)
-            return None
+            grids = cached_grids(static[0].device)
+            log.info(
+                "captured a CUDA graph for input %s at scale %s in %.0f ms (%.0f MiB reserved)",
+                tuple(img0.shape),
+                scale,
+                (time.perf_counter() - start) * 1e3,
+                torch.cuda.memory_reserved() / 2**20,
+            )
+            return _Graph(graph, *static, out, grids)
 
     # ----- the user-facing call -----------------------------------------
     @overload

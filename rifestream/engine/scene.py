@@ -13,8 +13,9 @@ _LUMA = (0.299, 0.587, 0.114)
 
 def scene_features(img: torch.Tensor) -> torch.Tensor:
     """Per cell of an 18×32 grid: mean luma and mean gradient magnitude (how textured it is)."""
-    w = torch.tensor(_LUMA, device=img.device, dtype=torch.float32).view(1, 3, 1, 1)
-    y = (img[:1].float() * w).sum(1, keepdim=True)
+    rgb = img[:1].float()
+    # the weights as scalars (kernel arguments): no host→device copy per frame on CUDA
+    y = rgb[:, 0:1] * _LUMA[0] + rgb[:, 1:2] * _LUMA[1] + rgb[:, 2:3] * _LUMA[2]
     grad = F.pad((y[..., :, 1:] - y[..., :, :-1]).abs(), (0, 1)) + F.pad(
         (y[..., 1:, :] - y[..., :-1, :]).abs(), (0, 0, 0, 1)
     )
@@ -22,9 +23,15 @@ def scene_features(img: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(torch.cat([y, grad], 1), size)
 
 
+def scene_score(f0: torch.Tensor, f1: torch.Tensor) -> torch.Tensor:
+    """The scene-change score of two frames from their :func:`scene_features`, as a 0-d tensor on
+    their device (reading it waits for the device; :func:`compare_scene_features` does)."""
+    return (f0 - f1).abs().mean(dim=(0, 2, 3)).max()
+
+
 def compare_scene_features(f0: torch.Tensor, f1: torch.Tensor) -> float:
     """The scene-change score of two frames from their :func:`scene_features`."""
-    return float((f0 - f1).abs().mean(dim=(0, 2, 3)).max())
+    return float(scene_score(f0, f1))
 
 
 def scene_change_score(img0: torch.Tensor, img1: torch.Tensor) -> float:

@@ -1,8 +1,10 @@
 """Backward warp: sample ``img`` at ``pixel + flow`` (bilinear, border padding, align_corners=True).
 
-One function, two backends with identical semantics: a CuPy kernel for CUDA
-tensors outside autograd (``rifestream.model.warp_cupy``) and
-``torch.nn.functional.grid_sample`` everywhere else. Sampling coordinates are
+One function, two backends with identical semantics: ``torch.nn.functional.grid_sample``
+(the default everywhere) and, opted in with backend ``"cupy"``, a CuPy kernel for CUDA
+tensors outside autograd (``rifestream.model.warp_cupy``). The CuPy kernels have not yet
+run on a GPU, so they are never the default (``CUPY_KERNELS_BY_DEFAULT``, the one place that
+says so; the engine's ``cupy_kernels`` setting follows it). Sampling coordinates are
 always computed in fp32, also for fp16 images (fp16 coordinates are off by
 about half a pixel at 1920 wide).
 """
@@ -10,6 +12,8 @@ about half a pixel at 1920 wide).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Literal
 
 import torch
@@ -17,34 +21,52 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "torch", "cupy"]
+Backend = Literal["torch", "cupy"]
 
-_MAX_GRIDS = 16  # distinct (device, H, W) kept; a stream uses one or two
-_base_grids: dict[tuple[str, int, int], torch.Tensor] = {}
-_backend: Backend = "auto"
+CUPY_KERNELS_BY_DEFAULT = False
+"""Whether the CuPy kernels are the default on CUDA: not until a GPU run has verified them."""
+
+_MAX_GRIDS = 16  # distinct (device, H, W) kept, least recently used dropped first; a stream uses a few
+_base_grids: OrderedDict[tuple[str, int, int], torch.Tensor] = OrderedDict()
+_backend: Backend = "cupy" if CUPY_KERNELS_BY_DEFAULT else "torch"
 _cupy_unavailable_logged = False
 
 
 def set_backend(backend: Backend) -> None:
-    """Force a warp backend for the whole process ("auto" picks CuPy on CUDA when importable)."""
+    """The warp backend of calls that name none (a model whose ``warp_backend`` is None), process-wide."""
     global _backend
-    if backend not in ("auto", "torch", "cupy"):
-        raise ValueError(f"unknown warp backend {backend!r}; expected auto, torch or cupy")
+    if backend not in ("torch", "cupy"):
+        raise ValueError(f"unknown warp backend {backend!r}; expected torch or cupy")
     _backend = backend
 
 
+def default_backend() -> Backend:
+    return _backend
+
+
 def base_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
-    """The identity sampling grid (1, H, W, 2) in normalised coordinates, fp32, cached per shape."""
+    """The identity sampling grid (1, H, W, 2) in normalised coordinates, fp32, cached per shape.
+
+    A CUDA graph captured through this function reads the grid by address: whoever captures keeps
+    the grids it used alive (:func:`cached_grids`), since the cache may drop them later.
+    """
     key = (str(device), h, w)
     grid = _base_grids.get(key)
     if grid is None:
         xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=torch.float32)
         ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=torch.float32)
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).unsqueeze(0)
-        if len(_base_grids) >= _MAX_GRIDS:
-            _base_grids.pop(next(iter(_base_grids)))
+        while len(_base_grids) >= _MAX_GRIDS:
+            _base_grids.popitem(last=False)
         _base_grids[key] = grid
+    else:
+        _base_grids.move_to_end(key)
     return grid
+
+
+def cached_grids(device: torch.device) -> list[torch.Tensor]:
+    """The grids cached now for ``device`` (a CUDA-graph capture holds on to these)."""
+    return [g for (dev, _, _), g in _base_grids.items() if dev == str(device)]
 
 
 def warp_torch(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -86,27 +108,42 @@ def _cupy_op(name: str):
     return None
 
 
-def _cupy_or_none(name: str, *tensors: torch.Tensor):
-    """The CuPy op to use for these tensors: CUDA, fp16/fp32, outside autograd, backend not forced to torch."""
-    if _backend == "torch" or not tensors[0].is_cuda:
-        return None
-    if any(t.dtype not in (torch.float16, torch.float32) for t in tensors):
-        return None
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+def kernel_applies(backend: Backend, device_type: str, dtypes: Iterable[torch.dtype], needs_grad: bool) -> bool:
+    """Whether a warp runs the CuPy kernel: opted in (backend "cupy"), CUDA, fp16/fp32, no autograd.
+
+    The whole dispatch decision, from plain facts, so that it is tested without a GPU: with the
+    default backend ("torch") it is False on every device and CuPy is never imported.
+    """
+    if backend != "cupy" or device_type != "cuda" or needs_grad:
+        return False
+    return all(d in (torch.float16, torch.float32) for d in dtypes)
+
+
+def _cupy_or_none(name: str, backend: Backend | None, *tensors: torch.Tensor):
+    """The CuPy op to use for these tensors, or None for the torch op (see :func:`kernel_applies`)."""
+    backend = _backend if backend is None else backend
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if not kernel_applies(backend, tensors[0].device.type, (t.dtype for t in tensors), needs_grad):
         return None
     fn = _cupy_op(name)
-    if fn is None and _backend == "cupy":
+    if fn is None:
         raise RuntimeError("warp backend 'cupy' was requested but CuPy cannot run here")
     return fn
 
 
-def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Warp (N, C, H, W) ``img`` backwards by (N, 2, H, W) ``flow`` in pixels."""
-    fn = _cupy_or_none("warp", img, flow)
+def warp(img: torch.Tensor, flow: torch.Tensor, backend: Backend | None = None) -> torch.Tensor:
+    """Warp (N, C, H, W) ``img`` backwards by (N, 2, H, W) ``flow`` in pixels (``backend`` None: the default)."""
+    fn = _cupy_or_none("warp", backend, img, flow)
     return fn(img, flow) if fn is not None else warp_torch(img, flow)
 
 
-def warp_blend(img0: torch.Tensor, img1: torch.Tensor, flow: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
-    """Both backward warps by (N, 4, H, W) ``flow`` and the sigmoid-mask blend, fused on CUDA."""
-    fn = _cupy_or_none("warp_blend", img0, img1, flow, mask_logits)
+def warp_blend(
+    img0: torch.Tensor,
+    img1: torch.Tensor,
+    flow: torch.Tensor,
+    mask_logits: torch.Tensor,
+    backend: Backend | None = None,
+) -> torch.Tensor:
+    """Both backward warps by (N, 4, H, W) ``flow`` and the sigmoid-mask blend (one fused kernel with CuPy)."""
+    fn = _cupy_or_none("warp_blend", backend, img0, img1, flow, mask_logits)
     return fn(img0, img1, flow, mask_logits) if fn is not None else warp_blend_torch(img0, img1, flow, mask_logits)

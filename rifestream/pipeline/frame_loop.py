@@ -18,11 +18,31 @@ import av
 import torch
 
 from rifestream.engine import FrameEngine, compare_scene_features, scene_features
+from rifestream.engine.scene import scene_score
 from rifestream.io.frames import OutputFrame, SourceFrame
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 
 StageObserver = Callable[[str, float], None]
+
+
+def inbetween_counts(clock: OutputClock, input_rate: Fraction | float | None) -> list[int]:
+    """Every number of in-between frames (t > 0) that ``clock`` asks of one source pair at a steady
+    ``input_rate``: one for a factor, one or two for a rate (24→60: 2; 25→60: 2 and 3; 30→50: 1 and 2).
+
+    The pattern repeats every ``(out fps / in fps).denominator`` pairs, so that many pairs of a
+    fresh clock (at most 1000) show them all. Empty when the rate is unknown."""
+    if clock.factor is not None:
+        return [clock.factor - 1] if clock.factor > 1 else []
+    if not input_rate or input_rate <= 0:
+        return []
+    interval = 1 / Fraction(input_rate).limit_denominator(1001 * 1000)
+    fresh = OutputClock(fps=clock.fps)
+    counts = set()
+    for k in range(min((clock.fps * interval).denominator, 1000) + 1):
+        t0 = k * interval
+        counts.add(sum(1 for when in fresh.times_between(t0, t0 + interval) if when > t0))
+    return sorted(c for c in counts if c > 0)
 
 
 @dataclass
@@ -124,56 +144,75 @@ class FrameLoop:
                 outputs.append(self._make(video, when, prev.source, t, fallback))
         return outputs
 
+    def _scene_cut(self, prev: _Buffered, cur: _Buffered) -> bool | torch.Tensor:
+        """Whether the pair is a scene cut. On CUDA the answer is a pinned host tensor that fills
+        while the pair is made (no wait for the device here); it is read once the frames are back."""
+        if prev.scene is None or cur.scene is None:
+            return False
+        is_cut = scene_score(prev.scene, cur.scene) > self.scene_threshold
+        if not is_cut.is_cuda:
+            return bool(is_cut)
+        answer = torch.empty((), dtype=torch.bool, pin_memory=True)
+        return answer.copy_(is_cut, non_blocking=True)
+
     def _synthesize(
         self, prev: _Buffered, cur: _Buffered, ts: list[float]
     ) -> dict[float, tuple[av.VideoFrame, str | None]]:
         """Frames for every t in ``ts`` by the ladder step the budget allows; keyed by t."""
         engine = self.engine
         start = time.perf_counter()
-        if prev.scene is not None and compare_scene_features(prev.scene, cur.scene) > self.scene_threshold:
+        cut = self._scene_cut(prev, cur)
+        if cut is True:
             return {t: (prev.source.video, "scene_cut") for t in ts}
         if not self._warmed_up:
-            self._warm_up(prev.tensor, cur.tensor, len(ts))
+            counts = inbetween_counts(self.clock, 1 / (cur.source.time - prev.source.time))
+            self._warm_up(prev.tensor, cur.tensor, sorted({len(ts), *counts}))
             start = time.perf_counter()
         remaining = None
         if self.budget.budget_s is not None:
             remaining = cur.source.arrival + self.budget.budget_s - time.monotonic()
         step = self.budget.choose(remaining, len(ts))
         if step == "repeat":
-            return {t: (prev.source.video, "repeat") for t in ts}
+            return {t: (prev.source.video, "scene_cut" if bool(cut) else "repeat") for t in ts}
         if step == "blend":
             blends = [engine.blend(prev.tensor, cur.tensor, t) for t in ts]
             frames = blends[0] if len(blends) == 1 else torch.cat(blends)  # 2x: no copy
         else:
             scale = engine.scale if step == "model" else max(engine.scale / 2, 0.25)
             frames = engine.synthesize(prev.tensor, cur.tensor, ts, scale=scale)
-        arrays = engine.to_numpy(frames)
+        arrays = engine.to_numpy(frames)  # waits for the device (and so for a pending scene-cut answer)
         elapsed = time.perf_counter() - start
-        self.budget.record(step, elapsed, len(ts))
+        if bool(cut):  # made for nothing, and only at a cut
+            return {t: (prev.source.video, "scene_cut") for t in ts}
+        if not engine.last_call_captured:  # a capture's time is not the step's cost
+            self.budget.record(step, elapsed, len(ts))
         self.on_stage("interpolate", elapsed)
         fallback = None if step == "model" else step
         return {t: (av.VideoFrame.from_ndarray(a, format="rgb24"), fallback) for t, a in zip(ts, arrays, strict=True)}
 
-    def warm_up(self, width: int, height: int) -> None:
-        """Do the first pair's warm-up now, on blank frames of the stream's size, so that a live
-        stream's first pair does not stall while the model steps are run and timed."""
+    def warm_up(self, width: int, height: int, input_rate: Fraction | float | None = None) -> None:
+        """Do the first pair's warm-up now, on blank frames of the stream's size, for every number of
+        in-between frames the clock makes at ``input_rate``, so that a live stream's first pairs do not
+        stall while the model steps are run, captured and timed."""
         import numpy as np
 
         blank = self.engine.to_tensor(np.zeros((height, width, 3), np.uint8))
         compare_scene_features(scene_features(blank), scene_features(blank))
         self.engine.to_numpy(self.engine.blend(blank, blank, 0.5))
         if not self._warmed_up:
-            self._warm_up(blank, blank, 1)
+            self._warm_up(blank, blank, inbetween_counts(self.clock, input_rate) or [1])
 
-    def _warm_up(self, a: torch.Tensor, b: torch.Tensor, n: int) -> None:
-        """First pair under a budget: run each model step once untimed (allocations, CUDA graphs),
-        then once timed, so that the ladder starts from measured costs."""
+    def _warm_up(self, a: torch.Tensor, b: torch.Tensor, counts: list[int]) -> None:
+        """First pair under a budget: run each model step once untimed per frame count (allocations,
+        a CUDA graph each), then once timed, so that the ladder starts from measured costs."""
         self._warmed_up = True
         if self.budget.budget_s is None or self.budget.force is not None:
             return
-        ts = [0.5] * n
         for step, scale in (("model", self.engine.scale), ("scale", max(self.engine.scale / 2, 0.25))):
-            self.engine.synthesize(a, b, ts, scale=scale)
-            start = time.perf_counter()
-            self.engine.to_numpy(self.engine.synthesize(a, b, ts, scale=scale))
-            self.budget.record(step, time.perf_counter() - start, n)
+            for n in counts:
+                ts = [0.5] * n
+                self.engine.synthesize(a, b, ts, scale=scale)
+                start = time.perf_counter()
+                self.engine.to_numpy(self.engine.synthesize(a, b, ts, scale=scale))
+                if not self.engine.last_call_captured:
+                    self.budget.record(step, time.perf_counter() - start, n)

@@ -301,7 +301,7 @@ class Runner:
             source.close()
             await asyncio.gather(*(w.abort() for w in self.workers), return_exceptions=True)
             raise
-        await loop.run_in_executor(engine_pool, frame_loop.warm_up, info.width, info.height)
+        await loop.run_in_executor(engine_pool, frame_loop.warm_up, info.width, info.height, info.rate)
         sink_tasks = [loop.create_task(w.run(), name=f"sink {redact_url(w.url)}") for w in self.workers]
         for task in sink_tasks:
             task.add_done_callback(self._sink_done)
