@@ -27,6 +27,8 @@ Calls the pipeline makes::
                                     # whose outputs carry fallback "scene_cut"); count_output
                                     # still counts each of those frames as fallback "scene_cut"
     m.drop("encode", "queue_full")  # each frame dropped; stage in DROP_STAGES, reason in DROP_REASONS
+    m.feed_subscriber_drop("feed", "0", 3)  # frames one feed subscriber missed (its own queue full);
+                                    # queue: a feed queue (feed, feed2 …), slot in FEED_SUBSCRIBER_SLOTS
 
     m.observe_stage("interpolate", 0.021)  # seconds one stage took for one frame; stage in STAGES
     m.observe_end_to_end(0.048)     # seconds from a source frame's arrival to the emission
@@ -51,6 +53,9 @@ Exposed metrics (all prefixed ``rifestream_``):
 - ``fallbacks_total{reason}`` counter: reason in ``scale``, ``blend``, ``repeat``, ``scene_cut``.
 - ``scene_cuts_total`` counter: source pairs judged a scene cut.
 - ``dropped_frames_total{stage,reason}`` counter.
+- ``feed_subscriber_dropped_frames_total{queue,subscriber}`` counter: frames a ZMQ feed subscriber
+  missed because its own queue was full (it reads slower than the output rate, or not at all);
+  ``subscriber`` is the slot it holds while connected, ``0`` … ``7``, later ones ``overflow``.
 - ``reconnects_total{side}`` counter: side in ``source``, ``sink``.
 - ``stage_latency_seconds{stage}`` histogram; ``end_to_end_latency_seconds`` histogram;
   buckets ``LATENCY_BUCKETS`` (1 ms … 250 ms, dense around 16–50 ms, one frame interval at 60–20 fps).
@@ -102,6 +107,7 @@ STAGES = ("decode", "upload", "convert", "interpolate", "download", "encode", "s
 DROP_STAGES = ("source", *STAGES)
 DROP_REASONS = ("queue_full", "late", "error", "disconnected")
 SIDES = ("source", "sink")
+FEED_SUBSCRIBER_SLOTS = (*(str(k) for k in range(8)), "overflow")  # as rifestream.io.zmq_feed numbers them
 DEFAULT_QUEUES = ("source", "interpolate", "encode", "feed")
 
 # Seconds. One output frame interval is 16.7 ms at 60 fps, 33.3 ms at 30 fps, 50 ms at 20 fps.
@@ -264,6 +270,18 @@ class PipelineMetrics:
             f"{PREFIX}_dropped_frames", "Frames dropped, by stage and reason.", ["stage", "reason"], registry=reg
         )
         self._dropped = {(s, r): dropped.labels(s, r) for s in DROP_STAGES for r in DROP_REASONS}
+        subscriber_dropped = Counter(
+            f"{PREFIX}_feed_subscriber_dropped_frames",
+            "Frames a feed subscriber missed because its own queue was full, by feed queue and subscriber slot.",
+            ["queue", "subscriber"],
+            registry=reg,
+        )
+        self._subscriber_dropped = {
+            (q, slot): subscriber_dropped.labels(q, slot)
+            for q in self.queues
+            if q.startswith("feed")
+            for slot in FEED_SUBSCRIBER_SLOTS
+        }
         reconnects = Counter(f"{PREFIX}_reconnects", "Reconnect attempts, by side.", ["side"], registry=reg)
         self._reconnects = {side: reconnects.labels(side) for side in SIDES}
 
@@ -343,6 +361,12 @@ class PipelineMetrics:
         """Count one dropped frame; ``stage`` in ``DROP_STAGES``, ``reason`` in ``DROP_REASONS``."""
         key = (_check(stage, DROP_STAGES, "drop stage"), _check(reason, DROP_REASONS, "drop reason"))
         self._dropped[key].inc()
+
+    def feed_subscriber_drop(self, queue: str, slot: str, frames: int = 1) -> None:
+        """Count frames one feed subscriber missed; ``queue`` a feed queue, ``slot`` in ``FEED_SUBSCRIBER_SLOTS``."""
+        feed_queues = [q for q in self.queues if q.startswith("feed")]
+        key = (_check(queue, feed_queues, "feed queue"), _check(slot, FEED_SUBSCRIBER_SLOTS, "subscriber slot"))
+        self._subscriber_dropped[key].inc(frames)
 
     # -- latency and queues --------------------------------------------------------------------
     def observe_stage(self, stage: str, seconds: float) -> None:

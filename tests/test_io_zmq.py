@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,8 +25,10 @@ from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.stream_errors import SourceLost
 from rifestream.io.zmq_feed import FeedFormatError, FeedSubscriber, decode_message, read_feed
+from tests.servers import free_port
 
 RNG = np.random.default_rng(7)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def frame_of(img: np.ndarray, time: Fraction, source_time: Fraction, t: float, fallback=None, seq=0) -> OutputFrame:
@@ -285,4 +292,327 @@ def test_subscribers_opened_and_closed_in_quick_succession_each_get_their_own_wa
             sub.close()
             del sub
     finally:
+        pub.close()
+
+
+# ----- one subscriber never costs another its frames (issue 19, item 1) --------------------------------------
+
+FEED_FPS = 60
+SUBSCRIBER_SCRIPT = """
+import sys, zmq
+sock = zmq.Context().socket(zmq.SUB)
+sock.setsockopt(zmq.RCVHWM, 4)
+sock.setsockopt(zmq.SUBSCRIBE, b"rifestream")
+sock.connect(sys.argv[1])
+while True:  # reads until it is stopped or killed; never closes
+    sock.recv_multipart()
+"""
+
+
+def raw_subscriber(port: int, hwm: int = 4) -> zmq.Socket:
+    """A plain pyzmq SUB socket, as a program without rifestream would open one."""
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, b"rifestream")
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    return sock
+
+
+def wait_for_subscribers(pub, n: int, width: int = 640, height: int = 360, timeout: float = 5.0) -> None:
+    """Publish probe frames (seq -1) until the publisher counts ``n`` subscribers to its topic."""
+    probe = frame_of(np.zeros((height, width, 3), np.uint8), Fraction(0), Fraction(0), 0.0, seq=-1)
+    deadline = time.monotonic() + timeout
+    while pub.subscribers != n and time.monotonic() < deadline:
+        pub.write(probe)
+        time.sleep(0.02)
+    assert pub.subscribers == n
+
+
+class Reader(threading.Thread):
+    """Reads a feed with ``FeedSubscriber`` until stopped; keeps (arrival, seq) of each frame;
+    ``pause`` seconds per frame makes it a slow reader."""
+
+    def __init__(self, port: int, pause: float = 0.0) -> None:
+        super().__init__(daemon=True)
+        self.sub = FeedSubscriber(f"zmq://127.0.0.1:{port}")
+        self.pause = pause
+        self.got: list[tuple[float, int]] = []
+        self.last_header: dict = {}
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            message = self.sub.recv(0.5)
+            if message is not None and message[0]["seq"] >= 0:
+                self.got.append((time.monotonic(), message[0]["seq"]))
+                self.last_header = message[0]
+                if self.pause:
+                    self.stopping.wait(self.pause)
+
+    def fps(self, since: float, until: float) -> float:
+        """Frames per second that arrived in [since, until)."""
+        return sum(1 for t, _ in self.got if since <= t < until) / (until - since)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.sub.wake()
+        self.join(5)
+        self.sub.close()
+
+
+def publish_at_output_rate(pub, first_seq: int, seconds: float, on_frame=None) -> tuple[float, float]:
+    """640x360 frames at 60 fps for ``seconds``; ``on_frame(k)`` before frame k. Returns (start, end)."""
+    img = RNG.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    start = time.monotonic()
+    for k in range(round(seconds * FEED_FPS)):
+        if on_frame is not None:
+            on_frame(k)
+        seq = first_seq + k
+        pub.write(frame_of(img, Fraction(seq, FEED_FPS), Fraction(seq // 2, 30), 0.5 * (seq % 2), seq=seq))
+        time.sleep(max(0.0, start + (k + 1) / FEED_FPS - time.monotonic()))
+    return start, time.monotonic()
+
+
+def test_a_dead_and_a_slow_subscriber_cost_a_reader_nothing_and_their_drops_are_their_own():
+    """The default mode (no lossy): a pyzmq SUB that never reads, one that reads 10 frames a second
+    and a reader, at 640x360, 60 fps for 5 s. Before the per-subscriber queues the reader got the
+    first frames, then nothing (one full queue made every send fail)."""
+    pub = publisher(width=640, height=360)
+    dead = raw_subscriber(pub.port)
+    wait_for_subscribers(pub, 1)
+    slow = Reader(pub.port, pause=0.1)
+    slow.start()
+    wait_for_subscribers(pub, 2)
+    reader = Reader(pub.port)
+    reader.start()
+    wait_for_subscribers(pub, 3)
+    try:
+        time.sleep(0.2)  # the probes drain
+        drops_before = pub.drops_by_subscriber
+        start, end = publish_at_output_rate(pub, 0, 5.0)
+        time.sleep(0.3)  # the last frames arrive
+    finally:
+        reader.stop()
+        slow.stop()
+        dead.close()
+    n = round(5.0 * FEED_FPS)
+    drops = {slot: count - drops_before[slot] for slot, count in pub.drops_by_subscriber.items()}
+    pub.close()
+    reader_fps = reader.fps(start, end)
+    assert reader_fps >= 0.9 * FEED_FPS, reader_fps
+    assert len(reader.got) >= n - 3 and drops["2"] <= 3  # the reader: (nearly) every frame, drops its own
+    assert drops["0"] >= n - 40  # the dead one: its queue and socket buffers, then counted drops
+    slow_seen = len(slow.got)
+    assert slow_seen <= 0.25 * n and drops["1"] >= n - slow_seen - 40  # the slow one misses what it cannot take
+    assert drops["overflow"] == 0 and all(drops[s] == 0 for s in "34567")
+    assert pub.stats.dropped == 0  # every frame reached someone
+
+
+def test_subscribers_killed_or_frozen_without_closing_cost_a_reader_nothing():
+    """Two subscriber processes: one is frozen (SIGSTOP: connected, never reads, never closes), the
+    other killed (SIGKILL) mid-stream; a reader keeps the output rate throughout, the frozen one's
+    drops are its own, and the killed one is forgotten (its slot freed)."""
+    pub = publisher(width=640, height=360)
+    endpoint = f"tcp://127.0.0.1:{pub.port}"
+    procs = [subprocess.Popen([sys.executable, "-c", SUBSCRIBER_SCRIPT, endpoint]) for _ in range(2)]
+    frozen, killed = procs
+    reader = None
+    try:
+        wait_for_subscribers(pub, 2, timeout=20)  # two Python start-ups on a busy machine
+        frozen.send_signal(signal.SIGSTOP)
+        reader = Reader(pub.port)
+        reader.start()
+        wait_for_subscribers(pub, 3)
+        time.sleep(0.2)
+        assert sorted(slot for slot, _, _ in pub.subscriber_stats()) == ["0", "1", "2"]
+        reader_slot = "2"  # slots go by order of joining, lowest free first: the reader joined last
+        drops_before = pub.drops_by_subscriber
+
+        def kill_at_two_seconds(k: int) -> None:
+            if k == 2 * FEED_FPS:
+                killed.kill()
+                killed.wait(5)
+
+        start, end = publish_at_output_rate(pub, 0, 5.0, on_frame=kill_at_two_seconds)
+        time.sleep(0.3)
+        stats = pub.subscriber_stats()
+        drops = {slot: count - drops_before[slot] for slot, count in pub.drops_by_subscriber.items()}
+    finally:
+        if reader is not None:
+            reader.stop()
+        for proc in procs:
+            proc.kill()
+            proc.wait(5)
+        pub.close()
+    n = round(5.0 * FEED_FPS)
+    after_kill = start + 2.0
+    assert reader.fps(start, after_kill) >= 0.9 * FEED_FPS
+    assert reader.fps(after_kill, end) >= 0.9 * FEED_FPS
+    assert len(reader.got) >= n - 3 and drops[reader_slot] <= 3
+    assert len(stats) == 2  # the killed process's connection is gone; the frozen one's is still open
+    frozen_slot = next(slot for slot, _, _ in stats if slot != reader_slot)
+    assert drops[frozen_slot] >= n - 40
+    killed_drops = sum(v for slot, v in drops.items() if slot not in (frozen_slot, reader_slot))
+    assert killed_drops <= 40  # the killed one read until it died; a closed connection is no drop
+
+
+@pytest.mark.slow
+def test_rifestream_run_keeps_a_reader_at_the_output_rate_beside_a_dead_subscriber(tmp_path):
+    """The issue's command, as an operator runs it: ``rifestream run`` at 640x360 30→60 fps into the feed,
+    one pyzmq SUB that never reads and one reader. The reader keeps 60 fps; the dead one's drops
+    are counted for its slot (summary and Prometheus), none for the reader's."""
+    port, metrics_port, duration = free_port(), free_port(), 10
+    dead = raw_subscriber(port)
+    reader = Reader(port)
+    reader.start()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rifestream", "run", "--source", "testsrc:?size=640x360&fps=30",
+         "--sink", f"zmq://127.0.0.1:{port}", "--force-step", "blend", "--threads", "1",
+         "--duration", str(duration), "--metrics-port", str(metrics_port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    metrics_text = ""
+    try:
+        deadline = time.monotonic() + 60
+        while not reader.got and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)  # the job starts (imports, binding)
+        time.sleep(duration - 2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+            metrics_text = response.read().decode()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        reader.stop()
+        dead.close()
+    assert proc.returncode == 0, stderr[-3000:]
+    frames_out = int(re.search(r"frames out\s+(\d+)", stdout).group(1))
+    assert len(reader.got) >= frames_out - 10, stdout  # every frame but those of the first moments
+    first, last = reader.got[0][0], reader.got[-1][0]
+    reader_fps = (len(reader.got) - 1) / (last - first)
+    per_second = [round(reader.fps(t, t + 1)) for t in np.arange(first, last - 1)]
+    assert reader_fps >= 0.9 * FEED_FPS, (reader_fps, per_second, stdout)
+    assert min(per_second) >= 0.75 * FEED_FPS, (per_second, stdout)  # no stall, even for a second
+    by_slot = {k: int(v) for k, v in re.findall(r"feed/(\w+) (\d+)", stdout.split("feed subscriber drops", 1)[1])}
+    assert len(by_slot) == 1 and next(iter(by_slot.values())) >= frames_out - 60, stdout  # the dead one only
+    dead_slot = next(iter(by_slot))
+    scraped = re.search(
+        rf'rifestream_feed_subscriber_dropped_frames_total{{queue="feed",subscriber="{dead_slot}"}} ([\d.e+]+)',
+        metrics_text,
+    )
+    assert scraped and float(scraped.group(1)) >= 0.5 * frames_out, metrics_text
+    assert not re.search(r'rifestream_feed_subscriber_dropped_frames_total{queue="feed",subscriber="(?!'
+                         + dead_slot + r'")[^"]*"} [1-9]', metrics_text)  # fmt: skip
+    drops_line = re.search(r"^\s*drops\s+(.*)$", stdout, re.MULTILINE).group(1)
+    assert "feed/queue_full" not in drops_line  # the reader got every frame: none was lost for all
+    # the header carries times and layout, never a URL (so never a credential)
+    assert not [v for v in reader.last_header.values() if isinstance(v, str) and ("://" in v or "@" in v)]
+
+
+def test_subscriber_slots_are_bounded_reused_and_overflow_is_counted():
+    """Ten subscribers that never read: eight numbered slots, the rest share "overflow"; a slot
+    freed by a subscriber that leaves goes to the next one that joins."""
+    pub = publisher(width=640, height=360, hwm=2)
+    subs = []
+    try:
+        for n in range(1, 11):
+            subs.append(raw_subscriber(pub.port, hwm=2))
+            wait_for_subscribers(pub, n)
+        slots = sorted(slot for slot, _, _ in pub.subscriber_stats())
+        assert slots == [*"01234567", "overflow", "overflow"]
+        img = RNG.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+        for k in range(60):
+            pub.write(frame_of(img, Fraction(k, 60), Fraction(0), 0.0, seq=k))
+        drops = pub.drops_by_subscriber
+        assert all(drops[slot] >= 20 for slot in "01234567") and drops["overflow"] >= 40
+        subs.pop(3).close()  # the fourth to join held slot 3
+        wait_for_subscribers(pub, 9)
+        subs.append(raw_subscriber(pub.port))
+        wait_for_subscribers(pub, 10)
+        assert sorted(slot for slot, _, _ in pub.subscriber_stats()) == slots
+        assert set(pub.take_subscriber_drops()) <= set(drops)  # bounded keys
+    finally:
+        for sub in subs:
+            sub.close()
+        pub.close()
+
+
+def test_a_connection_that_is_not_a_zmq_subscriber_is_closed_and_costs_a_reader_nothing():
+    pub = publisher()
+    sub = FeedSubscriber(f"zmq://127.0.0.1:{pub.port}")
+    connected(pub, sub)
+    stranger = socket.create_connection(("127.0.0.1", pub.port), timeout=5)
+    try:
+        stranger.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        img = np.zeros((48, 64, 3), np.uint8)
+        received, closed = b"", False
+        for k in range(100):
+            pub.write(frame_of(img, Fraction(k), Fraction(k), 0.0, seq=k))
+            assert sub.recv(2)[0]["seq"] == k  # the reader goes on
+            stranger.settimeout(0.02)
+            try:
+                data = stranger.recv(4096)
+            except TimeoutError:
+                continue
+            if not data:
+                closed = True
+                break
+            received += data
+        assert closed and received.startswith(b"\xff")  # it got our greeting, then the door
+        assert pub.subscribers == 1
+    finally:
+        stranger.close()
+        sub.close()
+        pub.close()
+
+
+def _read_exact(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+def _read_zmtp_frame(conn: socket.socket) -> tuple[int, bytes]:
+    flags = _read_exact(conn, 1)[0]
+    size = int.from_bytes(_read_exact(conn, 8 if flags & 0x02 else 1), "big")
+    return flags, _read_exact(conn, size)
+
+
+def test_a_zmtp_3_0_subscriber_on_a_raw_socket_gets_the_documented_message_bytes():
+    """A subscriber speaking ZMTP 3.0 byte by byte (subscriptions as messages, as libzmq 4.1/4.2 and
+    other ZeroMQ stacks send them): it gets PONG for PING and the three documented parts."""
+    pub = publisher()
+    conn = socket.create_connection(("127.0.0.1", pub.port), timeout=5)
+    try:
+        greeting = b"\xff" + bytes(8) + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00") + bytes(32)
+        ready_body = b"\x05READY\x0bSocket-Type" + (3).to_bytes(4, "big") + b"SUB"
+        conn.sendall(greeting + bytes((0x04, len(ready_body))) + ready_body)
+        conn.sendall(bytes((0x00, 11)) + b"\x01rifestream")  # subscribe, ZMTP 3.0 style
+        conn.sendall(bytes((0x04, 11)) + b"\x04PING\x00\x0aabcd")  # TTL 1 s, context "abcd"
+        wait_for_subscribers(pub, 1, width=64, height=48)
+        theirs = _read_exact(conn, 64)
+        assert theirs[0] == 0xFF and theirs[9] == 0x7F and theirs[10] == 3 and theirs[12:16] == b"NULL"
+        flags, body = _read_zmtp_frame(conn)
+        assert flags == 0x04 and body.startswith(b"\x05READY") and body.endswith(b"Socket-Type\x00\x00\x00\x03PUB")
+        flags, body = _read_zmtp_frame(conn)
+        assert (flags, body) == (0x04, b"\x04PONGabcd")
+        img = RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        pub.write(frame_of(img, Fraction(7, 60), Fraction(3, 30), 0.5, "blend", seq=7))
+        parts = []
+        while not parts or parts[-1][0] & 0x01:  # a probe (seq -1) may come first
+            parts.append(_read_zmtp_frame(conn))
+            if len(parts) == 3 and json.loads(parts[1][1])["seq"] == -1:
+                parts = []
+        assert [flags & 0x05 for flags, _ in parts] == [0x01, 0x01, 0x00]  # messages: more, more, last
+        header, pixels = decode_message([body for _, body in parts])
+        assert parts[0][1] == b"rifestream" and header["seq"] == 7 and header["fallback"] == "blend"
+        assert np.array_equal(pixels, img)
+    finally:
+        conn.close()
         pub.close()

@@ -14,12 +14,15 @@ Wire format, three frames per message::
   height×width×3 bytes, ``gray`` height×width, ``yuv420p`` the Y plane then U
   then V (height×3/2 rows of width bytes).
 
-The publisher binds an XPUB socket with a small send high-water mark and sends
-with NOBLOCK, so a slow or stalled subscriber never blocks the pipeline: when
-a subscriber's queue is full the frame is dropped and counted
-(``FeedPublisher.stats.dropped``; sent frames in ``stats.frames``). With ``lossy=True`` ZeroMQ drops per
-subscriber instead (one slow reader does not cost the others frames), but
-those drops cannot be counted.
+The publisher binds a TCP port that any ZeroMQ SUB socket connects to, and gives
+each subscriber its own queue of ``hwm`` frames (``zmtp_publisher``). Sending
+never blocks the pipeline and one subscriber never costs another its frames: when
+a subscriber's queue is full (slow, stalled, or gone without closing its
+connection) that subscriber misses the frame, counted for it alone
+(``FeedPublisher.drops_by_subscriber``, by subscriber slot). ``stats.dropped``
+counts frames that no subscriber got while some were subscribed; ``stats.frames``
+the others. ``lossy`` is still accepted and changes nothing (every mode drops per
+subscriber and counts).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.sink_base import Sink, SinkStats
 from rifestream.io.url_query import parse_bool, parse_number, split_query
+from rifestream.io.zmtp_publisher import PerSubscriberPublisher, encode_wire_message
 
 log = logging.getLogger(__name__)
 # Names of the subscribers' inproc wake endpoints: never reused in a process, as id() would be
@@ -55,6 +59,7 @@ REQUIRED_FIELDS = (
 )  # fmt: skip
 FEED_SINK_OPTIONS = {"topic", "hwm", "pix_fmt", "lossy"}
 FEED_SOURCE_OPTIONS = {"topic", "hwm"}
+SUBSCRIBER_SLOTS = 8  # subscribers with their own drop counter; later ones share "overflow"
 
 
 class FeedFormatError(ValueError):
@@ -153,10 +158,11 @@ def decode_message(parts: list[bytes | zmq.Frame]) -> tuple[dict[str, Any], np.n
 
 
 class FeedPublisher(Sink):
-    """The ``zmq://HOST:PORT`` sink: binds an XPUB socket and publishes each ``OutputFrame``.
+    """The ``zmq://HOST:PORT`` sink: binds the port and publishes each ``OutputFrame`` to every subscriber.
 
-    ``write`` never blocks: a full subscriber queue makes it drop the frame and
-    count it. Audio is not carried on the feed (``write_audio`` ignores it).
+    ``write`` never blocks: a subscriber whose queue is full misses the frame,
+    counted per subscriber slot (``drops_by_subscriber``; ``take_subscriber_drops``
+    gives the new ones). Audio is not carried on the feed (``write_audio`` ignores it).
     """
 
     def __init__(
@@ -176,7 +182,8 @@ class FeedPublisher(Sink):
         hwm = int(parse_number(url, "hwm", opts["hwm"], int)) if "hwm" in opts else hwm
         pix_fmt = opts.get("pix_fmt", pix_fmt)
         topic = opts["topic"].encode() if "topic" in opts else topic
-        lossy = parse_bool(url, "lossy", opts["lossy"]) if "lossy" in opts else lossy
+        if "lossy" in opts:  # accepted for old pipelines; every mode drops per subscriber now
+            parse_bool(url, "lossy", opts["lossy"])
         if pix_fmt not in PIX_FMTS:
             raise RifestreamError(f"{url}: pix_fmt must be one of {', '.join(PIX_FMTS)}, got {pix_fmt!r}")
         self.url, self.endpoint = url, endpoint
@@ -186,38 +193,41 @@ class FeedPublisher(Sink):
         self.pix_fmt, self.topic = pix_fmt, topic
         self.stats = SinkStats()
         self._reformatter = VideoReformatter()  # this sink's own (see encode_message)
-        self.subscribers = 0  # connected subscribers, as the XPUB socket's (un)subscribe notices tell
-        self._context = context or zmq.Context.instance()
-        self._socket = self._context.socket(zmq.XPUB)
-        self._socket.setsockopt(zmq.SNDHWM, max(1, hwm))
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.XPUB_NODROP, 0 if lossy else 1)
-        self._socket.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscription, so ``subscribers`` is a count
         try:
-            self._socket.bind(endpoint)
+            self._publisher = PerSubscriberPublisher(
+                context or zmq.Context.instance(), endpoint, topic=topic, hwm=hwm, slots=SUBSCRIBER_SLOTS
+            )
         except zmq.ZMQError as exc:
-            self._socket.close(0)
             raise RifestreamError(f"{url}: cannot bind {endpoint} ({exc}); is the port in use? pick another") from None
-        self.port = int(self._socket.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])  # real port for :0
+        self.port = self._publisher.port  # the real port for :0
         self._closed = False
         self._lock = threading.RLock()  # re-entrant: see close()
         self._sending = False
         self._close_pending = False
 
-    def _take_subscriptions(self) -> None:
-        """Read pending (un)subscribe notices so they do not pile up; bounded per call."""
-        for _ in range(64):
-            try:
-                note = self._socket.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if note[:1] == b"\x01":
-                self.subscribers += 1
-            elif note[:1] == b"\x00":
-                self.subscribers -= 1
+    @property
+    def subscribers(self) -> int:
+        """Connected subscribers to this feed's topic (as of the last ``write``)."""
+        return self._publisher.subscribers
+
+    @property
+    def drops_by_subscriber(self) -> dict[str, int]:
+        """Frames missed per subscriber slot (``"0"`` … ``"7"``, ``"overflow"``) since the start."""
+        with self._lock:
+            return dict(self._publisher.drops_by_slot)
+
+    def subscriber_stats(self) -> list[tuple[str, int, int]]:
+        """``(slot, frames sent, frames dropped)`` of each connected subscriber."""
+        with self._lock:
+            return self._publisher.subscriber_stats()
+
+    def take_subscriber_drops(self) -> dict[str, int]:
+        """Frames missed per subscriber slot since the previous call (for metrics)."""
+        with self._lock:
+            return self._publisher.take_drops()
 
     def write(self, frame: OutputFrame) -> bool:
-        """Publish one frame; False if it was dropped (a subscriber's queue was full).
+        """Publish one frame; False if no subscriber got it although some are subscribed.
 
         With no subscriber the frame is not even converted (nobody would receive it).
         """
@@ -226,8 +236,8 @@ class FeedPublisher(Sink):
                 return False
             self._sending = True
             try:
-                self._take_subscriptions()
-                if self.subscribers <= 0:
+                self._publisher.poll()
+                if self._publisher.subscribers <= 0:
                     self.stats.frames += 1
                     return True
                 parts = encode_message(
@@ -239,14 +249,14 @@ class FeedPublisher(Sink):
                     topic=self.topic,
                     reformatter=self._reformatter,
                 )
-                self._socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                self.stats.dropped += 1
-                return False
+                delivered, _ = self._publisher.publish(encode_wire_message(parts))
             finally:
                 self._sending = False
                 if self._close_pending:
                     self._close_socket()
+            if delivered == 0:
+                self.stats.dropped += 1
+                return False
             self.stats.frames += 1
             return True
 
@@ -267,7 +277,7 @@ class FeedPublisher(Sink):
         self._close_pending = False
         if not self._closed:
             self._closed = True
-            self._socket.close(0)
+            self._publisher.close()
 
 
 class FeedSubscriber:

@@ -59,6 +59,7 @@ class RunSummary:
     drops: dict[str, int]  # "queue/reason" → frames (queue: interpolate, encode, encode2, feed, sink …)
     reconnects: dict[str, int]
     notes: list[str] = field(default_factory=list)
+    subscriber_drops: dict[str, int] = field(default_factory=dict)  # "feed/slot" → frames one subscriber missed
 
     @property
     def total_out(self) -> int:
@@ -90,6 +91,8 @@ class RunSummary:
             )
         lines.append(f"  fallbacks   {counts(self.fallbacks)}")
         lines.append(f"  drops       {counts(self.drops)}")
+        if any(self.subscriber_drops.values()):
+            lines.append(f"  feed subscriber drops  {counts(self.subscriber_drops)}")
         lines.append(f"  reconnects  {counts(self.reconnects)}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -106,6 +109,7 @@ class RunStats:
         self.fallbacks: Counter[str] = Counter()
         self.drops: Counter[str] = Counter()
         self.reconnects: Counter[str] = Counter()
+        self.subscriber_drops: Counter[str] = Counter()  # "feed/slot" (slots are bounded: 0 … 7, overflow)
         self._latency: dict[str, LatencyHistogram] = {}  # stage → histogram (a handful of stages)
         self._first_in: float | None = None
         self._last_in: float | None = None
@@ -176,6 +180,15 @@ class RunStats:
             for _ in range(frames):
                 self.metrics.drop(stage, reason)
 
+    def feed_subscriber_drops(self, queue: str, drops: dict[str, int]) -> None:
+        """Frames feed subscribers missed because their own queue was full, by subscriber slot."""
+        with self._lock:
+            for slot, frames in drops.items():
+                self.subscriber_drops[f"{queue}/{slot}"] += frames
+        if self.metrics:
+            for slot, frames in drops.items():
+                self.metrics.feed_subscriber_drop(queue, slot, frames)
+
     def reconnect(self, side: str) -> None:
         with self._lock:
             self.reconnects[side] += 1
@@ -237,6 +250,7 @@ class RunStats:
                 drops=dict(self.drops),
                 reconnects=dict(self.reconnects),
                 notes=list(self.notes),
+                subscriber_drops=dict(self.subscriber_drops),
             )
         return result
 

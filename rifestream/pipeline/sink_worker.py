@@ -88,7 +88,7 @@ class SinkWorker:
         self.sink: Sink | None = None
         self._reconnecting: asyncio.Task | None = None
         self._closing = False
-        self.dropped_by_sink = 0  # frames the sink itself dropped (a ZMQ subscriber that does not read)
+        self.dropped_by_sink = 0  # frames the sink itself dropped (no ZMQ subscriber could take them)
 
     # ----- lifecycle -----------------------------------------------------
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -177,9 +177,17 @@ class SinkWorker:
             else:
                 self.dropped_by_sink += 1
                 self._stats.drop(self.stage, "queue_full", where=self.queue_name)
+        self._count_subscriber_drops()
         if lost is not None:
             self._drop_frames(items[len(results) :], "disconnected")
             self._lost(lost)
+
+    def _count_subscriber_drops(self) -> None:
+        """The feed's per-subscriber drops since the last batch (a subscriber whose own queue was full)."""
+        take = getattr(self.sink, "take_subscriber_drops", None)
+        drops = take() if take is not None else None
+        if drops:
+            self._stats.feed_subscriber_drops(self.queue_name, drops)
 
     def _drop_frames(self, items: list[OutputFrame | SourceAudio], reason: str) -> None:
         for item in items:
