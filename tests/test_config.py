@@ -52,7 +52,10 @@ def test_default_job_is_the_test_scene_at_30_to_60_into_a_file_for_a_fixed_time(
             'pipeline.toml: latency.budget_ms: expected a positive number, got "fast"',
         ),
         ("[latency]\nbudget = 20\n", "pipeline.toml: latency.budget: unknown key; expected one of budget_ms,"),
-        ("[engine]\nscale = 8\n", "pipeline.toml: engine.scale: expected a number from 0.25 to 4, got 8"),
+        (
+            "[engine]\nscale = 8\n",
+            "pipeline.toml: engine.scale: expected one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K), got 8",
+        ),
         ("[engine]\nprecision = 16\n", 'pipeline.toml: engine.precision: expected one of "fp32", "fp16", got 16'),
         ("[rate]\nfactor = 1.5\n", "pipeline.toml: rate.factor: expected a whole number ≥ 1, got 1.5"),
         ("[rate]\nfactor = 2\nfps = 60\n", "pipeline.toml: rate: expected either factor or fps, got both"),
@@ -92,7 +95,7 @@ def test_not_toml_and_missing_files_are_one_line_errors(tmp_path):
 def test_bad_flags_are_named_as_flags_in_the_schema():
     with pytest.raises(RifestreamError, match=r"^command line: latency.budget_ms: expected a positive number, got -5"):
         load_config(None, flags("--budget-ms", "-5"))
-    with pytest.raises(RifestreamError, match=r"^command line: engine.scale: expected a number from 0.25 to 4"):
+    with pytest.raises(RifestreamError, match=r"^command line: engine.scale: expected one of 0.25, 0.5, 1, 2, 4"):
         load_config(None, flags("--scale", "9"))
 
 
@@ -174,3 +177,193 @@ def test_the_four_use_cases_and_three_presets_are_shipped():
     pipelines = {p.stem for p in (REPO / "pipelines").glob("*.toml")}
     assert {"camera-rtsp-to-rtmp", "game-capture-to-rtmp", "file-to-zmq", "rtsp-to-zmq"} <= pipelines
     assert {p.stem for p in (REPO / "configs").glob("*.toml")} >= {"low-latency", "balanced", "quality"}
+
+
+# ----- issue 19, item 7: every URL, port and engine value is checked at start, in one line ----------
+# A small valid job (the test scene into the null sink, 1 s, no metrics) and mutations of it, each one bad
+# value; run as `rifestream run pipeline.toml` must exit 2 with one line naming the key, no traceback.
+VALID_JOB = """\
+duration = 1
+[source]
+url = "testsrc:?size=64x48&fps=10"
+[[sinks]]
+url = "null"
+[engine]
+device = "cpu"
+[latency]
+force_step = "blend"
+[metrics]
+enabled = false
+"""
+
+BAD_PIPELINES = [
+    # (TOML to merge over VALID_JOB's tables, the key the error must name)
+    ('[[sinks]]\nurl = "rtmp://127.0.0.1:99999/live/x"', "sinks[0].url"),
+    ('[[sinks]]\nurl = "rtmp://127.0.0.1:0/live/x"', "sinks[0].url"),
+    ('[[sinks]]\nurl = "rtmp://127.0.0.1:port/live/x"', "sinks[0].url"),
+    ('[[sinks]]\nurl = "rtmp://127.0.0.1/live"', "sinks[0].url"),  # no stream key
+    ('[[sinks]]\nurl = "rtmp:///live/x"', "sinks[0].url"),  # no host
+    ('[[sinks]]\nurl = "zmq://[::]:5555"', "sinks[0].url"),
+    ('[[sinks]]\nurl = "zmq://127.0.0.1"', "sinks[0].url"),
+    ('[[sinks]]\nurl = "zmq://127.0.0.1:65536"', "sinks[0].url"),
+    ('[[sinks]]\nurl = "zmq://:5555"', "sinks[0].url"),
+    ('[[sinks]]\nurl = ""', "sinks[0].url"),
+    ('[[sinks]]\nurl = "null"\n[[sinks]]\nurl = "rtmp://h:1935x/live/k"', "sinks[1].url"),
+    ('[source]\nurl = "rtsp://"', "source.url"),
+    ('[source]\nurl = "rtsp://:554/stream"', "source.url"),
+    ('[source]\nurl = "rtsp://cam:70000/stream"', "source.url"),
+    ('[source]\nurl = "rtsp://[::1/stream"', "source.url"),
+    ('[source]\nurl = "rtmp://127.0.0.1:-1/live/x"', "source.url"),
+    ('[source]\nurl = "zmq://127.0.0.1:0"', "source.url"),
+    ('[source]\nurl = "http://:8080/x.m3u8"', "source.url"),
+    ("[engine]\nscale = 3", "engine.scale"),
+    ("[engine]\nscale = 0.3", "engine.scale"),
+    ("[engine]\nscale = nan", "engine.scale"),
+    ('[engine]\ndevice = "gpu"', "engine.device"),
+    ('[engine]\ndevice = "cuda:x"', "engine.device"),
+    ('[engine]\nprecision = "fp8"', "engine.precision"),
+    ("[engine]\nthreads = -1", "engine.threads"),
+    ("[engine]\nscene_threshold = inf", "engine.scene_threshold"),
+    ("[latency]\nbudget_ms = nan", "latency.budget_ms"),
+    ("[latency]\nbudget_ms = inf", "latency.budget_ms"),
+    ("[latency]\nsource_queue = 0", "latency.source_queue"),
+    ("[metrics]\nport = 65536", "metrics.port"),
+    ("[metrics]\nport = -1", "metrics.port"),
+    ('[metrics]\nhost = "http://127.0.0.1"', "metrics.host"),
+    ('[metrics]\nhost = "not a host"', "metrics.host"),
+    ('[metrics]\nhost = "::1::2"', "metrics.host"),
+    ("[reconnect]\ninitial_delay_s = nan", "reconnect.initial_delay_s"),
+    ("[reconnect]\nmax_delay_s = 1e300", "reconnect.max_delay_s"),
+    ("[reconnect]\nstall_timeout_s = 0", "reconnect.stall_timeout_s"),
+    ("[rate]\nfps = inf", "rate.fps"),
+    ('[rate]\nfps = "1e400"', "rate.fps"),
+    ('[encoder]\nbitrate = "infM"', "encoder.bitrate"),
+    ("duration = nan", "duration"),
+    ("duration = inf", "duration"),
+]
+
+
+def _mutated(change: str) -> str:
+    """VALID_JOB with the tables in ``change`` replacing its own ([[sinks]] replaces every sink)."""
+    import tomllib
+
+    data = tomllib.loads(VALID_JOB)
+    for key, value in tomllib.loads(change).items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
+    return _to_toml(data)
+
+
+def _to_toml(data: dict) -> str:
+    """Enough TOML for these jobs (strings, numbers, tables, arrays of tables); nan/inf written as TOML spells them."""
+    import json
+    import math
+
+    def value(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return json.dumps(v) if isinstance(v, str) else repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict | list)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines += [f"[{k}]", *(f"{kk} = {value(vv)}" for kk, vv in v.items())]
+        elif isinstance(v, list):
+            for item in v:
+                lines += [f"[[{k}]]", *(f"{kk} = {value(vv)}" for kk, vv in item.items())]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_valid_job_runs(tmp_path, capsys):
+    from rifestream.cli import main
+
+    write(tmp_path, VALID_JOB)
+    assert main(["run", "pipeline.toml"]) == 0
+    assert "frames out" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("change", "key"), BAD_PIPELINES, ids=[c for c, _ in BAD_PIPELINES])
+def test_a_mutated_pipeline_stops_at_start_with_one_line_naming_the_key(tmp_path, capsys, change, key):
+    from rifestream.cli import main
+
+    write(tmp_path, _mutated(change))
+    assert main(["run", "pipeline.toml"]) == 2
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"rifestream run: error: pipeline.toml: {key}: expected "), lines[0]
+    assert ", got " in lines[0] or "got" not in lines[0]
+    assert "Traceback" not in err and out == ""
+
+
+# ----- a model that cannot be loaded is an error, never a silent switch to blending ------------------
+MODEL_JOB = VALID_JOB.replace('[latency]\nforce_step = "blend"\n', "")
+
+
+def test_a_default_model_that_fails_to_load_stops_the_job(tmp_path, capsys, monkeypatch):
+    """The default model's file is there but broken: exit 2 naming the file, not a blended stream."""
+    from rifestream.cli import main
+    from rifestream.model import registry
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    (shipped / f"{registry.DEFAULT_MODEL}.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
+    monkeypatch.setattr(registry, "SHIPPED_DIR", shipped)
+    write(tmp_path, MODEL_JOB)
+    assert main(["run", "pipeline.toml"]) == 2
+    out, err = capsys.readouterr()
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("rifestream run: error: "), err
+    assert f"{registry.DEFAULT_MODEL}.safetensors" in errors[0]
+    assert "no model available" not in err and "frames out" not in out
+
+
+def test_a_fresh_checkout_without_the_default_model_blends_and_says_so_once(tmp_path, capsys, caplog, monkeypatch):
+    """The README's promise (cli-run): no default model file at all → one warning line, blended frames."""
+    from rifestream.cli import main
+    from rifestream.model import registry
+
+    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "no-weights")
+    write(tmp_path, MODEL_JOB)
+    assert main(["run", "pipeline.toml"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len([w for w in warnings if w.startswith("no model available")]) == 1, warnings
+    assert "note: no model available: in-between frames blended" in capsys.readouterr().out
+
+
+def _stderr_lines_that_are_not_log_lines(err: str) -> list[str]:
+    import re
+
+    return [line for line in err.splitlines() if line.strip() and not re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--sink", "rtmp://127.0.0.1:99999/live/x"], "command line: sinks[0].url: expected a port from 1 to 65535"),
+        (["--scale", "3"], "command line: engine.scale: expected one of 0.25, 0.5, 1, 2, 4"),
+        (["--sink", "zmq://[::]:5599"], "command line: sinks[0].url: expected zmq://HOST:PORT with an IPv4 address"),
+        (["--device", "gpu"], 'command line: engine.device: expected one of "auto", "cpu", "cuda", "cuda:N"'),
+        (["--model", "plain.pkl"], "plain.pkl: not a safe PyTorch weights file"),
+        (["--model", "plain.pkl", "--force-step", "model"], "plain.pkl: not a safe PyTorch weights file"),
+    ],
+    ids=["rtmp-port", "scale-3", "zmq-ipv6", "device-gpu", "plain-pickle", "plain-pickle-model-step"],
+)
+def test_bad_flags_in_a_real_process_exit_2_with_one_line(tmp_path, argv, named):
+    """As an operator runs it: its own process, exit status 2, one error line, no traceback, no torch warning."""
+    import pickle
+    import subprocess
+    import sys
+
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"weights": object}, protocol=4))
+    cmd = [sys.executable, "-m", "rifestream", "run", "--no-metrics", "--duration", "1", "--sink", "null", *argv]
+    if "--sink" in argv:  # the test's own sink replaces the null one
+        cmd.remove("null")
+        cmd.remove("--sink")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = _stderr_lines_that_are_not_log_lines(proc.stderr)
+    assert lines == [lines[0]] and lines[0].startswith(f"rifestream run: error: {named}"), proc.stderr
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr

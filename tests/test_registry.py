@@ -359,3 +359,62 @@ def test_cli_list_info_and_download(server, home, tmp_path, monkeypatch, capsys)
         _cli(["models", "info", "rifestream-v2"])
     with pytest.raises(RifestreamError, match="not a known model"):
         _cli(["models", "info", "nothing-here"])
+
+
+# --------------------------------------------------------------------------- issue 19, item 13
+def test_load_model_takes_the_version_with_or_without_the_v(tmp_path, official_checkpoint):
+    """vs-rife and Practical-RIFE users write version="4.6"; both spellings load the same weights."""
+    body, state = official_checkpoint
+    path = tmp_path / "flownet.pkl"
+    path.write_bytes(body)
+    for version in ("v4.6", "4.6", " 4.6 "):
+        model = load_model(path, version=version)
+        assert model.config == OFFICIAL_ARCHS["v4.6"]
+        assert torch.equal(model.state_dict()["block0.conv0.0.0.weight"], state["block0.conv0.0.0.weight"])
+    with pytest.raises(RifestreamError, match=r"unknown version 'v4\.7'; known: v4\.6"):
+        load_model(path, version="4.7")
+
+
+def _plain_pickle(path: Path) -> Path:
+    """A pickle holding an object that is not a tensor (what torch.save of a whole model writes)."""
+    import pickle
+
+    path.write_bytes(pickle.dumps({"model": argparse.Namespace(weights=[1.0])}, protocol=4))
+    return path
+
+
+def test_a_plain_pickle_is_refused_in_one_line_without_torch_warnings(tmp_path):
+    import warnings
+
+    path = _plain_pickle(tmp_path / "model.pkl")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RifestreamError) as err:
+            load_model(path)
+    assert caught == []  # torch's "Detected pickle protocol 4" UserWarning is silenced
+    text = str(err.value)
+    assert "\n" not in text and text.startswith(f"{path}: not a safe PyTorch weights file"), text
+    assert "In PyTorch 2.6" not in text  # not torch's paragraph about its defaults
+
+
+@pytest.mark.parametrize("kind", ["plain-pickle", "truncated", "not-a-checkpoint", "empty"])
+def test_train_resume_refuses_a_file_that_is_not_a_safe_checkpoint_in_one_line(tmp_path, capsys, kind):
+    from rifestream.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    last = out / "last.pt"
+    if kind == "plain-pickle":
+        _plain_pickle(last)
+    elif kind == "truncated":
+        torch.save({"config": {}, "model": {"w": torch.zeros(64)}, "optimizer": {}, "step": 3}, last)
+        last.write_bytes(last.read_bytes()[:200])
+    elif kind == "not-a-checkpoint":
+        torch.save({"weights": torch.zeros(4)}, last)
+    else:
+        last.write_bytes(b"")
+    assert main(["train", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"rifestream train: error: {last}: not a "), err
+    assert "drop --resume" in lines[0] and "Traceback" not in err

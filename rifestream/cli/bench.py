@@ -52,8 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rifestream.config import check_value
     from rifestream.engine.bench import BenchResult, benchmark
 
+    check_value("engine.device", args.device, "--device")
+    check_value("engine.scale", args.scale, "--scale")
     if args.factor < 2:
         raise RifestreamError("--factor must be at least 2 to interpolate anything")
     if args.iters < 1 or args.warmup < 0:

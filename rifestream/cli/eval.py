@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rifestream import eval as protocol
+    from rifestream.config import check_value
 
+    check_value("engine.device", args.device, "--device")
+    check_value("engine.scale", args.scale, "--scale")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.frames < 5:

@@ -67,9 +67,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rifestream.config import check_value
     from rifestream.io.url_redact import redact_text
     from rifestream.pipeline.offline import interpolate_file
 
+    check_value("source.url", args.input, "INPUT")
+    check_value("sinks.url", args.output, "OUTPUT")
+    check_value("engine.device", args.device, "--device")
+    check_value("engine.scale", args.scale, "--scale")
     if args.factor is not None and args.factor < 1:
         raise RifestreamError(f"--factor must be a whole number ≥ 1, got {args.factor}")
     if args.crf < 0 or args.crf > 63:

@@ -31,9 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rifestream.config import check_value
     from rifestream.io.sources import open_source
     from rifestream.io.url_redact import redact_url
 
+    check_value("source.url", args.url, "URL")
     with open_source(args.url, open_timeout=args.timeout) as source:
         info = source.info
         rate = f"{float(info.rate):.3f} fps ({info.rate})" if info.rate else "not declared"

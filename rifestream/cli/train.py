@@ -145,7 +145,11 @@ def run(args: argparse.Namespace) -> int:
         init = resolve_model(args.init, option="--init")[0]
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.device is not None:
+        from rifestream.config import check_value
+
+        check_value("engine.device", args.device, "--device")
+    device = args.device if args.device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
     state = train(
         cfg,
         args.out,

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from rifestream.errors import RifestreamError
 from rifestream.io.stream_errors import SinkLost
+from rifestream.io.url_redact import redact_url
 
 RTMP_PORT = 1935
 RTMP_VERSION = 3
@@ -33,9 +34,12 @@ def check_rtmp_server(url: str, timeout: float = ANSWER_TIMEOUT_S) -> None:
     A host name that does not resolve is left for FFmpeg to report.
     """
     parts = urlsplit(url)
-    host, port = parts.hostname, parts.port or RTMP_PORT
+    try:
+        host, port = parts.hostname, parts.port or RTMP_PORT
+    except ValueError:  # urllib: "Port out of range 0-65535", "Port could not be cast to integer value"
+        raise RifestreamError(f"{redact_url(url)}: the port must be a number from 1 to 65535") from None
     if not host:
-        raise RifestreamError(f"{url}: no host in the URL; use rtmp://HOST[:PORT]/APP/STREAM_KEY")
+        raise RifestreamError(f"{redact_url(url)}: no host in the URL; use rtmp://HOST[:PORT]/APP/ and the stream key")
     deadline = time.monotonic() + timeout
     hello = bytes([RTMP_VERSION]) + bytes(8) + os.urandom(HANDSHAKE_BYTES - 8)  # C0, then C1: time, zero, random
     try:
@@ -53,7 +57,7 @@ def check_rtmp_server(url: str, timeout: float = ANSWER_TIMEOUT_S) -> None:
         raise SinkLost(url, f"cannot connect to {host}:{port} ({reason}); is the server running?") from None
     if answer and answer[0] != RTMP_VERSION:
         raise RifestreamError(
-            f"{url}: {host}:{port} answered, but not as an RTMP server (first byte {answer[0]}); "
+            f"{redact_url(url)}: {host}:{port} answered, but not as an RTMP server (first byte {answer[0]}); "
             "check the host and port"
         )
     if len(answer) < 1 + HANDSHAKE_BYTES:

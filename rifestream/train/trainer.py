@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from rifestream.errors import RifestreamError
-from rifestream.model.checkpoint import load_model, save_model
+from rifestream.model.checkpoint import load_model, safe_torch_load, save_model
 from rifestream.model.ifnet import IFBlock, IFNet, IFNetConfig
 from rifestream.train.batch import BatchMaker
 from rifestream.train.config import TrainConfig, no_such_block
@@ -236,15 +236,43 @@ def checkpoint_to_resume(out_dir: str | Path) -> Path:
     return path
 
 
+RESUME_KEYS = ("config", "model", "optimizer", "step")
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A training checkpoint (``save_checkpoint``'s dict), loaded safely (tensors only, never code);
+    anything else is refused in one line naming the file."""
+    refusal = f"{path}: not a rifestream training checkpoint"
+    advice = "drop --resume to start afresh, or give --out the folder of the run to continue"
+    try:
+        ckpt = safe_torch_load(path, "training checkpoint")
+    except RifestreamError as exc:
+        raise RifestreamError(f"{exc}; {advice}") from exc
+    except Exception as exc:  # a truncated or corrupt file: torch raises several types
+        first_line = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise RifestreamError(f"{refusal} ({type(exc).__name__}: {first_line}); {advice}") from exc
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in RESUME_KEYS):
+        raise RifestreamError(f"{refusal} (it lacks {', '.join(RESUME_KEYS)}); {advice}")
+    return ckpt
+
+
 def resumed_config(out_dir: str | Path) -> TrainConfig:
     """The settings ``out_dir``/last.pt was written with (schedule, data, blocks): what a resumed run continues."""
-    ckpt = torch.load(checkpoint_to_resume(out_dir), map_location="cpu", weights_only=True)
-    return TrainConfig.from_dict(ckpt["config"])
+    path = checkpoint_to_resume(out_dir)
+    ckpt = read_checkpoint(path)
+    try:
+        return TrainConfig.from_dict(ckpt["config"])
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise RifestreamError(f"{path}: its saved training settings cannot be read ({exc}); drop --resume") from exc
 
 
 def load_checkpoint(state: TrainState, path: Path) -> None:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    state.model.load_state_dict(ckpt["model"])
+    ckpt = read_checkpoint(path)
+    try:
+        state.model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise RifestreamError(f"{path}: its weights do not fit the model its settings describe ({first_line})") from exc
     try:
         state.optimizer.load_state_dict(ckpt["optimizer"])
     except ValueError as exc:
