@@ -110,6 +110,8 @@ class FrameEngine:
 
     # True when the last synthesize() call captured a CUDA graph (its time is no cost to learn from)
     last_call_captured: bool = False
+    # The CuPy kernels opted in (Interpolator's cupy_kernels): warps, and 4:2:0 frames converted on the device
+    cupy_kernels: bool = False
 
     def __init__(self, device: str | torch.device = "auto", precision: Precision = "fp32", scale: float = 1.0) -> None:
         self.device = resolve_device(device)
@@ -137,6 +139,15 @@ class FrameEngine:
         if frame.dim() != 4 or frame.shape[1] != 3:
             raise RifestreamError(f"expected a (3, H, W) or (1, 3, H, W) tensor, got {tuple(frame.shape)}")
         return frame.to(self.device, self.dtype)
+
+    def frame_to_tensor(self, video) -> torch.Tensor:
+        """A decoded ``av.VideoFrame`` as this engine's (1, 3, H, W) tensor: converted to RGB by PyAV,
+        or, with the CuPy kernels opted in on CUDA, uploaded as yuv420p/NV12 planes and converted there."""
+        from rifestream.engine.frame_upload import planes_to_tensor, uploads_planes
+
+        if uploads_planes(self.device, self.cupy_kernels, video.format.name):
+            return planes_to_tensor(video, self.device, self.dtype)
+        return self.to_tensor(video.to_ndarray(format="rgb24"))
 
     @staticmethod
     def to_numpy(frames: torch.Tensor) -> np.ndarray:
@@ -196,6 +207,7 @@ class Interpolator(FrameEngine):
             model = load_model(path, version=version)
         self.model = model.to(self.device, self.dtype).eval()
         self.model.warp_backend = backend
+        self.cupy_kernels = backend == "cupy"
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # NHWC convolutions (tensor cores)
             torch.backends.cudnn.benchmark = True  # fixed shapes per stream: autotune once per shape

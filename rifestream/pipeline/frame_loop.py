@@ -83,7 +83,7 @@ class FrameLoop:
     # ----- ring buffer --------------------------------------------------
     def _upload(self, src: SourceFrame) -> _Buffered:
         start = time.perf_counter()
-        tensor = self.engine.to_tensor(src.video.to_ndarray(format="rgb24"))
+        tensor = self.engine.frame_to_tensor(src.video)
         features = scene_features(tensor) if self.scene_threshold is not None else None
         self.on_stage("upload", time.perf_counter() - start)
         return _Buffered(src, tensor, features)
