@@ -4,9 +4,11 @@ Each helper starts its process in the foreground, waits until it is ready
 (bounded: nginx and the RTSP server by connecting to their port, Xvfb by the
 display number it reports on ``-displayfd`` once it accepts clients), and
 always stops it. Their working folders (and so
-their command lines) contain ``rifestream-test-server``, which ``.ci/run``
-uses to clean up after a crashed run. The pytest fixtures in ``conftest.py``
-wrap them.
+their command lines) contain ``rifestream-test-server``. Each process started
+here is also noted, by PID and start time, in the file that
+``$RIFESTREAM_TEST_PID_FILE`` names (``.ci/run`` sets it): after a crashed run,
+``.ci/stop_test_servers`` stops those processes and no others. The pytest
+fixtures in ``conftest.py`` wrap them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 MARK = "rifestream-test-server"
+PID_FILE_ENV = "RIFESTREAM_TEST_PID_FILE"
 NGINX_RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_SERVER_SCRIPT = Path(__file__).parent / "servers" / "rtsp_server.py"
@@ -28,6 +31,25 @@ RTSP_SERVER_SCRIPT = Path(__file__).parent / "servers" / "rtsp_server.py"
 
 class ServerUnavailable(RuntimeError):
     """The server's program is not installed here (a test may skip, naming what to install)."""
+
+
+def process_start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), "-" if unknown:
+    with the PID it names one process, even after the PID is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "-"
+
+
+def record_pid(proc: subprocess.Popen) -> subprocess.Popen:
+    """Note ``proc`` ("PID START_TIME") in ``$RIFESTREAM_TEST_PID_FILE`` when that is set; returns ``proc``."""
+    path = os.environ.get(PID_FILE_ENV)
+    if path:
+        with open(path, "a") as pids:
+            pids.write(f"{proc.pid} {process_start_time(proc.pid)}\n")
+    return proc
 
 
 def free_port() -> int:
@@ -119,10 +141,12 @@ class NginxRtmp:
 
     def start(self, timeout: float = 10.0) -> NginxRtmp:
         conf = self._write_config()
-        self.proc = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", f"{self.dir}/", "-e", str(self.log)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
+        self.proc = record_pid(
+            subprocess.Popen(
+                ["nginx", "-c", str(conf), "-p", f"{self.dir}/", "-e", str(self.log)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
         )
         wait_for_port(self.proc, self.port, timeout, "nginx-rtmp", self.log)
         return self
@@ -173,6 +197,7 @@ class RtspServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.dir,
             )  # fmt: skip
+        record_pid(self.proc)
         wait_for_port(self.proc, self.port, timeout, "GStreamer RTSP server", self.log)
         return self
 
@@ -224,6 +249,7 @@ class XvfbDisplay:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
+            record_pid(self.proc)
             os.close(write_fd)
             write_fd = -1
             number = _read_line(read_fd, timeout)  # Xvfb writes "N\n" (in two writes) once it accepts clients
@@ -236,10 +262,12 @@ class XvfbDisplay:
             stop_process(self.proc)
             raise RuntimeError(f"Xvfb did not report a display within {timeout:g} s")
         self.display = f":{number}"
-        self.mover = subprocess.Popen(
-            ["ico", "-display", self.display, "-r", "-faces", "-noedges", "-sleep", "0.02"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.mover = record_pid(
+            subprocess.Popen(
+                ["ico", "-display", self.display, "-r", "-faces", "-noedges", "-sleep", "0.02"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
         return self
 
