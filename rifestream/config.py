@@ -54,6 +54,7 @@ Schema (every key optional; see README section ``cli-run``)::
     scale = 1.0                    # 0.25 … 4 (0.5 for 4K)
     scene_threshold = 0.15         # 0 … 1; false disables scene-cut detection
     threads = 0                    # torch CPU threads; 0: torch's default (1 when no model is loaded)
+    cupy_kernels = false           # CUDA: CuPy warp + colour kernels (opt-in: not yet verified on a GPU)
 
     [latency]
     budget_ms = 25.0               # time allowed from a frame's arrival to its pair being made
@@ -334,6 +335,7 @@ SCHEMA: dict[str, Any] = {
         "scale": _scale,
         "scene_threshold": _threshold,
         "threads": _int_range(0, 256),
+        "cupy_kernels": _boolean,
     },
     "latency": {
         "budget_ms": _positive,
@@ -523,6 +525,7 @@ class PipelineConfig:
     scale: float
     scene_threshold: float | None
     threads: int  # torch CPU threads; 0 = torch's default
+    cupy_kernels: bool | None  # CuPy kernels on CUDA; None = the engine's default (off)
     budget_ms: float | None
     force_step: str | None
     source_queue: int
@@ -593,6 +596,7 @@ def _resolve(data: Mapping[str, Any], origin: str) -> PipelineConfig:
         scale=engine.get("scale", 1.0),
         scene_threshold=engine.get("scene_threshold", 0.15),
         threads=engine.get("threads", 0),
+        cupy_kernels=engine.get("cupy_kernels"),
         budget_ms=latency.get("budget_ms"),
         force_step=latency.get("force_step"),
         source_queue=latency.get("source_queue", 2),

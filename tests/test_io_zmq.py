@@ -25,6 +25,7 @@ from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.stream_errors import SourceLost
 from rifestream.io.zmq_feed import FeedFormatError, FeedSubscriber, decode_message, read_feed
+from rifestream.io.zmtp_publisher import PerSubscriberPublisher
 from tests.servers import free_port
 
 RNG = np.random.default_rng(7)
@@ -615,4 +616,29 @@ def test_a_zmtp_3_0_subscriber_on_a_raw_socket_gets_the_documented_message_bytes
         assert np.array_equal(pixels, img)
     finally:
         conn.close()
+        pub.close()
+
+
+def test_a_connection_that_never_completes_its_handshake_is_closed_after_the_timeout():
+    """An idle TCP connection (a port scanner, a client that hung at once) holds no slot and is
+    closed once its handshake is overdue, as libzmq's own ZMQ_HANDSHAKE_IVL would."""
+    pub = PerSubscriberPublisher(
+        zmq.Context.instance(), "tcp://127.0.0.1:0", topic=b"rifestream", hwm=4, handshake_timeout=0.5
+    )
+    idle = socket.create_connection(("127.0.0.1", pub.port), timeout=0.05)
+    try:
+        start, received, closed = time.monotonic(), b"", False
+        while not closed and time.monotonic() - start < 5:
+            pub.poll()
+            try:
+                data = idle.recv(4096)
+            except TimeoutError:
+                continue
+            received += data
+            closed = not data
+        assert closed and received.startswith(b"\xff")
+        assert 0.5 <= time.monotonic() - start < 2.0
+        assert pub.subscribers == 0 and pub.subscriber_stats() == []
+    finally:
+        idle.close()
         pub.close()

@@ -61,6 +61,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     engine.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     engine.add_argument("--fp16", action="store_true", default=None, help="half precision (CUDA)")
     engine.add_argument(
+        "--cupy-kernels",
+        action="store_true",
+        default=None,
+        help="CUDA: CuPy warp and colour kernels instead of torch ops (opt-in: not yet verified on a GPU)",
+    )
+    engine.add_argument(
         "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's own; 1 for a blend-only job)"
     )
     engine.add_argument("--preset", help="low-latency, balanced, quality, or a preset .toml file")
@@ -101,6 +107,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     put("engine.device", args.device)
     put("engine.precision", "fp16" if args.fp16 else None)
     put("engine.threads", args.threads)
+    put("engine.cupy_kernels", args.cupy_kernels)
     put("preset", args.preset)
     put("latency.budget_ms", args.budget_ms)
     put("latency.force_step", args.force_step)

@@ -89,6 +89,12 @@ def warp_backend_for(device: torch.device, cupy_kernels: bool) -> Backend:
     return "cupy"
 
 
+def _cupy_can_run() -> bool:
+    from rifestream.model import warp_cupy
+
+    return warp_cupy.available()
+
+
 @dataclass
 class _Graph:
     """One captured CUDA graph with its static input and output buffers."""
@@ -182,7 +188,7 @@ class Interpolator(FrameEngine):
     in the README), at 2× or 4× the cost.
 
     ``cupy_kernels`` runs the warps with the CuPy kernels on CUDA (opt-in: never yet run on a
-    GPU); ``max_graphs`` caps the CUDA graphs kept.
+    GPU; None: ``CUPY_KERNELS_BY_DEFAULT``, False); ``max_graphs`` caps the CUDA graphs kept.
     """
 
     def __init__(
@@ -194,11 +200,13 @@ class Interpolator(FrameEngine):
         scale: float = 1.0,
         ensemble: int = 1,
         cuda_graphs: bool = True,
-        cupy_kernels: bool = CUPY_KERNELS_BY_DEFAULT,
+        cupy_kernels: bool | None = None,
         max_graphs: int = MAX_GRAPHS,
     ) -> None:
         super().__init__(device, precision, scale)
         self.ensemble = check_ensemble(ensemble)
+        if cupy_kernels is None:  # the default (rifestream.model.warp.CUPY_KERNELS_BY_DEFAULT), where it can apply
+            cupy_kernels = CUPY_KERNELS_BY_DEFAULT and self.device.type == "cuda" and _cupy_can_run()
         backend = warp_backend_for(self.device, cupy_kernels)
         if not isinstance(model, IFNet):
             from rifestream.model.registry import resolve_model

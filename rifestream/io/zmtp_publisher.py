@@ -12,14 +12,17 @@ pyzmq, JeroMQ, NetMQ) connects to it as to a PUB socket.
 
 Connection events, handshakes and subscriptions are handled by ``poll``; the
 owner calls it (``publish`` does) from the one thread that uses the publisher.
-A subscriber occupies one of ``slots`` numbered slots while it is connected
-(``"0"``, ``"1"``, …; later ones share ``"overflow"``), so drop counters keyed by
-slot stay bounded however many subscribers come and go.
+A subscriber occupies one of ``slots`` numbered slots from its handshake until it
+disconnects (``"0"``, ``"1"``, …; later ones share ``"overflow"``), so drop counters
+keyed by slot stay bounded however many subscribers come and go. A connection that
+has not completed its handshake within ``handshake_timeout`` seconds is closed (as
+libzmq's own ``ZMQ_HANDSHAKE_IVL`` does), so idle strangers hold nothing for long.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +35,7 @@ GREETING_SIZE = 64
 MAX_INBOUND_BYTES = 64 * 1024  # unparsed bytes a subscriber may have pending (greeting, commands, subscriptions)
 MAX_POLL_EVENTS = 256  # inbound messages handled per ``poll`` call
 SUBSCRIBER_SOCKET_TYPES = (b"SUB", b"XSUB")
+HANDSHAKE_TIMEOUT = 30.0  # seconds, libzmq's default ZMQ_HANDSHAKE_IVL
 
 _MORE, _LONG, _COMMAND = 0x01, 0x02, 0x04
 # signature (0xFF, 8 padding bytes, 0x7F), version 3.1, mechanism NULL, as-server 0, filler
@@ -91,7 +95,8 @@ class Subscriber:
     """One connection: its handshake state, its subscriptions to our topic, its counters."""
 
     routing_id: bytes
-    slot: str
+    since: float  # time.monotonic() of its connect
+    slot: str = ""  # its drop counter's slot, from its READY on
     inbox: bytearray = field(default_factory=bytearray)
     greeted: bool = False  # its greeting has arrived
     ready: bool = False  # its READY has arrived (a SUB or XSUB)
@@ -112,8 +117,18 @@ class PerSubscriberPublisher:
     socket buffers) is full loses that message, counted for it alone.
     """
 
-    def __init__(self, context: zmq.Context, endpoint: str, *, topic: bytes, hwm: int, slots: int = 8) -> None:
+    def __init__(
+        self,
+        context: zmq.Context,
+        endpoint: str,
+        *,
+        topic: bytes,
+        hwm: int,
+        slots: int = 8,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:
         self.topic = topic
+        self.handshake_timeout = handshake_timeout
         self.slot_names = tuple(str(k) for k in range(slots))
         self._socket = context.socket(zmq.STREAM)
         self._socket.setsockopt(zmq.SNDHWM, max(1, hwm))
@@ -135,8 +150,8 @@ class PerSubscriberPublisher:
         return sum(1 for peer in self._peers.values() if peer.wants)
 
     def subscriber_stats(self) -> list[tuple[str, int, int]]:
-        """``(slot, sent, dropped)`` of each connected subscriber (handshake done or not)."""
-        return [(peer.slot, peer.sent, peer.dropped) for peer in self._peers.values()]
+        """``(slot, sent, dropped)`` of each connected subscriber (its handshake done)."""
+        return [(peer.slot, peer.sent, peer.dropped) for peer in self._peers.values() if peer.ready]
 
     def take_drops(self) -> dict[str, int]:
         """Drops per slot since the previous call (only slots with some)."""
@@ -147,12 +162,13 @@ class PerSubscriberPublisher:
 
     # ----- connections ------------------------------------------------------------------------
     def poll(self) -> None:
-        """Handle pending connects, disconnects, handshakes and subscriptions (bounded per call)."""
+        """Handle pending connects, disconnects, handshakes and subscriptions (bounded per call);
+        close connections whose handshake is overdue."""
         for _ in range(MAX_POLL_EVENTS):
             try:
                 routing_id, data = self._socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             peer = self._peers.get(routing_id)
             if not data:  # a connect notice for a new id, a disconnect for a known one
                 if peer is None:
@@ -167,13 +183,19 @@ class PerSubscriberPublisher:
             except ProtocolError as exc:
                 log.info("feed: dropping a connection that is not a ZMTP 3 subscriber (%s)", exc)
                 self._disconnect(peer)
+        overdue = time.monotonic() - self.handshake_timeout
+        for peer in [p for p in self._peers.values() if not p.ready and p.since < overdue]:
+            log.info("feed: dropping a connection that did not complete its handshake in %g s", self.handshake_timeout)
+            self._disconnect(peer)
 
     def _connected(self, routing_id: bytes) -> None:
-        used = {peer.slot for peer in self._peers.values()}
-        slot = next((name for name in self.slot_names if name not in used), OVERFLOW_SLOT)
-        peer = self._peers[routing_id] = Subscriber(routing_id, slot)
+        peer = self._peers[routing_id] = Subscriber(routing_id, time.monotonic())
         if not self._send_raw(peer, _GREETING + _ready_command(b"PUB")):
             self._disconnect(peer)
+
+    def _take_slot(self, peer: Subscriber) -> None:
+        used = {other.slot for other in self._peers.values()}
+        peer.slot = next((name for name in self.slot_names if name not in used), OVERFLOW_SLOT)
 
     def _forget(self, peer: Subscriber) -> None:
         self._peers.pop(peer.routing_id, None)
@@ -263,6 +285,7 @@ class PerSubscriberPublisher:
             if socket_type not in SUBSCRIBER_SOCKET_TYPES:
                 raise ProtocolError(f"a {socket_type.decode(errors='replace') or 'nameless'} socket, not SUB")
             peer.ready = True
+            self._take_slot(peer)
         elif name == b"SUBSCRIBE":  # ZMTP 3.1
             self._subscription(peer, True, data)
         elif name == b"CANCEL":

@@ -43,7 +43,13 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
         )
         stats.note("no model available: in-between frames blended")
         return engine, "none (blend fallback)", "blend"
-    engine = Interpolator(config.model, device=config.device, precision=config.precision, scale=config.scale)
+    engine = Interpolator(
+        config.model,
+        device=config.device,
+        precision=config.precision,
+        scale=config.scale,
+        cupy_kernels=config.cupy_kernels,
+    )
     return engine, config.model or DEFAULT_MODEL, config.force_step
 
 
