@@ -353,3 +353,24 @@ def test_the_opted_in_upload_converts_4_2_0_planes_as_pyav_does(pix_fmt, size):
     # nearest chroma upsampling; swscale's own is nearest for even yuv420p (3 levels: its 8-bit tables)
     # and filtered for NV12 and odd sizes (measured: at most 7.6 levels, 1.9 on average)
     assert diff.max().item() <= (3 if pix_fmt == "yuv420p" and h % 2 == 0 else 8) and diff.mean().item() < 2
+
+
+def test_the_cupy_opt_in_is_an_engine_setting_of_the_pipeline_and_the_run_command(tmp_path):
+    import subprocess
+    import sys
+
+    from rifestream.config import load_config
+
+    assert load_config().cupy_kernels is None  # the engine's default: off
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text("[engine]\ncupy_kernels = true\n")
+    assert load_config(pipeline).cupy_kernels is True
+    with pytest.raises(RifestreamError, match="cupy_kernels"):
+        load_config(None, {"engine": {"cupy_kernels": "yes"}})
+    # asked for on a CPU: one line, exit 2, before anything runs
+    cmd = [sys.executable, "-m", "rifestream", "run", "--cupy-kernels", "--device", "cpu", "--model", "rifestream-v7",
+           "--sink", "null", "--duration", "1", "--no-metrics"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "cupy_kernels" in line]
+    assert len(lines) == 1 and "needs a CUDA device" in lines[0] and "Traceback" not in done.stderr
