@@ -267,8 +267,8 @@ def _check_url(url: str, role: str) -> str:
         if ":" in host:
             raise _Bad("zmq://HOST:PORT with an IPv4 address or a host name (0.0.0.0: every interface); no IPv6")
         return url
-    # (the examples show no stream key: the redaction of error lines would mask it)
-    example = f"{scheme}://HOST[:PORT]/…"
+    # (the examples show no path: the redaction of error lines would mask an RTMP one as a stream key)
+    example = f"{scheme}://HOST[:PORT]"
     if scheme in HOST_SCHEMES and not host:
         raise _Bad(f"a URL with a host, like {example}")
     if port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535):

@@ -41,11 +41,11 @@ def _redact_query(query: str) -> str:
 
 
 def _redact_path(scheme: str, path: str) -> str:
-    """``/APP/KEY`` → ``/APP/***`` for RTMP; other paths are kept."""
+    """``/APP/KEY`` → ``/APP/***`` for RTMP (and ``/X`` → ``/***``); other schemes' paths are kept."""
     if scheme.lower() not in STREAM_KEY_SCHEMES:
         return path
-    elements = path.split("/")  # "", APP, …, KEY
-    if len(elements) >= 3 and elements[-1]:
+    elements = path.split("/")  # "", APP, …, KEY; with one element it may be the key as well as the app
+    if len(elements) >= 2 and elements[-1]:
         elements[-1] = MASK
     return "/".join(elements)
 
