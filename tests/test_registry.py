@@ -418,3 +418,11 @@ def test_train_resume_refuses_a_file_that_is_not_a_safe_checkpoint_in_one_line(t
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"rifestream train: error: {last}: not a "), err
     assert "drop --resume" in lines[0] and "Traceback" not in err
+
+
+def test_models_info_shows_a_mirror_url_without_its_credentials(home, monkeypatch, capsys):
+    monkeypatch.setenv(registry.BASE_URL_ENV, "https://mirror-user:MIRRORSECRET@mirror.example/rife?token=TOKENSECRET")
+    assert _cli(["models", "info", "v4.6"]) == 0
+    out = capsys.readouterr().out
+    assert "https://***@mirror.example/rife?token=***" in out
+    assert "MIRRORSECRET" not in out and "TOKENSECRET" not in out and "mirror-user" not in out

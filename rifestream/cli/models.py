@@ -81,6 +81,8 @@ def _list(registry) -> int:
 
 
 def _info(registry, name: str) -> int:
+    from rifestream.io.url_redact import redact_url
+
     entry = registry.find_official(name)
     shipped = registry.shipped_models()
     if entry is not None:
@@ -90,7 +92,7 @@ def _info(registry, name: str) -> int:
             ("kind", "official RIFE checkpoint"),
             ("architecture", registry.describe_config(registry.arch_config(entry))),
             ("about", entry.note),
-            ("url", entry.url),
+            ("url", redact_url(entry.url)),  # a mirror's URL (RIFESTREAM_MODEL_BASE_URL) may hold a token
             ("size", f"{entry.size} bytes" if entry.size is not None else "unknown (not published)"),
             ("sha256", entry.sha256 or "unknown (not published; download needs --sha256)"),
         ]
