@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,13 +20,15 @@ import av
 import numpy as np
 import pytest
 import zmq
+from prometheus_client import CollectorRegistry, generate_latest
 
 from rifestream.io.frames import OutputFrame
 from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.stream_errors import SourceLost
-from rifestream.io.zmq_feed import FeedFormatError, FeedSubscriber, decode_message, read_feed
+from rifestream.io.zmq_feed import SUBSCRIBER_SLOTS, FeedFormatError, FeedSubscriber, decode_message, read_feed
 from rifestream.io.zmtp_publisher import PerSubscriberPublisher
+from rifestream.metrics import FEED_SUBSCRIBER_SLOTS, PipelineMetrics
 from tests.servers import free_port
 
 RNG = np.random.default_rng(7)
@@ -642,3 +645,20 @@ def test_a_connection_that_never_completes_its_handshake_is_closed_after_the_tim
     finally:
         idle.close()
         pub.close()
+
+
+def test_subscriber_drop_metric_has_bounded_labels_and_passes_promtool():
+    metrics = PipelineMetrics(CollectorRegistry(), queues=("interpolate", "feed", "feed2"))
+    metrics.feed_subscriber_drop("feed", "0", 3)
+    metrics.feed_subscriber_drop("feed2", "overflow")
+    text = generate_latest(metrics.registry).decode()
+    assert 'rifestream_feed_subscriber_dropped_frames_total{queue="feed",subscriber="0"} 3.0' in text
+    assert 'rifestream_feed_subscriber_dropped_frames_total{queue="feed2",subscriber="overflow"} 1.0' in text
+    assert text.count("rifestream_feed_subscriber_dropped_frames_total{") == 2 * len(FEED_SUBSCRIBER_SLOTS)
+    for queue, slot in (("feed", "8"), ("feed", "alice"), ("interpolate", "0"), ("feed3", "0")):
+        with pytest.raises(ValueError):
+            metrics.feed_subscriber_drop(queue, slot)
+    assert FEED_SUBSCRIBER_SLOTS == (*(str(k) for k in range(SUBSCRIBER_SLOTS)), "overflow")
+    if shutil.which("promtool"):
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0 and "feed_subscriber" not in check.stdout + check.stderr, check.stderr

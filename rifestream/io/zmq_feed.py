@@ -208,7 +208,8 @@ class FeedPublisher(Sink):
     @property
     def subscribers(self) -> int:
         """Connected subscribers to this feed's topic (as of the last ``write``)."""
-        return self._publisher.subscribers
+        with self._lock:
+            return self._publisher.subscribers
 
     @property
     def drops_by_subscriber(self) -> dict[str, int]:
