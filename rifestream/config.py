@@ -266,6 +266,11 @@ def _check_url(url: str, role: str) -> str:
             raise _Bad(f"zmq://HOST:PORT with a port from {lowest} to 65535, e.g. zmq://127.0.0.1:5555")
         if ":" in host:
             raise _Bad("zmq://HOST:PORT with an IPv4 address or a host name (0.0.0.0: every interface); no IPv6")
+        if re.fullmatch(r"[\d.]+", host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise _Bad("zmq://HOST:PORT with a valid IPv4 address, like zmq://127.0.0.1:5555") from None
         return url
     # (the examples show no path: the redaction of error lines would mask an RTMP one as a stream key)
     example = f"{scheme}://HOST[:PORT]"

@@ -207,6 +207,7 @@ BAD_PIPELINES = [
     ('[[sinks]]\nurl = "zmq://127.0.0.1"', "sinks[0].url"),
     ('[[sinks]]\nurl = "zmq://127.0.0.1:65536"', "sinks[0].url"),
     ('[[sinks]]\nurl = "zmq://:5555"', "sinks[0].url"),
+    ('[[sinks]]\nurl = "zmq://256.1.1.1:5555"', "sinks[0].url"),
     ('[[sinks]]\nurl = ""', "sinks[0].url"),
     ('[[sinks]]\nurl = "null"\n[[sinks]]\nurl = "rtmp://h:1935x/live/k"', "sinks[1].url"),
     ('[source]\nurl = "rtsp://"', "source.url"),
@@ -367,3 +368,47 @@ def test_bad_flags_in_a_real_process_exit_2_with_one_line(tmp_path, argv, named)
     lines = _stderr_lines_that_are_not_log_lines(proc.stderr)
     assert lines == [lines[0]] and lines[0].startswith(f"rifestream run: error: {named}"), proc.stderr
     assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr
+
+
+def test_reconnect_start_timeout_and_probe_interval_default_and_override(tmp_path):
+    """``[reconnect] start_timeout_s`` (how long a source or sink may take to open at the start) and
+    ``probe_interval_s`` (how often a lost server's port is looked at): defaults, a file's values, checks."""
+    config = load_config()
+    assert config.start_timeout_s == 10.0 and config.probe_interval_s == 0.25
+    write(tmp_path, '[source]\nurl = "rtsp://cam.local/s"\n[reconnect]\nstart_timeout_s = 4\nprobe_interval_s = 0.1\n')
+    config = load_config("pipeline.toml")
+    assert config.start_timeout_s == 4.0 and config.probe_interval_s == 0.1
+    for text, key in (
+        ("[reconnect]\nstart_timeout_s = 0\n", "reconnect.start_timeout_s"),
+        ('[reconnect]\nstart_timeout_s = "soon"\n', "reconnect.start_timeout_s"),
+        ("[reconnect]\nprobe_interval_s = 0.001\n", "reconnect.probe_interval_s"),  # a port looked at 1000×/s
+        ("[reconnect]\nprobe_interval_s = 60\n", "reconnect.probe_interval_s"),  # would break the 2 s bound
+    ):
+        write(tmp_path, text)
+        with pytest.raises(RifestreamError, match=f"^pipeline.toml: {key}: expected "):
+            load_config("pipeline.toml")
+
+
+def test_a_feed_that_cannot_bind_says_why(tmp_path, capsys):
+    """The port in use, or an address that is not this machine's: each says so (not "is the port in use?")."""
+    import zmq
+
+    from rifestream.cli import main
+
+    taken = zmq.Context.instance().socket(zmq.PUB)
+    port = taken.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        for url, hint in (
+            (f"zmq://127.0.0.1:{port}", "the port is in use; pick another"),
+            ("zmq://192.0.2.1:5555", "give an address of this machine"),  # TEST-NET-1: no interface has it
+            ("zmq://no-such-interface:5555", "give an address of this machine"),
+        ):
+            write(tmp_path, _mutated(f'[[sinks]]\nurl = "{url}"'))
+            assert main(["run", "pipeline.toml"]) == 2
+            lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+            assert len(lines) == 1 and lines[0].startswith(f"rifestream run: error: {url}: cannot bind"), lines
+            assert lines[0].endswith(hint) or hint in lines[0], lines[0]
+            if "in use" not in hint:
+                assert "in use" not in lines[0]
+    finally:
+        taken.close(linger=0)

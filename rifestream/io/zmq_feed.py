@@ -27,6 +27,7 @@ subscriber and counts).
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import logging
@@ -44,6 +45,7 @@ from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.sink_base import Sink, SinkStats
 from rifestream.io.url_query import parse_bool, parse_number, split_query
+from rifestream.io.url_redact import redact_url
 from rifestream.io.zmtp_publisher import PerSubscriberPublisher, encode_wire_message
 
 log = logging.getLogger(__name__)
@@ -198,7 +200,12 @@ class FeedPublisher(Sink):
                 context or zmq.Context.instance(), endpoint, topic=topic, hwm=hwm, slots=SUBSCRIBER_SLOTS
             )
         except zmq.ZMQError as exc:
-            raise RifestreamError(f"{url}: cannot bind {endpoint} ({exc}); is the port in use? pick another") from None
+            hint = (
+                "the port is in use; pick another"
+                if exc.errno == errno.EADDRINUSE
+                else "give an address of this machine: 0.0.0.0 or * (every interface), 127.0.0.1, or an interface name"
+            )
+            raise RifestreamError(f"{redact_url(url)}: cannot bind {endpoint} ({exc.strerror}); {hint}") from None
         self.port = self._publisher.port  # the real port for :0
         self._closed = False
         self._lock = threading.RLock()  # re-entrant: see close()
