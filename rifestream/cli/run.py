@@ -135,9 +135,10 @@ def loop_factory():
 def run(args: argparse.Namespace) -> int:
     from rifestream.config import load_config
     from rifestream.io.url_redact import redact_text
+
+    config = load_config(args.pipeline, overrides_from_args(args))  # before torch is imported: a bad key fails fast
     from rifestream.pipeline.job import run_job
 
-    config = load_config(args.pipeline, overrides_from_args(args))
     summary = run_job(config, loop_factory=loop_factory())
     print(redact_text(summary.format()), flush=True)
     return 0
