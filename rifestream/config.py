@@ -51,7 +51,7 @@ Schema (every key optional; see README section ``cli-run``)::
     [engine]
     device = "auto"                # auto, cpu, cuda, cuda:N
     precision = "fp32"             # or fp16 (CUDA)
-    scale = 1.0                    # 0.25 … 4 (0.5 for 4K)
+    scale = 1.0                    # 0.25, 0.5, 1, 2 or 4 (0.5 for 4K)
     scene_threshold = 0.15         # 0 … 1; false disables scene-cut detection
     threads = 0                    # torch CPU threads; 0: torch's default (1 when no model is loaded)
     cupy_kernels = false           # CUDA: CuPy warp + colour kernels (opt-in: not yet verified on a GPU)
