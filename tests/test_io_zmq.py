@@ -672,3 +672,30 @@ def test_subscriber_drop_metric_has_bounded_labels_and_passes_promtool():
     if shutil.which("promtool"):
         check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
         assert check.returncode == 0 and "feed_subscriber" not in check.stdout + check.stderr, check.stderr
+
+
+def test_an_xsub_subscriber_is_served_and_its_unsubscribe_is_honoured():
+    pub = publisher()
+    xsub = zmq.Context.instance().socket(zmq.XSUB)
+    xsub.setsockopt(zmq.LINGER, 0)
+    xsub.connect(f"tcp://127.0.0.1:{pub.port}")
+    try:
+        xsub.send(b"\x01rifestream")
+        wait_for_subscribers(pub, 1, width=64, height=48)
+        img = RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        pub.write(frame_of(img, Fraction(1), Fraction(1), 0.0, seq=1))
+        header, pixels = None, None
+        while xsub.poll(2000):
+            header, pixels = decode_message(xsub.recv_multipart())
+            if header["seq"] == 1:
+                break
+        assert header["seq"] == 1 and np.array_equal(pixels, img)
+        xsub.send(b"\x00rifestream")
+        deadline = time.monotonic() + 5
+        while pub.subscribers and time.monotonic() < deadline:
+            pub.write(frame_of(img, Fraction(2), Fraction(2), 0.0, seq=2))
+            time.sleep(0.02)
+        assert pub.subscribers == 0
+    finally:
+        xsub.close()
+        pub.close()
