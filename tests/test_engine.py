@@ -335,7 +335,7 @@ def test_gpu_graphs_on_a_second_device_match_eager():
 def test_the_opted_in_upload_converts_4_2_0_planes_as_pyav_does(pix_fmt, size):
     import av
 
-    from rifestream.engine.frame_upload import planes_to_tensor, uploads_planes
+    from rifestream.engine.device_frames import planes_to_tensor, uploads_planes
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert uploads_planes(cuda, True, pix_fmt) and not uploads_planes(cuda, False, pix_fmt)  # opt-in only
@@ -353,6 +353,25 @@ def test_the_opted_in_upload_converts_4_2_0_planes_as_pyav_does(pix_fmt, size):
     # nearest chroma upsampling; swscale's own is nearest for even yuv420p (3 levels: its 8-bit tables)
     # and filtered for NV12 and odd sizes (measured: at most 7.6 levels, 1.9 on average)
     assert diff.max().item() <= (3 if pix_fmt == "yuv420p" and h % 2 == 0 else 8) and diff.mean().item() < 2
+
+
+def test_the_opted_in_download_makes_yuv420p_frames_as_ffmpeg_area_does():
+    from rifestream.engine.device_frames import downloads_planes, tensor_to_yuv420p_frames
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert downloads_planes(cuda, True, 48, 64) and not downloads_planes(cuda, False, 48, 64)
+    assert not downloads_planes(cpu, True, 48, 64) and not downloads_planes(cuda, True, 37, 64)
+    engine = FrameEngine("cpu")
+    made = torch.rand(2, 3, 48, 64, generator=torch.Generator().manual_seed(3))
+    by_default = engine.to_frames(made)  # the default: rgb24, rounded on the host
+    assert [f.format.name for f in by_default] == ["rgb24", "rgb24"]
+    assert all(np.array_equal(f.to_ndarray(), a) for f, a in zip(by_default, engine.to_numpy(made), strict=True))
+    opted_in = tensor_to_yuv420p_frames(made)  # the opted-in path (torch reference off CUDA)
+    for rgb, yuv in zip(by_default, opted_in, strict=True):
+        assert yuv.format.name == "yuv420p" and (yuv.width, yuv.height) == (64, 48)
+        ffmpeg = rgb.reformat(format="yuv420p", interpolation="AREA").to_ndarray().astype(int)
+        # from the unrounded frame, not its rgb24 rounding: one level apart at most
+        assert np.abs(yuv.to_ndarray().astype(int) - ffmpeg).max() <= 1
 
 
 def test_the_cupy_opt_in_is_an_engine_setting_of_the_pipeline_and_the_run_command(tmp_path):

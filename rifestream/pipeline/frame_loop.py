@@ -180,7 +180,7 @@ class FrameLoop:
         else:
             scale = engine.scale if step == "model" else max(engine.scale / 2, 0.25)
             frames = engine.synthesize(prev.tensor, cur.tensor, ts, scale=scale)
-        arrays = engine.to_numpy(frames)  # waits for the device (and so for a pending scene-cut answer)
+        videos = engine.to_frames(frames)  # waits for the device (and so for a pending scene-cut answer)
         elapsed = time.perf_counter() - start
         if bool(cut):  # made for nothing, and only at a cut
             return {t: (prev.source.video, "scene_cut") for t in ts}
@@ -188,7 +188,7 @@ class FrameLoop:
             self.budget.record(step, elapsed, len(ts))
         self.on_stage("interpolate", elapsed)
         fallback = None if step == "model" else step
-        return {t: (av.VideoFrame.from_ndarray(a, format="rgb24"), fallback) for t, a in zip(ts, arrays, strict=True)}
+        return {t: (video, fallback) for t, video in zip(ts, videos, strict=True)}
 
     def warm_up(self, width: int, height: int, input_rate: Fraction | float | None = None) -> None:
         """Do the first pair's warm-up now, on blank frames of the stream's size, for every number of
