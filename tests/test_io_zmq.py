@@ -554,13 +554,28 @@ def test_subscriber_slots_are_bounded_reused_and_overflow_is_counted():
         pub.close()
 
 
-def test_a_connection_that_is_not_a_zmq_subscriber_is_closed_and_costs_a_reader_nothing():
+ZMTP3_NULL_GREETING = b"\xff" + bytes(8) + b"\x7f\x03\x01" + b"NULL".ljust(20, b"\x00") + bytes(32)
+PUSH_READY = b"\x05READY\x0bSocket-Type" + (4).to_bytes(4, "big") + b"PUSH"
+
+
+@pytest.mark.parametrize(
+    "hello",
+    [
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\xff" + bytes(8) + b"\x7f\x01\x03",  # ZMTP 2.0 (libzmq 3.x)
+        ZMTP3_NULL_GREETING[:12] + b"CURVE".ljust(20, b"\x00") + bytes(32),
+        ZMTP3_NULL_GREETING + bytes((0x04, len(PUSH_READY))) + PUSH_READY,
+        ZMTP3_NULL_GREETING + bytes((0x00, 11)) + b"\x01rifestream",  # a message before READY
+    ],
+    ids=["http", "zmtp2", "curve", "push-socket", "no-ready"],
+)
+def test_a_connection_that_is_not_a_zmq_subscriber_is_closed_and_costs_a_reader_nothing(hello):
     pub = publisher()
     sub = FeedSubscriber(f"zmq://127.0.0.1:{pub.port}")
     connected(pub, sub)
     stranger = socket.create_connection(("127.0.0.1", pub.port), timeout=5)
     try:
-        stranger.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        stranger.sendall(hello)
         img = np.zeros((48, 64, 3), np.uint8)
         received, closed = b"", False
         for k in range(100):

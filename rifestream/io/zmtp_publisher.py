@@ -229,12 +229,12 @@ class PerSubscriberPublisher:
         if not peer.greeted:
             if peer.inbox[:1] not in (b"", b"\xff"):
                 raise ProtocolError("no ZMTP signature")
+            if len(peer.inbox) > 10 and (not peer.inbox[9] & 0x01 or peer.inbox[10] < 3):
+                raise ProtocolError(f"ZMTP version {peer.inbox[10]} (3 is needed: libzmq 4 or later)")
             if len(peer.inbox) < GREETING_SIZE:
                 return
             greeting = bytes(peer.inbox[:GREETING_SIZE])
             del peer.inbox[:GREETING_SIZE]
-            if not greeting[9] & 0x01 or greeting[10] < 3:
-                raise ProtocolError(f"ZMTP version {greeting[10]} (3 is needed)")
             if greeting[12:32].rstrip(b"\x00") != b"NULL":
                 raise ProtocolError("a security mechanism other than NULL")
             peer.greeted = True
