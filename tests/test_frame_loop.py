@@ -168,3 +168,17 @@ def test_a_call_that_captured_is_not_counted_against_the_model():
     assert engine.calls[-3:] == [(1, 1.0)] * 3
     assert budget.expected_cost("model") < 0.04  # the 300 ms capture is not the model's cost (+60 ms if it were)
     assert [o.fallback for o in outputs if o.interpolated] == [None, None, None]
+
+
+@pytest.mark.gpu
+def test_gpu_the_scene_cut_answer_read_after_the_frames_is_the_same():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    images = moving_frames(3)
+    cut = 255 - images[1]
+    for device in ("cpu", "cuda"):
+        loop = FrameLoop(Interpolator(IFNet(TINY), device=device), OutputClock(factor=2), scene_threshold=0.15)
+        _, outputs = run_loop(loop, [images[0], images[1], cut])
+        assert [o.fallback for o in outputs if o.interpolated] == [None, "scene_cut"], device

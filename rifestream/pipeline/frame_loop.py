@@ -54,6 +54,21 @@ class _Buffered:
     scene: torch.Tensor | None  # its scene-cut features, computed once per frame
 
 
+class _PendingCut:
+    """A scene-cut answer on its way from the device: ``bool()`` waits for that copy alone."""
+
+    def __init__(self, is_cut: torch.Tensor) -> None:
+        stream = torch.cuda.current_stream(is_cut.device)
+        self._answer = torch.empty((), dtype=torch.bool, pin_memory=True)
+        self._answer.copy_(is_cut, non_blocking=True)
+        self._copied = torch.cuda.Event()
+        self._copied.record(stream)
+
+    def __bool__(self) -> bool:
+        self._copied.synchronize()
+        return bool(self._answer)
+
+
 class FrameLoop:
     """Turns a stream of ``SourceFrame``s into a stream of ``OutputFrame``s.
 
@@ -144,16 +159,13 @@ class FrameLoop:
                 outputs.append(self._make(video, when, prev.source, t, fallback))
         return outputs
 
-    def _scene_cut(self, prev: _Buffered, cur: _Buffered) -> bool | torch.Tensor:
-        """Whether the pair is a scene cut. On CUDA the answer is a pinned host tensor that fills
-        while the pair is made (no wait for the device here); it is read once the frames are back."""
+    def _scene_cut(self, prev: _Buffered, cur: _Buffered) -> bool | _PendingCut:
+        """Whether the pair is a scene cut. On CUDA the answer is copied to the host while the pair
+        is made (no wait for the device here), and read once the frames are back."""
         if prev.scene is None or cur.scene is None:
             return False
         is_cut = scene_score(prev.scene, cur.scene) > self.scene_threshold
-        if not is_cut.is_cuda:
-            return bool(is_cut)
-        answer = torch.empty((), dtype=torch.bool, pin_memory=True)
-        return answer.copy_(is_cut, non_blocking=True)
+        return _PendingCut(is_cut) if is_cut.is_cuda else bool(is_cut)
 
     def _synthesize(
         self, prev: _Buffered, cur: _Buffered, ts: list[float]
