@@ -393,3 +393,16 @@ def test_the_cupy_opt_in_is_an_engine_setting_of_the_pipeline_and_the_run_comman
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if "cupy_kernels" in line]
     assert len(lines) == 1 and "needs a CUDA device" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_bench_takes_the_cupy_opt_in_and_refuses_it_on_a_cpu_in_one_line():
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "rifestream", "bench", "--arch", "v4.6", "--cupy-kernels", "--device", "cpu",
+           "--size", "64x64", "--iters", "1"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.strip()][-1].endswith(
+        "cupy_kernels needs a CUDA device; turn it off or use --device cuda"
+    )

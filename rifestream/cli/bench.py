@@ -48,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=int, default=10, help="timed iterations per size (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
     p.add_argument("--no-graphs", action="store_true", help="run eagerly on CUDA (no CUDA graphs)")
+    p.add_argument(
+        "--cupy-kernels",
+        action="store_true",
+        default=None,
+        help="CUDA: the CuPy warp kernels instead of torch ops (opt-in: not yet verified on a GPU)",
+    )
     p.set_defaults(func=run)
 
 
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         iters=args.iters,
         warmup=args.warmup,
         cuda_graphs=not args.no_graphs,
+        cupy_kernels=args.cupy_kernels,
     )
     print(BenchResult.header())
     for r in results:

@@ -82,6 +82,7 @@ def benchmark(
     iters: int = 10,
     warmup: int = 2,
     cuda_graphs: bool = True,
+    cupy_kernels: bool | None = None,
     seed: int = 0,
 ) -> list[BenchResult]:
     """Time the engine at each size; ``arch`` builds random weights of an official architecture."""
@@ -94,7 +95,15 @@ def benchmark(
         label = f"{arch} (random)"
     else:
         net, label = model, model or "default"
-    engine = Interpolator(net, device=dev, precision=precision, scale=scale, ensemble=ensemble, cuda_graphs=cuda_graphs)
+    engine = Interpolator(
+        net,
+        device=dev,
+        precision=precision,
+        scale=scale,
+        ensemble=ensemble,
+        cuda_graphs=cuda_graphs,
+        cupy_kernels=cupy_kernels,
+    )
     ts = [j / factor for j in range(1, factor)]
     timer = _timer(dev)
     rng = np.random.default_rng(seed)
