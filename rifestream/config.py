@@ -311,6 +311,33 @@ def _device(value: Any) -> str:
     return value.strip().lower()
 
 
+def _codec(value: Any) -> str:
+    """A video encoder this FFmpeg has (or "auto"); an audio codec or a typo fails here, naming the key."""
+    name = _string(value).strip()
+    if name == "auto":
+        return name
+    import av  # here, not at the top: only a config that names a codec pays for it
+
+    try:
+        kind = av.Codec(name, "w").type
+    except ValueError:  # av's UnknownCodecError
+        kind = None
+    if kind != "video":
+        raise _Bad('a video encoder this FFmpeg has, e.g. "libx264", "ffv1", or "auto"')
+    return name
+
+
+def _pix_fmt(value: Any) -> str:
+    name = _string(value).strip()
+    import av
+
+    try:
+        av.VideoFormat(name)
+    except ValueError:
+        raise _Bad('a pixel format FFmpeg knows, e.g. "yuv420p", "yuv444p", "rgb24"') from None
+    return name
+
+
 def _scale(value: Any) -> float:
     if not _is_number(value) or float(value) not in SCALES:
         raise _Bad("one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K)")
@@ -318,8 +345,8 @@ def _scale(value: Any) -> float:
 
 
 _ENCODER_SCHEMA: dict[str, Check] = {
-    "codec": _string,
-    "pix_fmt": _string,
+    "codec": _codec,
+    "pix_fmt": _pix_fmt,
     "crf": _int_range(0, 63),
     "bitrate": _bitrate,
     "gop": _int_range(1),

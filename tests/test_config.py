@@ -239,6 +239,9 @@ BAD_PIPELINES = [
     ("[rate]\nfps = inf", "rate.fps"),
     ('[rate]\nfps = "1e400"', "rate.fps"),
     ('[encoder]\nbitrate = "infM"', "encoder.bitrate"),
+    ('[encoder]\ncodec = "nope"', "encoder.codec"),
+    ('[[sinks]]\nurl = "out.mp4"\ncodec = "aac"', "sinks[0].codec"),  # an audio encoder was a TypeError
+    ('[[sinks]]\nurl = "out.mp4"\npix_fmt = "nope"', "sinks[0].pix_fmt"),  # was a ValueError traceback
     ("duration = nan", "duration"),
     ("duration = inf", "duration"),
 ]
