@@ -418,3 +418,30 @@ def test_a_feed_that_cannot_bind_says_why(tmp_path, capsys):
                 assert "in use" not in lines[0]
     finally:
         taken.close(linger=0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["interpolate", "in.mp4", "out.mp4", "--codec", "aac"], "--codec: expected a video encoder"),
+        (["interpolate", "in.mp4", "out.mp4", "--scale", "3"], "--scale: expected one of 0.25, 0.5, 1, 2, 4"),
+        (["interpolate", "in.mp4", "out.mp4", "--device", "gpu"], "--device: expected one of"),
+        (["interpolate", "in.mp4", "out.mp4", "--scene-threshold", "nan"], "--scene-threshold must be a number ≥ 0"),
+        (["interpolate", "rtsp://cam:99999/s", "out.mp4"], "INPUT: expected a port from 1 to 65535"),
+        (["interpolate", "in.mp4", "rtmp://127.0.0.1:99999/live/k"], "OUTPUT: expected a port from 1 to 65535"),
+        (["probe", "rtmp://127.0.0.1:99999/live/k"], "URL: expected a port from 1 to 65535"),
+        (["probe", "zmq://[::]:5555"], "URL: expected zmq://HOST:PORT with an IPv4 address"),
+        (["bench", "--device", "gpu"], "--device: expected one of"),
+        (["bench", "--scale", "0.3"], "--scale: expected one of 0.25, 0.5, 1, 2, 4"),
+        (["eval", "clip.mp4", "--device", "cuda:x"], "--device: expected one of"),
+        (["train", "--device", "tpu"], "--device: expected one of"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_the_other_commands_check_their_url_and_engine_flags_in_one_line(tmp_path, capsys, argv, named):
+    from rifestream.cli import main
+
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"rifestream {argv[0]}: error: {named}"), err

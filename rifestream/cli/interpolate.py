@@ -75,12 +75,15 @@ def run(args: argparse.Namespace) -> int:
     check_value("sinks.url", args.output, "OUTPUT")
     check_value("engine.device", args.device, "--device")
     check_value("engine.scale", args.scale, "--scale")
+    check_value("encoder.codec", args.codec, "--codec")
     if args.factor is not None and args.factor < 1:
         raise RifestreamError(f"--factor must be a whole number ≥ 1, got {args.factor}")
     if args.crf < 0 or args.crf > 63:
         raise RifestreamError(f"--crf must be between 0 and 63, got {args.crf}")
-    if args.scene_threshold < 0:
-        raise RifestreamError("--scene-threshold must be ≥ 0 (0 disables scene-cut detection)")
+    if not 0 <= args.scene_threshold < float("inf"):  # nan and inf too
+        raise RifestreamError(
+            f"--scene-threshold must be a number ≥ 0 (0 disables scene-cut detection), got {args.scene_threshold}"
+        )
     summary = interpolate_file(
         args.input,
         args.output,

@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     from rifestream.train.config import default_config, load_config
     from rifestream.train.trainer import distributed_rank, resumed_config, train
 
+    if args.device is not None:
+        from rifestream.config import check_value
+
+        check_value("engine.device", args.device, "--device")
     if args.resume and args.config:
         raise RifestreamError(
             f"--resume continues with the settings saved in {args.out}/last.pt; drop --config "
@@ -145,10 +149,6 @@ def run(args: argparse.Namespace) -> int:
         init = resolve_model(args.init, option="--init")[0]
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device is not None:
-        from rifestream.config import check_value
-
-        check_value("engine.device", args.device, "--device")
     device = args.device if args.device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
     state = train(
         cfg,
