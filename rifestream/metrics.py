@@ -101,8 +101,8 @@ from rifestream.errors import RifestreamError
 PREFIX = "rifestream"
 DEFAULT_METRICS_PORT = 9108
 
-OUTPUT_KINDS = ("passed_through", "interpolated", "blended", "repeated")
-FALLBACK_REASONS = ("scale", "blend", "repeat", "scene_cut")
+OUTPUT_KINDS = ("passed_through", "interpolated", "classical", "blended", "repeated")
+FALLBACK_REASONS = ("scale", "classical", "blend", "repeat", "scene_cut")
 STAGES = ("decode", "upload", "convert", "interpolate", "download", "encode", "sink", "feed")
 DROP_STAGES = ("source", *STAGES)
 DROP_REASONS = ("queue_full", "late", "error", "disconnected")
@@ -125,6 +125,8 @@ def output_kind(interpolated: bool, fallback: str | None) -> str:
         return "passed_through"
     if fallback is None or fallback == "scale":
         return "interpolated"
+    if fallback == "classical":
+        return "classical"
     if fallback == "blend":
         return "blended"
     if fallback in ("repeat", "scene_cut"):

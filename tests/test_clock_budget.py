@@ -75,7 +75,10 @@ def test_budget_steps_down_the_ladder_by_measured_cost():
     assert budget.choose(0.030, 1) == "scale"
     budget.record("scale", 0.020, 1)
     assert budget.choose(0.030, 1) == "scale"
-    assert budget.choose(0.030, 2) == "blend"  # two frames of 20 ms do not fit
+    assert budget.choose(0.030, 2) == "classical"  # two frames of 20 ms do not fit; the flow step is untried
+    budget.record("classical", 0.012, 1)
+    assert budget.choose(0.030, 2) == "classical"
+    assert budget.choose(0.030, 3) == "blend"  # three frames of 12 ms do not fit
     budget.record("blend", 0.002, 1)
     assert budget.choose(0.001, 1) == "repeat"
     assert budget.choose(-0.5, 1) == "repeat"  # already late
@@ -130,6 +133,7 @@ def test_a_try_whose_time_was_not_recorded_is_tried_again_and_none_when_already_
     budget = LatencyBudget(budget_s=0.030, retry_after=1)
     budget.record("model", 1.0, 1)
     budget.record("scale", 0.010, 1)
+    budget.record("classical", 0.008, 1)
     budget.record("blend", 0.002, 1)
     assert budget.choose(0.030, 1) == "scale"
     assert budget.choose(0.030, 1) == "model"  # the try; its call captured, so nothing is recorded

@@ -32,12 +32,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "examples:\n"
             "  rifestream bench --arch v4.6 --size 640x360 --size 1280x720\n"
             "  rifestream bench --model rifestream-v1 --size 320x240 --iters 20\n"
-            "  rifestream bench --arch v4.6 --device cuda --fp16 --size 1920x1080"
+            "  rifestream bench --arch v4.6 --device cuda --fp16 --size 1920x1080\n"
+            "  rifestream bench --model rifestream-lite --model rifestream-v1 --baselines --device cpu"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", help="model name or weights file (default: the shipped default model)")
+    src.add_argument(
+        "--model",
+        action="append",
+        help="model name or weights file, repeatable: each is timed in the same run (default: the shipped default)",
+    )
     src.add_argument("--arch", help="an official architecture with random weights, e.g. v4.6 (no download needed)")
     p.add_argument("--size", type=parse_size, action="append", help="WIDTHxHEIGHT, repeatable (default 640x360)")
     p.add_argument("--factor", type=int, default=2, help="frame-rate factor: N-1 interpolated frames per pair")
@@ -54,12 +59,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="CUDA: the CuPy warp kernels instead of torch ops (opt-in: not yet verified on a GPU)",
     )
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also time the ladder's model-free steps in the same run: the classical flow frame and the blend",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rifestream.config import check_value
-    from rifestream.engine.bench import BenchResult, benchmark
+    from rifestream.engine.bench import BenchResult, benchmark, benchmark_baselines
 
     check_value("engine.device", args.device, "--device")
     check_value("engine.scale", args.scale, "--scale")
@@ -67,20 +77,27 @@ def run(args: argparse.Namespace) -> int:
         raise RifestreamError("--factor must be at least 2 to interpolate anything")
     if args.iters < 1 or args.warmup < 0:
         raise RifestreamError("--iters must be ≥ 1 and --warmup ≥ 0")
-    results: list[BenchResult] = benchmark(
-        model=args.model,
-        arch=args.arch,
+    common = dict(
         sizes=args.size or [(640, 360)],
         factor=args.factor,
         device=args.device,
         precision="fp16" if args.fp16 else "fp32",
-        scale=args.scale,
-        ensemble=args.ensemble,
         iters=args.iters,
         warmup=args.warmup,
-        cuda_graphs=not args.no_graphs,
-        cupy_kernels=args.cupy_kernels,
     )
+    results: list[BenchResult] = []
+    for model in args.model or [None]:
+        results += benchmark(
+            model=model,
+            arch=args.arch,
+            scale=args.scale,
+            ensemble=args.ensemble,
+            cuda_graphs=not args.no_graphs,
+            cupy_kernels=args.cupy_kernels,
+            **common,
+        )
+    if args.baselines:
+        results += benchmark_baselines(**common)
     print(BenchResult.header())
     for r in results:
         print(r.row())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-LADDER_STEPS = ("model", "scale", "blend", "repeat")
+LADDER_STEPS = ("model", "scale", "classical", "blend", "repeat")
 
 EPILOG = """\
 with no arguments: the default job, a built-in moving test scene at 30 fps raised

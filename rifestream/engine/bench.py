@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from rifestream.engine.interpolator import Interpolator, Precision, resolve_device
+from rifestream.engine.interpolator import FrameEngine, Interpolator, Precision, resolve_device
 from rifestream.errors import RifestreamError
 from rifestream.model import OFFICIAL_ARCHS, IFNet
 
@@ -104,25 +104,73 @@ def benchmark(
         cuda_graphs=cuda_graphs,
         cupy_kernels=cupy_kernels,
     )
+    return _time_steps(engine, {label: engine.synthesize}, sizes, factor, iters, warmup, seed)
+
+
+def benchmark_baselines(
+    *,
+    sizes: Sequence[tuple[int, int]],
+    factor: int = 2,
+    device: str = "auto",
+    precision: Precision = "fp32",
+    iters: int = 10,
+    warmup: int = 2,
+    seed: int = 0,
+) -> list[BenchResult]:
+    """Time the ladder's model-free steps (the classical flow frame, the blend) as :func:`benchmark` does."""
+    engine = FrameEngine(device, precision)
+
+    def blend(a: torch.Tensor, b: torch.Tensor, ts: Sequence[float]) -> torch.Tensor:
+        return torch.cat([engine.blend(a, b, t) for t in ts])
+
+    return _time_steps(engine, {"classical": engine.classical, "blend": blend}, sizes, factor, iters, warmup, seed)
+
+
+def test_frames(w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two frames of a textured scene 4 px apart: smooth enough that flow methods do their usual work
+    (random noise makes DIS and the model do something no video asks of them)."""
+    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
+    big = torch.nn.functional.interpolate(
+        torch.from_numpy(small).permute(2, 0, 1)[None].float(), scale_factor=8, mode="bicubic", align_corners=False
+    )[0].clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    frame0 = np.ascontiguousarray(big[:h, :w])
+    return frame0, np.roll(frame0, (2, 4), axis=(0, 1))
+
+
+def _round_trip(engine: FrameEngine, step: Callable, frame0: np.ndarray, frame1: np.ndarray, ts: list[float]):
+    """One step from uint8 RGB frames to uint8 RGB frames, as a job runs it."""
+    return engine.to_numpy(step(engine.to_tensor(frame0), engine.to_tensor(frame1), ts))
+
+
+def _time_steps(
+    engine: FrameEngine,
+    steps: dict[str, Callable[[torch.Tensor, torch.Tensor, Sequence[float]], torch.Tensor]],
+    sizes: Sequence[tuple[int, int]],
+    factor: int,
+    iters: int,
+    warmup: int,
+    seed: int,
+) -> list[BenchResult]:
+    """ms per in-between frame of each step: on the engine's tensors, and uint8 RGB in → uint8 RGB out."""
+    dev = engine.device
     ts = [j / factor for j in range(1, factor)]
     timer = _timer(dev)
     rng = np.random.default_rng(seed)
     results = []
     for w, h in sizes:
-        frame0 = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        frame1 = np.roll(frame0, (3, 5), axis=(0, 1))
-        a, b = engine.to_tensor(frame0), engine.to_tensor(frame1)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
+        frame0, frame1 = test_frames(w, h, rng)
+        for label, step in steps.items():
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
 
-        model_only = partial(engine.synthesize, a, b, ts)
-        uint8_to_uint8 = partial(engine.interpolate, frame0, frame1, ts)
-
-        for _ in range(warmup):
-            model_only()
-            uint8_to_uint8()
-        model_ms = timer(model_only, iters) / len(ts)
-        frame_ms = timer(uint8_to_uint8, iters) / len(ts)
-        memory = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else 0
-        results.append(BenchResult((w, h), str(dev), precision, label, factor, model_ms, frame_ms, memory))
+            a, b = engine.to_tensor(frame0), engine.to_tensor(frame1)
+            model_only = partial(step, a, b, ts)
+            uint8_to_uint8 = partial(_round_trip, engine, step, frame0, frame1, ts)
+            for _ in range(warmup):
+                model_only()
+                uint8_to_uint8()
+            model_ms = timer(model_only, iters) / len(ts)
+            frame_ms = timer(uint8_to_uint8, iters) / len(ts)
+            memory = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else 0
+            results.append(BenchResult((w, h), str(dev), engine.precision, label, factor, model_ms, frame_ms, memory))
     return results

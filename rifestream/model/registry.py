@@ -38,10 +38,14 @@ from rifestream import __version__
 from rifestream.errors import RifestreamError
 from rifestream.model.checkpoint import arch_from_metadata
 from rifestream.model.ifnet import OFFICIAL_ARCHS, IFNetConfig
+from rifestream.model.lite import LiteConfig
 
 HOME_ENV = "RIFESTREAM_HOME"
 BASE_URL_ENV = "RIFESTREAM_MODEL_BASE_URL"
 DEFAULT_MODEL = "rifestream-v7"
+# What a live job runs on a CPU when no model is named: the full model is 11-30x over a
+# 640x360 30->60 budget on 2 cores, the CPU model fits it (docs/BENCHMARKS.md).
+DEFAULT_CPU_MODEL = "rifestream-lite"
 OFFICIAL_BASE_URL = "https://github.com/HolyWu/vs-rife/releases/download/model"
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -172,6 +176,11 @@ def cached_path(entry: OfficialModel, cache: Path | None = None) -> Path:
     return (cache or cache_dir()) / entry.filename
 
 
+def default_model_for(device_type: str) -> str:
+    """The model a live job runs when none is named: the CPU model on a CPU, else the full default."""
+    return DEFAULT_CPU_MODEL if device_type == "cpu" else DEFAULT_MODEL
+
+
 def shipped_models(shipped_dir: Path | None = None) -> dict[str, Path]:
     """Packaged ``.safetensors`` models by name (file stem), e.g. ``{"rifestream-v1": …}``."""
     folder = shipped_dir or SHIPPED_DIR
@@ -180,7 +189,7 @@ def shipped_models(shipped_dir: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.safetensors")) if p.is_file()}
 
 
-def shipped_config(path: Path) -> IFNetConfig | None:
+def shipped_config(path: Path) -> IFNetConfig | LiteConfig | None:
     """The architecture a rifestream ``.safetensors`` file records, or None if it records none."""
     from safetensors import SafetensorError, safe_open
 
@@ -192,8 +201,13 @@ def shipped_config(path: Path) -> IFNetConfig | None:
     return arch_from_metadata(meta, path)
 
 
-def describe_config(config: IFNetConfig) -> str:
+def describe_config(config: IFNetConfig | LiteConfig) -> str:
     """One line: block widths, scales, head, padding, and the block-matching prior when it has one."""
+    if isinstance(config, LiteConfig):
+        return (
+            f"{config.name}: CPU model, DIS flow ({config.dis_preset}) on a 1/{config.flow_level} grid refined "
+            f"by a U-Net ({config.widths[0]}/{config.widths[1]}) on a 1/{config.net_level} grid, pad {config.pad}"
+        )
     widths = "/".join(str(c) for c in config.channels)
     scales = "/".join(f"{s:g}" for s in config.scales)
     head = "feature head" if config.head else "no head"

@@ -1,4 +1,4 @@
-"""The latency budget and its fallback ladder: full model → lower scale → blend → repeat.
+"""The latency budget and its fallback ladder: full model → lower scale → classical flow → blend → repeat.
 
 Before each source pair is interpolated, the budget compares the time left until
 the pair's deadline (the newer frame's arrival + budget) with what each step of
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from rifestream.errors import RifestreamError
 
-LADDER = ("model", "scale", "blend", "repeat")
-FALLBACK_REASONS = ("scale", "blend", "repeat", "scene_cut")
+LADDER = ("model", "scale", "classical", "blend", "repeat")
+FALLBACK_REASONS = ("scale", "classical", "blend", "repeat", "scene_cut")
 
 
 @dataclass

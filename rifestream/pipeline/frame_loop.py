@@ -189,6 +189,8 @@ class FrameLoop:
         if step == "blend":
             blends = [engine.blend(prev.tensor, cur.tensor, t) for t in ts]
             frames = blends[0] if len(blends) == 1 else torch.cat(blends)  # 2x: no copy
+        elif step == "classical":
+            frames = engine.classical(prev.tensor, cur.tensor, ts)
         else:
             scale = engine.scale if step == "model" else max(engine.scale / 2, 0.25)
             frames = engine.synthesize(prev.tensor, cur.tensor, ts, scale=scale)

@@ -4,7 +4,7 @@ The network only corrects a DIS flow, so each sample is a triplet crop plus the 
 flows of its two end frames, computed here exactly as the engine computes them at
 run time (same preset, same grid). Real triplets (the truth frame is the middle
 frame of the clip) and synthetic scenes of known motion (:mod:`rifestream.train.synthetic`,
-up to ``synthetic_max_motion`` px) are mixed; the loss is the Laplacian-pyramid L1 of
+up to ``synthetic_max_motion`` px) are mixed; the loss is the multi-scale L1 of
 the frame. Validation scores whole frames of held-out clips next to the classical
 frame the network starts from, so the log shows the margin the network adds.
 """
@@ -30,7 +30,7 @@ from rifestream.model.classical import DISFlow, classical_frames
 from rifestream.model.lite import LiteConfig, LiteNet
 from rifestream.train.augment import random_augment
 from rifestream.train.data import VideoTriplets, decode_clip
-from rifestream.train.loss import laplacian_l1
+from rifestream.train.loss import multiscale_l1
 from rifestream.train.scenes import make_scene_triplet
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,9 @@ class LiteTrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(flat) - known)
         if unknown:
-            raise RifestreamError(f"{path}: unknown training setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+            raise RifestreamError(
+                f"{path}: unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         config = cls(**flat)
         if config.clips_dir and not Path(config.clips_dir).is_absolute():
             config.clips_dir = str((path.parent / config.clips_dir).resolve())
@@ -160,7 +162,12 @@ def _grey(img: torch.Tensor, level: int) -> np.ndarray:
 
 
 class LiteBatches:
-    """Random training batches: (img0, gt, img1, flows, t) tensors, flows from DIS as at run time."""
+    """Random training batches: (img0, gt, img1, flows, t) tensors, flows from DIS as at run time.
+
+    The augmentations (flips, 90° turns, time reversal) move a pair's flows with its frames: they
+    transform the DIS pair flows F(0→1), F(1→0) exactly as :mod:`rifestream.train.augment` transforms
+    the intermediate flows it was written for (a displacement field either way; reversal swaps them).
+    """
 
     def __init__(self, config: LiteTrainConfig, real: _Frames | None, textures: list[np.ndarray]) -> None:
         self.config = config
@@ -170,25 +177,31 @@ class LiteBatches:
         self.rng = np.random.default_rng(config.seed)
 
     def _real_sample(self) -> dict:
-        c, rng = self.config.crop, self.rng
+        """A crop of a real triplet with the DIS flows of the *whole* frames, cropped alike: at run time
+        DIS sees the whole frame too, and a crop's flow near its edges would be worse than that."""
+        c, rng, level = self.config.crop, self.rng, self.config.flow_level
         img0, gt, img1, t = self.real.sample(rng)
         h, w, _ = img0.shape
         if h < c or w < c:  # small clips: upscale so a crop fits
             k = c / min(h, w)
-            size = (math.ceil(w * k), math.ceil(h * k))
+            size = (math.ceil(w * k / level) * level, math.ceil(h * k / level) * level)
             img0, gt, img1 = (cv2.resize(x, size, interpolation=cv2.INTER_LINEAR) for x in (img0, gt, img1))
             h, w, _ = img0.shape
-        y, x = int(rng.integers(h - c + 1)), int(rng.integers(w - c + 1))
+        flows = self.dis.pair(*(_grey(_tensor(x), level) for x in (img0, img1)))
+        y = int(rng.integers((h - c) // level + 1)) * level
+        x = int(rng.integers((w - c) // level + 1)) * level
         crop = [_tensor(a[y : y + c, x : x + c]) for a in (img0, gt, img1)]
-        return {"img0": crop[0], "gt": crop[1], "img1": crop[2], "t": float(t), "flow": torch.zeros(4, c, c)}
+        flow = torch.from_numpy(flows[y // level : (y + c) // level, x // level : (x + c) // level]).permute(2, 0, 1)
+        return {"img0": crop[0], "gt": crop[1], "img1": crop[2], "t": float(t), "flow": flow.contiguous()}
 
     def _synthetic_sample(self) -> dict:
         cfg = self.config
         img0, gt, img1, t = make_scene_triplet(
             cfg.crop, self.rng, self.textures, max_motion=cfg.synthetic_max_motion, max_pan=cfg.synthetic_max_pan
         )
-        zeros = torch.zeros(4, cfg.crop, cfg.crop)
-        return {"img0": _tensor(img0), "gt": _tensor(gt), "img1": _tensor(img1), "t": t, "flow": zeros}
+        flows = self.dis.pair(*(_grey(_tensor(x), cfg.flow_level) for x in (img0, img1)))
+        flow = torch.from_numpy(flows).permute(2, 0, 1).contiguous()
+        return {"img0": _tensor(img0), "gt": _tensor(gt), "img1": _tensor(img1), "t": t, "flow": flow}
 
     def next(self) -> tuple[torch.Tensor, ...]:
         cfg = self.config
@@ -199,13 +212,7 @@ class LiteBatches:
         img0 = torch.stack([s["img0"] for s in samples])
         gt = torch.stack([s["gt"] for s in samples])
         img1 = torch.stack([s["img1"] for s in samples])
-        flows = torch.stack(
-            [
-                torch.from_numpy(self.dis.pair(_grey(s["img0"], cfg.flow_level), _grey(s["img1"], cfg.flow_level)))
-                .permute(2, 0, 1)
-                for s in samples
-            ]
-        )
+        flows = torch.stack([s["flow"] for s in samples])  # DIS's F(0->1), F(1->0), augmented with the frames
         t = torch.tensor([s["t"] for s in samples]).view(-1, 1, 1, 1)
         return img0, gt, img1, flows, t
 
@@ -245,10 +252,12 @@ class Validation:
         return {k: (float(np.mean(v)), float(np.mean(self.anchor[k]))) for k, v in got.items()}
 
 
-def lr_at(config: LiteTrainConfig, step: int) -> float:
+def lr_at(config: LiteTrainConfig, step: int, time_share: float = 0.0) -> float:
+    """Linear warm-up, then a cosine to ``min_lr`` over the steps or, when the run is bounded in
+    minutes, over whichever of the two is further along (``time_share`` = minutes used / allowed)."""
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
-    p = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+    p = min(1.0, max(time_share, (step - config.warmup) / max(1, config.steps - config.warmup)))
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * p))
 
 
@@ -277,23 +286,25 @@ def train_lite(
     started = time.monotonic()
     logf = (out / "log.jsonl").open("a")
     losses: list[float] = []
+    _validate_and_save(model, val, weights, 0, logf, progress)  # the starting point: what training adds
     for step in range(config.steps):
         minutes = (time.monotonic() - started) / 60
         if max_minutes is not None and minutes >= max_minutes:
             log.info("stopping at step %d: --max-minutes %.1f reached", step, max_minutes)
             break
+        lr = lr_at(config, step, minutes / max_minutes if max_minutes else 0.0)
         for g in opt.param_groups:
-            g["lr"] = lr_at(config, step)
+            g["lr"] = lr
         img0, gt, img1, flows, t = batches.next()
         frame = model.forward_all(img0, img1, t, 1.0, flows).frame
-        loss = laplacian_l1(frame, gt).mean()
+        loss = multiscale_l1(frame, gt).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         opt.step()
         losses.append(float(loss.detach()))
         if (step + 1) % config.log_every == 0:
-            rec = {"step": step + 1, "loss": float(np.mean(losses)), "lr": lr_at(config, step), "minutes": minutes}
+            rec = {"step": step + 1, "loss": float(np.mean(losses)), "lr": lr, "minutes": round(minutes, 2)}
             losses.clear()
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
