@@ -66,6 +66,8 @@ Schema (every key optional; see README section ``cli-run``)::
     initial_delay_s = 0.5          # first retry delay; doubled per failure …
     max_delay_s = 10.0             # … up to this
     stall_timeout_s = 10.0         # a network sink whose server takes no data this long is reopened
+    probe_interval_s = 0.25        # while a lost server's port refuses, look at it this often; reopen when it accepts
+    start_timeout_s = 10.0         # a source or sink not open this long after the start ends the job (exit 2)
 
     [metrics]
     enabled = true
@@ -379,6 +381,8 @@ SCHEMA: dict[str, Any] = {
         "initial_delay_s": _seconds,
         "max_delay_s": _seconds,
         "stall_timeout_s": _seconds,
+        "probe_interval_s": _range(0.05, 5.0),
+        "start_timeout_s": _seconds,
     },
     "metrics": {"enabled": _boolean, "port": _int_range(0, 65535), "host": _host},
 }
@@ -565,6 +569,8 @@ class PipelineConfig:
     reconnect_initial_s: float
     reconnect_max_s: float
     stall_timeout_s: float  # a network sink that takes no data for this long is dropped and reopened
+    probe_interval_s: float  # how often a lost server's port is looked at while it refuses
+    start_timeout_s: float  # a source or sink that does not open within this long of the start ends the job
     metrics_enabled: bool
     metrics_port: int
     metrics_host: str
@@ -636,6 +642,8 @@ def _resolve(data: Mapping[str, Any], origin: str) -> PipelineConfig:
         reconnect_initial_s=initial,
         reconnect_max_s=most,
         stall_timeout_s=reconnect.get("stall_timeout_s", 10.0),
+        probe_interval_s=reconnect.get("probe_interval_s", 0.25),
+        start_timeout_s=reconnect.get("start_timeout_s", 10.0),
         metrics_enabled=metrics.get("enabled", True),
         metrics_port=metrics.get("port", 9108),
         metrics_host=metrics.get("host", "127.0.0.1"),

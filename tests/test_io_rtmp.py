@@ -216,3 +216,42 @@ def test_rtmp_sink_to_a_server_that_is_not_rtmp_names_the_problem():
     finally:
         server.close()
     assert not isinstance(info.value, SinkLost)  # a wrong address is not retried as if the server were down
+
+
+def test_a_reopened_rtmp_sink_continues_the_timeline_of_the_one_it_replaces(nginx_rtmp):
+    """``continue_timeline(origin)``: the second sink on the same key stamps 10 s as 10 s (from the first
+    sink's origin), not as 0; a player reads that back through nginx-rtmp."""
+    url = nginx_rtmp.url("again")
+    frames = list(open_source("testsrc:?size=160x120&fps=30&frames=2", realtime=False).frames())
+
+    def publish(sink, first: int, count: int) -> None:
+        for k in range(first, first + count):
+            sink.write(OutputFrame(frames[k % 2].video, Fraction(k, 30), Fraction(k, 30), 0.0, False, None, 0.0, k))
+            time.sleep(1 / 30)
+
+    first = open_sink(url, width=160, height=120, rate=Fraction(30), time_base=Fraction(1, 30), codec="libx264")
+    publish(first, 0, 15)
+    first.close()
+    again = open_sink(url, width=160, height=120, rate=Fraction(30), time_base=Fraction(1, 30), codec="libx264")
+    again.continue_timeline(Fraction(0))
+    got: list[Fraction] = []
+
+    def play() -> None:
+        options = {"probesize": "32768", "analyzeduration": "100000"}
+        with av.open(url, options=options, timeout=(10, 3)) as container:
+            for frame in container.decode(video=0):
+                got.append(frame.pts * frame.time_base)
+                if len(got) == 20:
+                    break
+
+    player = threading.Thread(target=play, daemon=True)
+    player.start()
+    try:
+        time.sleep(0.5)  # the player is waiting on the key
+        publish(again, 300, 60)  # 10 s … 12 s on the job's timeline
+    finally:
+        again.close()
+    player.join(15)
+    assert len(got) == 20
+    assert Fraction(10) <= got[0] <= Fraction(12)  # not restarted at 0
+    assert all(b > a for a, b in zip(got, got[1:], strict=False))

@@ -67,3 +67,18 @@ def test_rtsp_unknown_path_is_a_user_error(rtsp_server):
         open_source(url, open_timeout=5, read_timeout=3)
     assert not isinstance(info.value, SourceLost)
     assert url in str(info.value)
+
+
+def test_the_readiness_probe_sees_the_rtsp_server_go_and_come_back(rtsp_server):
+    """The cheap look the reconnect uses between full opens: a TCP connect to the server's port."""
+    from rifestream.io.endpoint_probe import readiness_probe
+
+    probe = readiness_probe(rtsp_server.url)
+    assert probe is not None and probe()
+    rtsp_server.kill()
+    start = time.monotonic()
+    assert not probe()
+    assert time.monotonic() - start < 0.1  # a refused port answers at once: looking costs nothing
+    rtsp_server.start()
+    assert probe()
+    assert readiness_probe("udp://127.0.0.1:5000") is None  # no TCP port to look at: backoff alone

@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,10 +23,13 @@ import numpy as np
 import pytest
 
 from rifestream.engine import FrameEngine, Interpolator
+from rifestream.errors import RifestreamError
+from rifestream.io.endpoint_probe import readiness_probe
 from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.zmq_feed import FeedSubscriber
 from rifestream.model import IFNet, IFNetConfig, save_model
+from rifestream.pipeline.backoff import wait_to_retry
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.run_stats import RunStats
@@ -349,3 +353,87 @@ def test_offline_interpolate_file_keeps_every_frame_and_the_audio(tmp_path):
         times = [f.pts * f.time_base for f in container.decode(video=0)]
     # 24 → 60 over 23/24 s: output times k/60 < 23/24 → k = 0 … 57
     assert times == [Fraction(k, 60) for k in range(58)]
+
+
+# ----- reconnects and start-up: every wait bounded (issue 19, items 3 and 4) -------------------------
+def test_wait_to_retry_ends_as_soon_as_a_refusing_port_accepts():
+    """The server's port refuses (it is down), then a listener appears 0.6 s in: the wait, though its
+    backoff says 10 s, ends within one look (0.1 s here) of the port accepting."""
+    port = free_port()
+    listener = socket.socket()
+    threading.Timer(0.6, lambda: (listener.bind(("127.0.0.1", port)), listener.listen())).start()
+    start = time.monotonic()
+    try:
+        assert wait_to_retry(10.0, threading.Event(), readiness_probe(f"rtsp://127.0.0.1:{port}/cam"), 0.1)
+        waited = time.monotonic() - start
+    finally:
+        listener.close()
+    assert 0.55 <= waited <= 0.6 + 0.1 + 0.3, waited
+
+
+def test_wait_to_retry_does_not_hammer_a_server_that_is_up():
+    """A port that accepts (the server is up but refused the stream: 404, already publishing) is looked
+    at once, and the wait runs its whole backoff delay: one connection per full open, no more."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        start = time.monotonic()
+        assert wait_to_retry(0.8, threading.Event(), readiness_probe(f"rtmp://127.0.0.1:{port}/live/x"), 0.05)
+        waited = time.monotonic() - start
+        server.setblocking(False)
+        looks = 0
+        while True:
+            try:
+                server.accept()[0].close()
+            except BlockingIOError:
+                break
+            looks += 1
+    assert 0.75 <= waited <= 1.3, waited
+    assert looks == 1
+
+
+def test_wait_to_retry_returns_false_at_once_when_stopped():
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    start = time.monotonic()
+    assert not wait_to_retry(10.0, stop, readiness_probe(f"rtsp://127.0.0.1:{free_port()}/cam"), 0.25)
+    assert time.monotonic() - start < 0.2 + 0.25 + 0.6  # the look in progress (≤ 0.5 s) finishes first
+
+
+def test_a_source_that_never_opens_fails_the_job_after_the_start_timeout():
+    runner = make_runner(f"rtsp://127.0.0.1:{free_port()}/cam", [SinkSpec("null")], start_timeout=1.5)
+    start = time.monotonic()
+    with pytest.raises(RifestreamError, match=r"Connection refused.*did not open within 1\.5 s of the start"):
+        run_blocking(runner)
+    assert 1.4 <= time.monotonic() - start <= 2.5
+
+
+def test_the_duration_bounds_a_job_whose_source_never_opens():
+    runner = make_runner(f"rtmp://127.0.0.1:{free_port()}/live/cam", [SinkSpec("null")], duration=1.0,
+                         start_timeout=30)  # fmt: skip
+    start = time.monotonic()
+    with pytest.raises(RifestreamError, match=r"did not open within the duration, 1 s"):
+        run_blocking(runner)
+    assert 0.9 <= time.monotonic() - start <= 2.0
+
+
+def test_a_stop_before_the_source_opens_ends_the_job_quietly():
+    """Ctrl-C while waiting for the source is the user's choice, not a failure: a summary, no error."""
+    runner = make_runner(f"rtsp://127.0.0.1:{free_port()}/cam", [SinkSpec("null")], start_timeout=30)
+    threading.Timer(0.5, runner.stop).start()
+    start = time.monotonic()
+    summary = run_blocking(runner)
+    assert time.monotonic() - start < 1.5
+    assert summary.notes == ["stopped before the source could be opened"] and summary.frames_in == 0
+
+
+def test_an_rtmp_sink_that_never_opens_fails_the_job_after_the_start_timeout(tmp_path):
+    """The other sink gets the stream while the RTMP server is retried; then the job fails, the file
+    finished and playable."""
+    out = tmp_path / "kept.mkv"
+    runner = make_runner("testsrc:?size=96x64&fps=30", [SinkSpec(f"rtmp://127.0.0.1:{free_port()}/live/k"),
+                         SinkSpec(str(out))], start_timeout=1.5)  # fmt: skip
+    start = time.monotonic()
+    with pytest.raises(RifestreamError, match=r"cannot connect.*the sink did not open within 1\.5 s of the start"):
+        run_blocking(runner)
+    assert time.monotonic() - start <= 3.0
+    assert len(decoded(out)) > 60  # ~1.5 s at 60 fps

@@ -12,9 +12,18 @@ Live jobs (a source that delivers at its own pace) never wait on a slower
 stage: each hand-off drops its OLDEST frame when full and counts it. Offline
 jobs (``live=False``: a file read as fast as possible, the ``interpolate``
 command) wait for room instead — back-pressure, no drops — and run without a
-latency budget. Lost sources and RTMP sinks come back with exponential backoff.
-``stop()`` (SIGINT/SIGTERM, ``duration``) ends the source; what is queued is
-drained, encoders are flushed and every sink is closed, so files are playable.
+latency budget. Lost sources and RTMP sinks are reopened with exponential backoff
+between full opens and a cheap look at the server's port between them
+(``backoff.wait_to_retry``): a server that comes back is picked up within
+``look_every`` seconds plus one open. ``stop()`` (SIGINT/SIGTERM, ``duration``)
+ends the source; what is queued is drained, encoders are flushed and every sink
+is closed, so files are playable.
+
+Every wait at the start is bounded: ``duration`` counts from ``run()``, whether
+the source has opened or not, and a source (or sink) that cannot be opened
+within ``start_timeout`` seconds ends the job with its reason (a
+``RifestreamError``), as does a ``duration`` that passes before the source
+opened.
 
 The runner picks no event loop: the entry point does (``asyncio.run(runner.run(),
 loop_factory=uvloop.new_event_loop)`` or plain ``asyncio.run``).
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import threading
@@ -33,24 +43,26 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
 from rifestream.io.scene_source import TestSceneSource
 from rifestream.io.source_base import Source
-from rifestream.io.stream_errors import SourceLost
 from rifestream.io.stream_info import StreamInfo
 from rifestream.io.url_redact import redact_url
 from rifestream.pipeline.backoff import Backoff
 from rifestream.pipeline.budget import LatencyBudget
+from rifestream.pipeline.burst_room import BurstRoom
 from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.frame_loop import FrameLoop
 from rifestream.pipeline.handoff import Handoff, HandoffClosed
 from rifestream.pipeline.run_stats import RunStats, RunSummary
 from rifestream.pipeline.sink_worker import Sink, SinkWorker
-from rifestream.pipeline.source_thread import END, GAP, Marker, SourceItem, SourceThread
+from rifestream.pipeline.source_thread import END, GAP, FirstOpen, Marker, SourceItem, SourceThread
 
 log = logging.getLogger(__name__)
 
 ENGINE_QUEUE = "interpolate"
+BURST_S = 1.0  # while a sink reopens, the engine queue holds this many seconds of source frames (BurstRoom)
 Progress = Callable[[int, int | None], None]  # (source frames done, total if known)
 
 
@@ -152,10 +164,13 @@ class Runner:
         stats: RunStats | None = None,
         reconnect: tuple[float, float] = (0.5, 10.0),
         stall_timeout: float = 10.0,
+        start_timeout: float | None = 10.0,
+        look_every: float = 0.25,
         duration: float | None = None,
         on_progress: Progress | None = None,
         handle_signals: bool = False,
         open_sink: SinkOpener = _open_sink_for,
+        source_url: str | None = None,
     ) -> None:
         if not sinks:
             raise ValueError("a job needs at least one sink")
@@ -171,7 +186,10 @@ class Runner:
         self.stats = stats or RunStats()
         self.reconnect = reconnect
         self.stall_timeout = stall_timeout
+        self.start_timeout = start_timeout  # None: a source or sink not up at the start is waited for
+        self.look_every = look_every
         self.duration = duration
+        self.source_url = source_url  # only for messages (the opener knows the real thing)
         self.on_progress = on_progress
         self.handle_signals = handle_signals
         self._open_sink = open_sink
@@ -182,6 +200,7 @@ class Runner:
         self._stopped: asyncio.Event | None = None  # created on the loop in run()
         self._source_thread: SourceThread | None = None
         self._failure: BaseException | None = None
+        self._out_of_time = False  # the duration passed
         self._frames_done = 0
         self._total: int | None = None
 
@@ -218,31 +237,52 @@ class Runner:
             self._stopped.set()
         handlers = self._install_signal_handlers(loop)
         engine_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rifestream-engine")
+        timer = loop.call_later(self.duration, self._out_of_duration) if self.duration else None
         try:
-            source = await self._first_source(loop)
+            source = await self._first_source()
             if source is None:
                 self.stats.note("stopped before the source could be opened")
                 return self.stats.summary()
             return await self._stream(loop, source, engine_pool)
         finally:
+            if timer is not None:
+                timer.cancel()
             for sig in handlers:
                 loop.remove_signal_handler(sig)
             engine_pool.shutdown(wait=True)
 
-    async def _first_source(self, loop: asyncio.AbstractEventLoop) -> Source | None:
-        """Open the input; a live server that is not up yet is retried with backoff (None: stopped)."""
-        backoff = Backoff(*self.reconnect)
-        while not self._stop_requested.is_set():
-            try:
-                return await loop.run_in_executor(None, self._open_source)
-            except SourceLost as lost:
-                delay = backoff.next_delay()
-                log.warning("source not reachable: %s; retrying in %.1f s", lost, delay)
-                try:
-                    await asyncio.wait_for(self._stopped.wait(), delay)
-                except TimeoutError:
-                    self.stats.reconnect("source")
-        return None
+    def _out_of_duration(self) -> None:
+        self._out_of_time = True
+        self.stop()
+
+    async def _first_source(self) -> Source | None:
+        """Open the input. A live server that is not up yet is retried for up to ``start_timeout``
+        seconds (and within the duration); past that the job fails with the reason. None: the job was
+        stopped (a signal, ``stop()``) before the source opened."""
+        opening = FirstOpen(self._open_source, backoff=Backoff(*self.reconnect), stats=self.stats,
+                            look_every=self.look_every)  # fmt: skip
+        attempt = asyncio.wrap_future(opening.start())
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            done, _ = await asyncio.wait({attempt, stopped}, timeout=self.start_timeout, return_when="FIRST_COMPLETED")
+        finally:
+            stopped.cancel()
+        if attempt in done:
+            return attempt.result()
+        opening.give_up()
+        attempt.cancel()
+        if self._stop_requested.is_set() and not self._out_of_time:
+            return None
+        why = str(opening.last_loss) if opening.last_loss is not None else (
+            f"{redact_url(self.source_url) if self.source_url else 'the source'}: its first open has not returned "
+            "(a server that accepts the connection but does not answer?)"
+        )  # fmt: skip
+        if self._out_of_time:
+            raise RifestreamError(f"{why} (gave up: the source did not open within the duration, {self.duration:g} s)")
+        raise RifestreamError(
+            f"{why} (gave up: the source did not open within {self.start_timeout:g} s of the start; "
+            "[reconnect] start_timeout_s sets how long)"
+        )
 
     async def _stream(
         self, loop: asyncio.AbstractEventLoop, source: Source, engine_pool: ThreadPoolExecutor
@@ -262,6 +302,7 @@ class Runner:
         from rifestream.io.sinks import is_network_sink
 
         names = queue_names([s.url for s in self.sink_specs])[1:]
+        burst_room = BurstRoom(source_q, math.ceil(float(info.rate or 60) * BURST_S)) if live else None
         self.workers = [
             SinkWorker(
                 spec.url,
@@ -273,6 +314,10 @@ class Runner:
                 backoff=Backoff(*self.reconnect),
                 live=live,
                 stall_timeout=self.stall_timeout if is_network_sink(spec.url) else None,
+                start_timeout=self.start_timeout,
+                look_every=self.look_every,
+                on_failure=self._fail,
+                on_reopen=burst_room.reopening if burst_room is not None else None,
             )
             for spec, name in zip(self.sink_specs, names, strict=True)
         ]
@@ -313,11 +358,11 @@ class Runner:
             stats=self.stats,
             backoff=Backoff(*self.reconnect),
             on_failure=self._fail,
+            look_every=self.look_every,
         )
         if self._stop_requested.is_set():
             self._source_thread.stop()
         self._source_thread.start()
-        timer = loop.call_later(self.duration, self.stop) if self.duration else None
         try:
             await self._engine(loop, frame_loop, source_q, engine_pool)
         except BaseException as exc:
@@ -326,8 +371,6 @@ class Runner:
                 w.queue.offer(END)
         finally:
             source_q.close()
-            if timer is not None:
-                timer.cancel()
             results = await asyncio.gather(*sink_tasks, return_exceptions=True)
             await loop.run_in_executor(None, self._source_thread.join)
         for result in results:

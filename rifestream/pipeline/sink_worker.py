@@ -6,9 +6,15 @@ as ``queue_full``: a slow sink never holds up the source, the engine or the
 other sinks); an offline job ``put``s (back-pressure). The worker coroutine takes
 items in order and runs ``sink.write`` in the sink's single thread.
 
-A sink whose server goes away (``SinkLost``) is reopened with exponential
-backoff in the background; frames that come meanwhile are dropped and counted
-as ``disconnected``, and the stream resumes with the next frame once it is back.
+A sink whose server goes away (``SinkLost``) is reopened in the background
+(``backoff.wait_to_retry``: full opens back off, a cheap look at the server's
+port between them starts the next open as soon as it accepts again); frames
+that come meanwhile are dropped and counted as ``disconnected``, and the stream
+resumes with the next frame once it is back, on the same timeline: the reopened
+sink stamps its frames from the first sink's origin, not from zero (a player
+joining after the reconnect sees the job's clock). A sink that cannot be opened
+at the start is retried the same way for ``start_timeout`` seconds; then the
+worker gives up and the job ends with that error.
 A network sink whose server stops reading without closing the connection blocks
 its write; after ``stall_timeout`` seconds the worker gives that sink up (its
 thread is left to the stuck call, a daemon that cannot hold up exit), counts the
@@ -21,15 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from fractions import Fraction
 from typing import Any, Protocol, TypeVar
 
 from rifestream.errors import RifestreamError
+from rifestream.io.endpoint_probe import readiness_probe
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.url_redact import redact_text, redact_url
-from rifestream.pipeline.backoff import Backoff
+from rifestream.pipeline.backoff import Backoff, wait_to_retry
 from rifestream.pipeline.handoff import Handoff
 from rifestream.pipeline.run_stats import RunStats
 from rifestream.pipeline.sink_thread import SinkThread
@@ -70,6 +79,10 @@ class SinkWorker:
         backoff: Backoff,
         live: bool,
         stall_timeout: float | None = None,
+        start_timeout: float | None = None,
+        look_every: float = 0.25,
+        on_failure: Callable[[BaseException], None] | None = None,
+        on_reopen: Callable[[bool], None] | None = None,
     ) -> None:
         self.url = url
         self.stage = stage
@@ -84,6 +97,14 @@ class SinkWorker:
             on_depth=lambda depth: stats.queue_depth(queue_name, depth),
         )
         self.stall_timeout = stall_timeout  # None: a write may take as long as it takes (files)
+        self.start_timeout = start_timeout  # None: an unreachable sink at the start is retried until the job ends
+        self._look_every = look_every
+        self._on_failure = on_failure
+        self._on_reopen = on_reopen or (lambda started: None)  # around each reopen attempt (see BurstRoom)
+        self._start_deadline: float | None = None  # while the sink has never opened: when to give up
+        self._retry_stop = threading.Event()  # ends a wait between reconnect tries (the job is closing)
+        self._origin: Fraction | None = None  # the time of the first frame written: the timeline's zero
+        self._last_refusal: RifestreamError | None = None  # why the last open failed (for the give-up error)
         self._thread = SinkThread(f"rifestream-sink-{queue_name}")
         self.sink: Sink | None = None
         self._reconnecting: asyncio.Task | None = None
@@ -96,16 +117,22 @@ class SinkWorker:
         return await asyncio.wrap_future(self._thread.submit(fn, *args))
 
     async def open(self) -> None:
-        """Open the sink; an unreachable server is retried in the background (frames dropped meanwhile)."""
+        """Open the sink; an unreachable server is retried in the background (frames dropped meanwhile)
+        for up to ``start_timeout`` seconds, then the job fails (``on_failure``)."""
+        if self.start_timeout is not None:
+            self._start_deadline = time.monotonic() + self.start_timeout
         try:
             self.sink = await self._call(self._opener)
+            self._start_deadline = None
         except SinkLost as lost:
             log.warning("sink %s unreachable: %s; retrying with backoff", redact_url(self.url), lost)
+            self._last_refusal = lost
             self._start_reconnect()
 
     async def abort(self) -> None:
         """Close without running (the job failed to start)."""
         self._closing = True
+        self._retry_stop.set()
         if self._reconnecting is not None:
             self._reconnecting.cancel()
             await asyncio.gather(self._reconnecting, return_exceptions=True)
@@ -138,6 +165,7 @@ class SinkWorker:
                     await self._write_all(items)
         finally:
             self._closing = True
+            self._retry_stop.set()
             self.queue.close()
             if self._reconnecting is not None:
                 self._reconnecting.cancel()
@@ -172,6 +200,8 @@ class SinkWorker:
             if not isinstance(item, OutputFrame):
                 continue
             if kept:
+                if self._origin is None:
+                    self._origin = item.time
                 self._stats.stage(self.stage, took)
                 self._stats.emitted(item, done)
             else:
@@ -248,29 +278,69 @@ class SinkWorker:
     def _start_reconnect(self) -> None:
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+            self._reconnecting.add_done_callback(self._reconnect_done)
+
+    def _reconnect_done(self, task: asyncio.Task) -> None:
+        """A sink that never opened within its start timeout fails the job."""
+        if task.cancelled() or task.exception() is None:
+            return
+        if self._on_failure is not None:
+            self._on_failure(task.exception())
+        else:
+            log.error("sink %s: %s", redact_url(self.url), task.exception())
 
     async def _reconnect(self) -> None:
-        """Reopen with backoff until it works or the job ends.
+        """Reopen until it works or the job ends (``wait_to_retry`` between tries).
 
-        Any refusal is retried, not only an unreachable server: this sink opened before, so a
-        refusal now is the server's state (nginx-rtmp answers "already publishing" until it has
-        dropped our previous, stalled connection to the same stream key), not a wrong setting.
+        Once the sink has opened, any refusal is retried, not only an unreachable server: a refusal
+        now is the server's state (nginx-rtmp answers "already publishing" until it has dropped our
+        previous, stalled connection to the same stream key), not a wrong setting. Before it ever
+        opened, only an unreachable server is retried, and only until the start deadline.
         """
+        probe = readiness_probe(self.url)
         while not self._closing:
-            await asyncio.sleep(self._backoff.next_delay())
+            delay = self._backoff.next_delay()
+            if self._start_deadline is not None:
+                left = self._start_deadline - time.monotonic()
+                if left <= 0:
+                    raise RifestreamError(
+                        f"{self._last_refusal} (gave up: the sink did not open within {self.start_timeout:g} s "
+                        "of the start; [reconnect] start_timeout_s sets how long)"
+                    )
+                delay = min(delay, left)
+            if not await self._call(wait_to_retry, delay, self._retry_stop, probe, self._look_every):
+                return
+            if self._closing:
+                return
             self._stats.reconnect("sink")
+            self._on_reopen(True)
             try:
-                sink = await self._call(self._opener)
+                sink = await self._call(self._open_on_timeline)
             except RifestreamError as refused:  # SinkLost included
+                if self._start_deadline is not None and not isinstance(refused, SinkLost):
+                    raise  # never opened, and not for want of a server: a wrong setting
+                self._last_refusal = refused
                 log.warning("sink %s still unavailable: %s", redact_url(self.url), redact_text(str(refused)))
                 continue
+            finally:
+                self._on_reopen(False)
             if self._closing:
                 await self._call(_close_quietly, sink)
                 return
             self.sink = sink
+            self._start_deadline = None
             self._backoff.reset()
             log.info("sink %s back", redact_url(self.url))
             return
+
+    def _open_on_timeline(self) -> Sink:
+        """Open the sink again (in its thread) to continue the timeline of the frames already written."""
+        sink = self._opener()
+        if self._origin is not None:
+            resume = getattr(sink, "continue_timeline", None)
+            if resume is not None:
+                resume(self._origin)
+        return sink
 
 
 def _close_quietly(sink: Sink) -> None:

@@ -6,8 +6,11 @@ gives it: for a live job it schedules a non-blocking ``Handoff.offer`` with
 it waits for room with ``asyncio.run_coroutine_threadsafe(handoff.put(...))``
 (back-pressure). After the last item it delivers ``END``.
 
-A live source that is lost (``SourceLost``) is reopened with exponential
-backoff until it returns or the job stops. The runner is told with a ``GAP``
+A live source that is lost (``SourceLost``) is reopened until it returns or the
+job stops: full opens back off exponentially, and between them a cheap look at
+the server's TCP port (``backoff.wait_to_retry``) starts the next open the moment
+a port that refused accepts again, so a returning server is picked up within
+``look_every`` plus one open however long it was away. The runner is told with a ``GAP``
 item (the engine then closes the pair in flight, so no frame is morphed across
 the outage), and the resumed stream's timestamps are shifted to continue one
 frame interval after the last frame before the loss: the output timeline stays
@@ -19,15 +22,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from fractions import Fraction
 
 from rifestream.errors import RifestreamError
+from rifestream.io.endpoint_probe import readiness_probe
 from rifestream.io.frames import SourceAudio, SourceFrame
 from rifestream.io.source_base import Source
 from rifestream.io.stream_errors import SourceLost
 from rifestream.io.url_redact import redact_text, redact_url
-from rifestream.pipeline.backoff import Backoff
+from rifestream.pipeline.backoff import Backoff, wait_to_retry
 from rifestream.pipeline.run_stats import RunStats
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,7 @@ class SourceThread:
         stats: RunStats,
         backoff: Backoff,
         on_failure: Callable[[BaseException], None],
+        look_every: float = 0.25,
     ) -> None:
         self._source = source
         self._reopen = reopen
@@ -69,6 +75,7 @@ class SourceThread:
         self._stats = stats
         self._backoff = backoff
         self._on_failure = on_failure
+        self._look_every = look_every
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="rifestream-source", daemon=True)
@@ -109,7 +116,7 @@ class SourceThread:
                     self._stats.source_up(False)
                     log.warning("source lost: %s; reconnecting with backoff", lost)
                     self._deliver(GAP)
-                    if not self._reconnect():
+                    if not self._reconnect(lost.url):
                         break
         except BaseException as exc:  # handed to the runner, which stops the job and re-raises it
             self._on_failure(exc)
@@ -137,8 +144,8 @@ class SourceThread:
                 self._stop.set()
                 return
 
-    def _reconnect(self) -> bool:
-        """Reopen with backoff until it works (True) or the job stops (False).
+    def _reconnect(self, url: str) -> bool:
+        """Reopen ``url``'s source until it works (True) or the job stops (False); see ``wait_to_retry``.
 
         Any refusal is retried, not only an unreachable server: this source worked before, so a
         server that now answers "no such stream" (a camera or RTSP server still setting up its
@@ -148,9 +155,9 @@ class SourceThread:
             old, self._source = self._source, None
         if old is not None:
             old.close()
+        probe = readiness_probe(url)
         while True:
-            delay = self._backoff.next_delay()
-            if self._stop.wait(delay):
+            if not wait_to_retry(self._backoff.next_delay(), self._stop, probe, self._look_every):
                 return False
             self._stats.reconnect("source")
             try:
@@ -186,3 +193,65 @@ class SourceThread:
                 self._last_step = item.time - self._last_time
             self._last_time = item.time
         return item
+
+
+class FirstOpen:
+    """The job's first open of its source, in a daemon thread: a live server that is not up yet is
+    retried (``wait_to_retry``) until the source opens or ``give_up()``.
+
+    A daemon thread, not an executor's: an open stuck on a server that accepts and never answers must
+    not keep the process from exiting once the job has given up on it. ``last_loss`` is the latest
+    reason the source could not be reached (None before the first attempt has failed).
+    """
+
+    def __init__(
+        self, open_source: Callable[[], Source], *, backoff: Backoff, stats: RunStats, look_every: float = 0.25
+    ) -> None:
+        self._open = open_source
+        self._backoff = backoff
+        self._stats = stats
+        self._look_every = look_every
+        self._given_up = threading.Event()
+        self._lock = threading.Lock()
+        self.last_loss: SourceLost | None = None
+        self.result: Future[Source | None] = Future()
+
+    def start(self) -> Future[Source | None]:
+        threading.Thread(target=self._run, name="rifestream-source-open", daemon=True).start()
+        return self.result
+
+    def give_up(self) -> None:
+        """Stop retrying; a source that opens after this (or has just opened unclaimed) is closed."""
+        with self._lock:
+            self._given_up.set()
+            if self.result.done() and self.result.exception() is None and self.result.result() is not None:
+                self.result.result().close()
+
+    def _run(self) -> None:
+        self.result.set_running_or_notify_cancel()  # from here on only this thread settles the result
+        try:
+            source = self._open_when_up()
+        except BaseException as exc:  # a wrong URL, path or option: the runner reports it
+            self.result.set_exception(exc)
+            return
+        with self._lock:
+            if source is not None and self._given_up.is_set():
+                source.close()
+                source = None
+            self.result.set_result(source)
+
+    def _open_when_up(self) -> Source | None:
+        probe = None
+        while not self._given_up.is_set():
+            try:
+                return self._open()
+            except SourceLost as lost:
+                self.last_loss = lost
+                delay = self._backoff.next_delay()
+                log.warning("source not reachable: %s; retrying (next full try within %.1f s)", lost, delay)
+                if probe is None:
+                    probe = readiness_probe(lost.url)
+                if not wait_to_retry(delay, self._given_up, probe, self._look_every):
+                    return None
+                self._stats.reconnect("source")
+        return None
