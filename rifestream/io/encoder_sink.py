@@ -210,6 +210,13 @@ class EncoderSink(Sink):
                 if not self._busy and self._close_pending:
                     self._finish()
 
+    def continue_timeline(self, origin: Fraction) -> None:
+        """Stamp frames (and audio) from ``origin`` instead of this sink's first frame: a live sink reopened
+        after a loss resumes on the timeline of the one it replaces, not at zero. Call before the first write."""
+        with self._lock:
+            if self.stats.frames == 0:
+                self._origin = origin
+
     def write(self, frame: OutputFrame) -> bool:
         with self._writing():
             if self._closed:
@@ -229,13 +236,6 @@ class EncoderSink(Sink):
                 if self._audio is not None and self.stats.frames == 0:
                     self._audio.start(self._origin)
             except (av.error.FFmpegError, OSError) as exc:
-    def continue_timeline(self, origin: Fraction) -> None:
-        """Stamp frames (and audio) from ``origin`` instead of this sink's first frame: a live sink reopened
-        after a loss resumes on the timeline of the one it replaces, not at zero. Call before the first write."""
-        with self._lock:
-            if self.stats.frames == 0:
-                self._origin = origin
-
                 raise self._write_failure(exc) from exc
             self._last_pts = pts
             self.stats.frames += 1

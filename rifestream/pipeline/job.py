@@ -99,12 +99,12 @@ def build_runner(config: PipelineConfig, stats: RunStats, engine: Any, force: st
         stats=stats,
         reconnect=(config.reconnect_initial_s, config.reconnect_max_s),
         stall_timeout=config.stall_timeout_s,
-        duration=config.duration,
         start_timeout=config.start_timeout_s,
         look_every=config.probe_interval_s,
+        duration=config.duration,
         handle_signals=True,
-    )
         source_url=config.source_url,
+    )
 
 
 def run_job(
