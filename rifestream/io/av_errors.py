@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 import av
 
@@ -49,9 +50,19 @@ def open_error(url: str, exc: BaseException, what: str) -> RifestreamError:
     if isinstance(exc, FileNotFoundError):
         if what == "read":
             return RifestreamError(f"no such file: {url}; check the path, or give a URL such as rtsp://HOST/PATH")
+        folder = os.path.dirname(os.path.abspath(url))
+        if "://" not in url and os.path.isdir(folder):  # e.g. /proc: the folder is there but takes no new files
+            return RifestreamError(
+                f"cannot write {url}: folder {folder} does not take new files; choose another folder"
+            )
         return RifestreamError(f"cannot write {url}: its folder does not exist; create it or choose another path")
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return RifestreamError(f"cannot {what} {url}: it is on a read-only file system; choose another folder")
     if isinstance(exc, IsADirectoryError):
         return RifestreamError(f"{url} is a folder; give a video file path")
+    if isinstance(exc, PermissionError) and what == "write" and "://" not in url and not os.path.exists(url):
+        folder = os.path.dirname(os.path.abspath(url))
+        return RifestreamError(f"cannot write {url}: permission denied in folder {folder}; choose another folder")
     if isinstance(exc, PermissionError):
         return RifestreamError(f"cannot {what} {url}: permission denied; check the file's permissions")
     if isinstance(exc, av.error.ProtocolNotFoundError):
@@ -64,6 +75,11 @@ def open_error(url: str, exc: BaseException, what: str) -> RifestreamError:
         return RifestreamError(f"{url}: the server has no such stream (404); check the stream path")
     if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)):
         return RifestreamError(f"{url}: the server refused access ({reason(exc)}); check the credentials in the URL")
+    if what == "read" and isinstance(exc, av.error.FFmpegError) and "://" not in url:
+        why = "it ends too early" if isinstance(exc, av.error.EOFError) else reason(exc)
+        return RifestreamError(
+            f"{url}: FFmpeg cannot read this as video ({why}); check that it is a whole, undamaged video file"
+        )
     if isinstance(exc, av.error.InvalidDataError):
         return RifestreamError(f"{url}: FFmpeg cannot {what} this as video ({reason(exc)}); check the file or format")
     if isinstance(exc, av.error.OptionNotFoundError):

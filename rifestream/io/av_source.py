@@ -78,11 +78,18 @@ class AVSource(Source):
         self.realtime = realtime and not live
         self._lock = threading.RLock()  # re-entrant: close() may come from a signal handler in this thread
         self._reading = False
+        self._size_warned = False
         self._container: av.container.InputContainer | None = None
         try:
-            self._container = av.open(file, format=format, options=options or {}, timeout=(open_timeout, read_timeout))
+            self._container = av.open(
+                file,
+                format=format,
+                options=options or {},
+                timeout=(open_timeout, read_timeout),
+                metadata_errors="replace",  # a damaged file's tags are not valid UTF-8; they must not stop us
+            )
         except ValueError as exc:  # PyAV: an unknown forced format name
-            if isinstance(exc, av.error.FFmpegError):
+            if isinstance(exc, av.error.FFmpegError) or format is None:
                 raise self._open_failure(exc) from exc
             raise RifestreamError(f"{url}: {exc}; check the format name (ffmpeg -formats lists them)") from None
         except Exception as exc:
@@ -112,14 +119,18 @@ class AVSource(Source):
         container = self._container
         if not container.streams.video:
             raise RifestreamError(f"{self.url} has no video stream; give an input with video")
-        self._video = container.streams.video[0]
+        # A damaged header can leave a stream without a codec (no codec context): skip such streams.
+        decodable = [s for s in container.streams.video if s.codec_context is not None]
+        if not decodable:
+            raise self._no_video("its video stream has no codec FFmpeg can decode (a damaged header?)")
+        self._video = decodable[0]
         self._video.thread_type = "SLICE" if self.live else "AUTO"  # frame threads would add latency
         vs = self._video
         if self.live:
             self._nominal_rate = _plausible_rate(vs.guessed_rate, vs.average_rate)
         else:
             self._nominal_rate = _plausible_rate(vs.average_rate, vs.guessed_rate, vs.base_rate)
-        self._audio = container.streams.audio[0] if (audio and container.streams.audio) else None
+        self._audio = self._usable_audio() if audio else None
         self._audio_info: AudioInfo | None = None
         if self._audio is not None:
             cc = self._audio.codec_context
@@ -134,6 +145,18 @@ class AVSource(Source):
                 bit_rate=cc.bit_rate or 0,
                 template=lambda: None if self._container is None else stream,
             )
+
+    def _usable_audio(self) -> av.audio.stream.AudioStream | None:
+        """The first audio stream whose header makes sense; a damaged one is left out with a warning."""
+        streams = self._container.streams.audio
+        for stream in streams:
+            cc = stream.codec_context
+            if cc is not None and cc.sample_rate and cc.sample_rate > 0 and cc.channels and cc.layout is not None:
+                return stream
+        if streams:
+            log.warning("%s: its audio stream is damaged (no codec, rate or channels); going on without audio",
+                        self.url)  # fmt: skip
+        return None
 
     def _prime(self, open_timeout: float) -> list[SourceFrame | SourceAudio]:
         """Read until the first video frame; fill ``info`` from it."""
@@ -183,8 +206,10 @@ class AVSource(Source):
                     continue
                 try:
                     frames = self._video.codec_context.decode(packet if packet.size else None)
-                except av.error.InvalidDataError:
-                    self.stats.decode_errors += 1
+                except av.error.FFmpegError as exc:
+                    if self.live and not isinstance(exc, av.error.InvalidDataError):
+                        raise
+                    self.stats.decode_errors += 1  # a damaged packet: skip it, as players do
                     continue
                 for frame in frames:
                     if frame.pts is not None:
@@ -196,15 +221,35 @@ class AVSource(Source):
                         continue
                     last_time = when
                     self.stats.frames += 1
-                    yield SourceFrame(frame, when, time.monotonic())
+                    yield SourceFrame(self._first_size(frame), when, time.monotonic())
         except (av.error.FFmpegError, OSError) as exc:
             if self._stop.is_set():
                 return
             if self.live:
                 raise SourceLost(self.url, av_errors.reason(exc)) from exc
-            raise RifestreamError(f"{self.url}: read failed: {av_errors.reason(exc)}") from exc
+            if self.stats.frames == 0:
+                raise RifestreamError(f"{self.url}: read failed: {av_errors.reason(exc)}; check the file") from exc
+            # a file damaged partway: what came before plays, as in a player; the output ends here
+            log.warning("%s: unreadable after %d frames (%s): the input ends there", self.url, self.stats.frames,
+                        av_errors.reason(exc))  # fmt: skip
         if self.live and not self._stop.is_set():
             raise SourceLost(self.url, "the stream ended (the server closed it)")
+
+    def _first_size(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """``frame`` at the stream's first size: a stream whose size changes midway (a spliced file, a
+        damaged header) is scaled back to it, since every later stage works at one size."""
+        info = getattr(self, "info", None)
+        if info is None or (frame.width, frame.height) == (info.width, info.height):
+            return frame
+        if not self._size_warned:
+            self._size_warned = True
+            log.warning("%s: the video changes size to %dx%d midway; scaling it back to %dx%d",
+                        self.url, frame.width, frame.height, info.width, info.height)  # fmt: skip
+        scaled = frame.reformat(width=info.width, height=info.height)
+        scaled.pts = frame.pts
+        if frame.time_base is not None:
+            scaled.time_base = frame.time_base
+        return scaled
 
     def read(self) -> Iterator[SourceFrame | SourceAudio]:
         with self._lock:
