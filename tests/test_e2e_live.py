@@ -458,6 +458,7 @@ def test_a_source_that_never_connects_ends_at_the_duration_with_an_error(tmp_pat
     errors = job.error_lines("run")
     assert rc == 2 and len(errors) == 1, job.lines
     assert "did not open within the duration, 3 s" in errors[0] and "127.0.0.1" in errors[0]
+    print(f"{scheme} source never connecting, --duration 3: exit {rc} after {seconds:.2f} s of the job")
     assert 2.5 <= seconds <= 3 + 1.0, seconds  # the job's first log line comes just before its clock starts
 
 
@@ -472,6 +473,7 @@ def test_a_source_that_never_connects_ends_at_the_start_timeout(tmp_path):
     errors = job.error_lines("run")
     assert rc == 2 and len(errors) == 1, job.lines
     assert "did not open within 4 s of the start" in errors[0] and "start_timeout_s" in errors[0]
+    print(f"rtsp source never connecting, start_timeout_s = 4: exit {rc} after {seconds:.2f} s of the job")
     assert 3.5 <= seconds <= 4 + 1.0, seconds
 
 
@@ -483,6 +485,7 @@ def test_interpolate_of_an_unreachable_url_fails_after_the_start_timeout(tmp_pat
     errors = job.error_lines("interpolate")
     assert rc == 2 and len(errors) == 1, job.lines
     assert "did not open within 10 s of the start" in errors[0]
+    print(f"interpolate of an unreachable rtsp URL: exit {rc} after {seconds:.2f} s of the job")
     assert 9.5 <= seconds <= 10 + 1.0, seconds
     assert not out.exists()
 
@@ -502,6 +505,7 @@ def test_an_rtmp_sink_refused_at_the_start_ends_the_job_with_an_error(tmp_path):
     errors = job.error_lines("run")
     assert rc == 2 and len(errors) == 1, job.lines
     assert "the sink did not open within 3 s of the start" in errors[0]
+    print(f"rtmp sink refused at the start, start_timeout_s = 3: exit {rc} after {seconds:.2f} s of the job")
     assert 2.5 <= seconds <= 3 + 1.5, seconds  # + draining and closing the file
     with av.open(str(out)) as container:
         frames = sum(1 for _ in container.decode(video=0))

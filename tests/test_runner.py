@@ -437,3 +437,28 @@ def test_an_rtmp_sink_that_never_opens_fails_the_job_after_the_start_timeout(tmp
         run_blocking(runner)
     assert time.monotonic() - start <= 3.0
     assert len(decoded(out)) > 60  # ~1.5 s at 60 fps
+
+
+def test_a_source_server_that_accepts_and_never_answers_is_given_up_at_the_start_timeout():
+    """A port that accepts the connection and then says nothing (a hung server): FFmpeg's own open would
+    wait its full timeout; the job gives up at ``start_timeout`` all the same, naming the source."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/cam"
+        runner = Runner(open_source=lambda: open_source(url, open_timeout=20, read_timeout=20),
+                        sinks=[SinkSpec("null")], engine=FrameEngine("cpu"), clock=OutputClock(factor=2),
+                        start_timeout=1.5, source_url=url)  # fmt: skip
+        start = time.monotonic()
+        with pytest.raises(RifestreamError, match=rf"{url}: its first open has not returned.*within 1\.5 s"):
+            run_blocking(runner)
+        assert time.monotonic() - start <= 2.5
+
+
+def test_a_job_whose_duration_ends_before_its_rtmp_sink_ever_opened_fails():
+    """The duration (1 s) ends the job before the start timeout (30 s): it stops on time, but a sink
+    that never opened delivered nothing, which is an error, not a success."""
+    runner = make_runner("testsrc:?size=96x64&fps=30", [SinkSpec(f"rtmp://127.0.0.1:{free_port()}/live/k")],
+                         duration=1.0, start_timeout=30)  # fmt: skip
+    start = time.monotonic()
+    with pytest.raises(RifestreamError, match=r"Connection refused.*the sink never opened before the job ended"):
+        run_blocking(runner)
+    assert time.monotonic() - start <= 2.0

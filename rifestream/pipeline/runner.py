@@ -264,7 +264,9 @@ class Runner:
         attempt = asyncio.wrap_future(opening.start())
         stopped = asyncio.ensure_future(self._stopped.wait())
         try:
-            done, _ = await asyncio.wait({attempt, stopped}, timeout=self.start_timeout, return_when="FIRST_COMPLETED")
+            done, _ = await asyncio.wait(
+                {attempt, stopped}, timeout=self.start_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stopped.cancel()
         if attempt in done:
@@ -376,6 +378,7 @@ class Runner:
         for result in results:
             if isinstance(result, BaseException):
                 self._fail(result)
+        self._fail_for_sinks_never_opened()
         self._note_sink_drops()
         if self._failure is not None:
             raise self._failure
@@ -483,6 +486,15 @@ class Runner:
             os._exit(128 + sig)
         log.info("%s: stopping; draining queues, flushing encoders, closing sinks", name)
         self.stop()
+
+    def _fail_for_sinks_never_opened(self) -> None:
+        """A job that ended (its duration, the end of its input) before a sink ever opened delivered nothing
+        there: that is a failure, as a source that never opened is. A stop by signal or ``stop()`` is not."""
+        if self._stop_requested.is_set() and not self._out_of_time:
+            return
+        for w in self.workers:
+            if w.never_opened is not None:
+                self._fail(RifestreamError(f"{w.never_opened} (gave up: the sink never opened before the job ended)"))
 
     def _note_sink_drops(self) -> None:
         for w in self.workers:

@@ -102,6 +102,7 @@ class SinkWorker:
         self._on_failure = on_failure
         self._on_reopen = on_reopen or (lambda started: None)  # around each reopen attempt (see BurstRoom)
         self._start_deadline: float | None = None  # while the sink has never opened: when to give up
+        self._opened = False  # it has opened once
         self._retry_stop = threading.Event()  # ends a wait between reconnect tries (the job is closing)
         self._origin: Fraction | None = None  # the time of the first frame written: the timeline's zero
         self._last_refusal: RifestreamError | None = None  # why the last open failed (for the give-up error)
@@ -110,6 +111,11 @@ class SinkWorker:
         self._reconnecting: asyncio.Task | None = None
         self._closing = False
         self.dropped_by_sink = 0  # frames the sink itself dropped (no ZMQ subscriber could take them)
+
+    @property
+    def never_opened(self) -> RifestreamError | None:
+        """Why the sink could not be opened, while it never has been (None once it opened)."""
+        return None if self._opened else self._last_refusal
 
     # ----- lifecycle -----------------------------------------------------
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -123,6 +129,7 @@ class SinkWorker:
             self._start_deadline = time.monotonic() + self.start_timeout
         try:
             self.sink = await self._call(self._opener)
+            self._opened = True
             self._start_deadline = None
         except SinkLost as lost:
             log.warning("sink %s unreachable: %s; retrying with backoff", redact_url(self.url), lost)
@@ -328,6 +335,7 @@ class SinkWorker:
                 await self._call(_close_quietly, sink)
                 return
             self.sink = sink
+            self._opened = True
             self._start_deadline = None
             self._backoff.reset()
             log.info("sink %s back", redact_url(self.url))
