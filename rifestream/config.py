@@ -196,7 +196,7 @@ def _fps(value: Any) -> Fraction:
 def _bitrate(value: Any) -> int:
     """Bits per second: a whole number or a string like "4M", "800k"."""
     expected = 'a bit rate, e.g. 4000000, "4M" or "800k"'
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1e12:
         return value
     if isinstance(value, str):
         text = value.strip().lower()
@@ -351,7 +351,7 @@ _ENCODER_SCHEMA: dict[str, Check] = {
     "pix_fmt": _pix_fmt,
     "crf": _int_range(0, 63),
     "bitrate": _bitrate,
-    "gop": _int_range(1),
+    "gop": _int_range(1, 100_000),
     "options": _options,
 }
 
@@ -361,7 +361,7 @@ SCHEMA: dict[str, Any] = {
     "source": {"url": _source_url, "realtime": _boolean, "options": _options},
     "sinks": "sinks",  # a list, checked by _check_sinks
     "encoder": _ENCODER_SCHEMA,
-    "rate": {"factor": _int_range(1), "fps": _fps},
+    "rate": {"factor": _int_range(1, 1000), "fps": _fps},
     "model": {"name": _string, "path": _string},
     "engine": {
         "device": _device,

@@ -57,7 +57,7 @@ def test_default_job_is_the_test_scene_at_30_to_60_into_a_file_for_a_fixed_time(
             "pipeline.toml: engine.scale: expected one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K), got 8",
         ),
         ("[engine]\nprecision = 16\n", 'pipeline.toml: engine.precision: expected one of "fp32", "fp16", got 16'),
-        ("[rate]\nfactor = 1.5\n", "pipeline.toml: rate.factor: expected a whole number ≥ 1, got 1.5"),
+        ("[rate]\nfactor = 1.5\n", "pipeline.toml: rate.factor: expected a whole number from 1 to 1000, got 1.5"),
         ("[rate]\nfactor = 2\nfps = 60\n", "pipeline.toml: rate: expected either factor or fps, got both"),
         ('[rate]\nfps = "fast"\n', "pipeline.toml: rate.fps: expected a positive frame rate"),
         (
@@ -240,6 +240,9 @@ BAD_PIPELINES = [
     ('[rate]\nfps = "1e400"', "rate.fps"),
     ('[encoder]\nbitrate = "infM"', "encoder.bitrate"),
     ('[encoder]\ncodec = "nope"', "encoder.codec"),
+    ("[rate]\nfactor = 100000000000", "rate.factor"),  # was an OverflowError traceback
+    ('[[sinks]]\nurl = "out.mp4"\ngop = 100000000000000000000', "sinks[0].gop"),
+    ('[[sinks]]\nurl = "out.mp4"\nbitrate = 100000000000000000000', "sinks[0].bitrate"),
     ('[[sinks]]\nurl = "out.mp4"\ncodec = "aac"', "sinks[0].codec"),  # an audio encoder was a TypeError
     ('[[sinks]]\nurl = "out.mp4"\npix_fmt = "nope"', "sinks[0].pix_fmt"),  # was a ValueError traceback
     ("duration = nan", "duration"),
@@ -424,6 +427,7 @@ def test_a_feed_that_cannot_bind_says_why(tmp_path, capsys):
     ("argv", "named"),
     [
         (["interpolate", "in.mp4", "out.mp4", "--codec", "aac"], "--codec: expected a video encoder"),
+        (["interpolate", "in.mp4", "out.mp4", "--factor", "100000000000"], "--factor: expected a whole number"),
         (["interpolate", "in.mp4", "out.mp4", "--scale", "3"], "--scale: expected one of 0.25, 0.5, 1, 2, 4"),
         (["interpolate", "in.mp4", "out.mp4", "--device", "gpu"], "--device: expected one of"),
         (["interpolate", "in.mp4", "out.mp4", "--scene-threshold", "nan"], "--scene-threshold must be a number ≥ 0"),

@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     check_value("engine.device", args.device, "--device")
     check_value("engine.scale", args.scale, "--scale")
     check_value("encoder.codec", args.codec, "--codec")
-    if args.factor is not None and args.factor < 1:
-        raise RifestreamError(f"--factor must be a whole number ≥ 1, got {args.factor}")
+    if args.factor is not None:
+        check_value("rate.factor", args.factor, "--factor")
+    if args.fps is not None:
+        check_value("rate.fps", args.fps, "--fps")
     if args.crf < 0 or args.crf > 63:
         raise RifestreamError(f"--crf must be between 0 and 63, got {args.crf}")
     if not 0 <= args.scene_threshold < float("inf"):  # nan and inf too
