@@ -81,6 +81,7 @@ Exposed metrics (all prefixed ``rifestream_``):
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import os
 import socket
@@ -431,10 +432,12 @@ class MetricsServer:
         try:
             self._httpd = make_server(host, port, self._app, server_class, handler_class=_QuietHandler)
         except OSError as exc:
-            raise RifestreamError(
-                f"cannot serve metrics on {host}:{port} ({exc.strerror}); "
+            hint = (
                 "choose another port with --metrics-port (0 picks a free one)"
-            ) from exc
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES)
+                else "set [metrics] host to an address of this machine (127.0.0.1, 0.0.0.0, ::1)"
+            )
+            raise RifestreamError(f"cannot serve metrics on {host}:{port} ({exc.strerror}); {hint}") from exc
         self.host = host
         self.port: int = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics-http", daemon=True)

@@ -449,3 +449,25 @@ def test_the_other_commands_check_their_url_and_engine_flags_in_one_line(tmp_pat
     out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"rifestream {argv[0]}: error: {named}"), err
+
+
+def test_metrics_that_cannot_be_served_say_whether_the_port_or_the_host_is_wrong(tmp_path, capsys):
+    import socket
+
+    from rifestream.cli import main
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        for metrics, hint in (
+            (f"[metrics]\nenabled = true\nport = {taken.getsockname()[1]}", "choose another port with --metrics-port"),
+            ('[metrics]\nenabled = true\nport = 0\nhost = "192.0.2.1"', "set [metrics] host to an address of this"),
+        ):
+            write(tmp_path, _mutated(metrics))
+            assert main(["run", "pipeline.toml"]) == 2
+            lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("rifestream run: error: cannot serve metrics on "), lines
+            assert hint in lines[0], lines[0]
+    finally:
+        taken.close()
