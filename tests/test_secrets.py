@@ -29,6 +29,9 @@ from tests.servers import free_port
         ("rtsp://user:secret@127.0.0.1:8554/test", "rtsp://***@127.0.0.1:8554/test"),
         ("rtsp://admin:p@ss@cam.local/stream1", "rtsp://***@cam.local/stream1"),
         ("rtsp://onlyuser@cam/s", "rtsp://***@cam/s"),
+        ("rtsp://user:pa/ss@cam/s", "rtsp://***@cam/s"),  # a "/" in the password
+        ("rtsp://cam:554/stream@main", "rtsp://cam:554/stream@main"),  # an "@" in the path
+        ("https://medium.example/@user/post", "https://medium.example/@user/post"),
         ("rtmp://127.0.0.1/live/SECRETKEY", "rtmp://127.0.0.1/live/***"),
         ("rtmp://bob:secret@127.0.0.1:1935/live/SECRETKEY", "rtmp://***@127.0.0.1:1935/live/***"),
         ("rtmps://a.rtmp.youtube.com/live2/abcd-efgh", "rtmps://a.rtmp.youtube.com/live2/***"),

@@ -25,6 +25,8 @@ STREAM_KEY_SCHEMES = ("rtmp", "rtmps", "rtmpt", "rtmpe", "rtmpte", "rtmpts")
 # A URL inside free text: scheme://… up to white space or a quote/bracket that cannot be part of it.
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
 _TRAILING_PUNCTUATION = ".,;:!?)]}"
+# "user:pa/ss@host…": a password with a "/" in it (a path with an "@", such as host:8080/@x or /@user, is not this)
+_PASSWORD_WITH_SLASH = re.compile(r"[^/:@]+:(?!\d*/)[^@]*/[^@]*@")
 
 
 def is_secret_query_key(name: str) -> bool:
@@ -66,6 +68,8 @@ def redact_url(url: str) -> str:
         return f"{head}?{_redact_query(query)}" if q else url
     rest, hash_sign, fragment = rest.partition("#")
     rest, q, query = rest.partition("?")
+    if _PASSWORD_WITH_SLASH.match(rest):  # user:pa/ss@host/… : the userinfo runs to the last "@"
+        rest = f"{MASK}@{rest.rpartition('@')[2]}"
     authority, slash, path = rest.partition("/")
     if "@" in authority:
         authority = f"{MASK}@{authority.rpartition('@')[2]}"
