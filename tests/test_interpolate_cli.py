@@ -120,3 +120,44 @@ def test_bad_input_ends_with_one_clear_line_and_status_2(tmp_path, checkpoint, m
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and expected in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_progress_bar_is_shown_on_a_terminal_only(tmp_path, checkpoint):
+    """Issue 19 item 10: the bar was written into pipes and log files too. Same command, stderr a pipe
+    and then a pseudo-terminal: a bar (tqdm's "done/total" counter) only on the terminal."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import struct
+    import termios
+
+    make_clip(tmp_path / "in.mp4", frames=6)
+    args = [sys.executable, "-m", "rifestream", "interpolate", str(tmp_path / "in.mp4"), str(tmp_path / "o.mp4"),
+            "--model", str(checkpoint)]  # fmt: skip
+    bar = re.compile(r"interpolate:.*\d+/\d+")
+    piped = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert not bar.search(piped.stderr), piped.stderr
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    try:
+        while True:  # ends at the terminal's end of file (EIO once the command has exited)
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    on_terminal = b"".join(chunks).decode(errors="replace")
+    assert bar.search(on_terminal), on_terminal

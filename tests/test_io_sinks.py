@@ -219,6 +219,47 @@ def test_bad_sink_urls_raise_a_clear_error(tmp_path, url, kwargs, expected):
     assert not isinstance(info.value, SinkLost)
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/proc/out.mp4", ("folder /proc does not take new files", "permission denied in folder /proc")),
+        ("/sys/out.mp4", ("permission denied in folder /sys", "read-only file system", "does not take new files")),
+        ("{tmp}/afile.mp4/out.mp4", ("{tmp}/afile.mp4 is a file, not a folder",)),
+        ("{tmp}/afile.mp4/deeper/out.mp4", ("{tmp}/afile.mp4 is a file, not a folder",)),
+        ("{tmp}/adir.mp4", ("it is a folder; give a file path, e.g. {tmp}/adir.mp4/out.mp4",)),
+        ("{tmp}/missing/out.mp4", ("folder {tmp}/missing does not exist",)),
+    ],
+)
+def test_each_unwritable_output_path_gets_its_own_one_line_reason(tmp_path, url, expected):
+    """Issue 19 item 10: /proc said "its folder does not exist", a file used as a folder said the folder
+    does not exist, and an existing folder as the output said "give the file an extension"."""
+    (tmp_path / "afile.mp4").write_bytes(b"")
+    (tmp_path / "adir.mp4").mkdir()
+    with pytest.raises(RifestreamError) as info:
+        open_sink(url.format(tmp=tmp_path), width=64, height=48, rate=Fraction(30), time_base=Fraction(1, 30))
+    message = str(info.value)
+    assert "\n" not in message and any(e.format(tmp=tmp_path) in message for e in expected), message
+    assert "extension" not in message
+
+
+def test_a_file_that_gets_no_frame_is_removed_not_left_without_a_stream(tmp_path):
+    """Issue 19 item 8: a job stopped between opening its file sink and the first frame left a 262-byte
+    mp4 with no stream. A file sink closed before any frame now leaves no file; one frame is enough."""
+    for ext in ("mp4", "mkv", "flv"):
+        path = tmp_path / f"empty.{ext}"
+        sink = open_sink(str(path), width=64, height=48, rate=Fraction(30), time_base=Fraction(1, 30))
+        assert path.exists()  # created at open
+        sink.close()
+        assert not path.exists(), ext
+    frame = scene_frames(1, size="64x48")[0]
+    path = tmp_path / "one.mp4"
+    sink = open_sink(str(path), width=64, height=48, rate=Fraction(30), time_base=Fraction(1, 30))
+    assert sink.write(output(frame.video, frame.time, frame.time))
+    sink.close()
+    images, _, _ = read_back(path)
+    assert len(images) == 1
+
+
 def test_rtmp_sink_without_a_server_is_sink_lost():
     port = free_port()
     with pytest.raises(SinkLost) as info:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import TypedDict, Unpack
 
 import av
+import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from rifestream.errors import RifestreamError
@@ -52,6 +54,22 @@ def _encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     if pix_fmt.startswith(("yuv422", "yuvj422")):
         return width - width % 2, height
     return width, height
+
+
+def _copy_frame(video: av.VideoFrame) -> av.VideoFrame:
+    """A copy of ``video``'s pixels, plane by plane: works for every pixel format (``to_ndarray`` does not
+    know bgr0, nv12 and others)."""
+    copy = av.VideoFrame(video.width, video.height, video.format.name)
+    for src, dst in zip(video.planes, copy.planes, strict=True):
+        rows = np.frombuffer(memoryview(src), np.uint8).reshape(-1, src.line_size)
+        if src.line_size != dst.line_size:
+            padded = np.zeros((rows.shape[0], dst.line_size), np.uint8)
+            width = min(src.line_size, dst.line_size)
+            padded[:, :width] = rows[:, :width]
+            rows = padded
+        dst.update(rows)
+    copy.colorspace, copy.color_range = video.colorspace, video.color_range
+    return copy
 
 
 class Encoding(TypedDict, total=False):
@@ -101,6 +119,7 @@ class EncoderSink(Sink):
         if unknown:
             raise TypeError(f"EncoderSink: unknown encoding setting(s) {', '.join(unknown)}")
         self.url, self.live = url, live
+        self._file = None if live else file  # removed again if it never gets a frame (see _remove_if_empty)
         self.codec = pick_video_codec(encoding.get("codec"))
         self.pix_fmt = encoding.get("pix_fmt") or default_pix_fmt(self.codec)
         self.width, self.height = _encodable_size(width, height, self.pix_fmt)
@@ -156,8 +175,9 @@ class EncoderSink(Sink):
             raise RifestreamError(f"{self.url}: this FFmpeg build has no encoder {self.codec!r}; use libx264 or ffv1")
         fmt = container.format.name
         if fmt not in _NO_CODEC_LIST and self.codec not in container.supported_codecs:
+            other = ".nut" if fmt.startswith("matroska") else ".mkv"
             raise RifestreamError(
-                f"{self.url}: {self.codec} cannot be stored in a {fmt} file; use .mkv (it takes any codec) "
+                f"{self.url}: {self.codec} cannot be stored in a {fmt} file; use {other} (it takes most codecs) "
                 "or another codec"
             )
         if self.codec in HARDWARE_ENCODERS and not encoder_usable(self.codec):
@@ -252,7 +272,7 @@ class EncoderSink(Sink):
             reformatter=self._reformatter,
         )
         if converted is video:  # already right: copy, other sinks hold the same frame object
-            converted = av.VideoFrame.from_ndarray(video.to_ndarray(), format=video.format.name)
+            converted = _copy_frame(video)
         return converted
 
     def write_audio(self, audio: SourceAudio) -> None:
@@ -300,9 +320,26 @@ class EncoderSink(Sink):
         except Exception as exc:  # a dead server or a full disk: nothing more to save
             log.warning("%s: closing: %s", self.url, av_errors.reason(exc))
             self._abandon()
+        else:
+            self._remove_if_empty()
 
     def _abandon(self) -> None:
         try:
             self._container.close()
         except Exception as exc:
             log.debug("%s: abandoning: %s", self.url, exc)
+        self._remove_if_empty()
+
+    def _remove_if_empty(self) -> None:
+        """A file that got no video frame (the job stopped or failed before its first frame) holds a
+        header without a picture, which no player plays: remove it, so a file is either whole or absent."""
+        if self._file is None or self.stats.frames:
+            return
+        try:
+            os.remove(self._file)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("%s: no frame was written, and the empty file could not be removed: %s", self.url, exc)
+            return
+        log.info("%s: no frame was written; removed the empty file", self.url)

@@ -41,18 +41,24 @@ def pick_video_codec(requested: str | None) -> str:
     return "h264_nvenc" if encoder_usable("h264_nvenc") else "libx264"
 
 
+_LOSSLESS_PREFERENCE = ("bgr0", "gbrp", "rgb24", "bgr24", "yuv444p")
+_LOSSY_PREFERENCE = ("yuv420p", "yuvj420p", "nv12", "yuv422p", "yuv444p", "yuv422p10le", "yuv444p10le", "bgr0", "rgb24")
+
+
 def default_pix_fmt(codec: str) -> str:
     """The encoder pixel format: 4:2:0 for H.264 (what players expect), 8-bit RGB for lossless codecs
-    (exact for the engine's RGB frames)."""
-    if codec in LOSSLESS_CODECS:
-        try:
-            supported = {f.name for f in av.Codec(codec, "w").video_formats or ()}
-        except Exception:  # unknown codec: the sink reports it
-            supported = set()
-        for name in ("bgr0", "gbrp", "rgb24", "bgr24", "yuv444p"):
-            if name in supported:
-                return name
-    return "yuv420p"
+    (exact for the engine's RGB frames); for other encoders the first of these they take (e.g. 4:2:2
+    10-bit for ProRes, RGB for libx264rgb), whatever the input's format was."""
+    try:
+        formats = [f.name for f in av.Codec(codec, "w").video_formats or ()]
+    except Exception:  # unknown codec: the sink reports it
+        formats = []
+    if not formats:  # the encoder does not say (rawvideo takes anything)
+        return "yuv420p"
+    for name in _LOSSLESS_PREFERENCE if codec in LOSSLESS_CODECS else _LOSSY_PREFERENCE:
+        if name in formats:
+            return name
+    return formats[0]
 
 
 LIVE_BITS_PER_PIXEL = 0.1  # the bit-rate cap of a live stream without an explicit bitrate (≈ 1.4 Mbit/s at 360p60)

@@ -37,6 +37,24 @@ def is_network_sink(url: str) -> bool:
     return _scheme(url) in LIVE_SINK_FORMATS
 
 
+def check_file_path(path: str) -> None:
+    """Raise a one-line ``RifestreamError`` naming what keeps ``path`` from being an output file: it is
+    a folder, a part of its folder path is a file, or its folder does not exist."""
+    if os.path.isdir(path):
+        raise RifestreamError(
+            f"cannot write {path}: it is a folder; give a file path, e.g. {os.path.join(path, 'out.mp4')}"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder):
+        return
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise RifestreamError(f"cannot write {path}: {existing} is a file, not a folder; choose another path")
+    raise RifestreamError(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
+
+
 def open_sink(
     url: str,
     *,
@@ -82,9 +100,7 @@ def open_sink(
     if scheme and scheme != "file":
         raise RifestreamError(f"{url}: cannot write to {scheme}://; use {SINK_FORMS}")
     path = url[len("file:") :] if url.startswith("file:") else url
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise RifestreamError(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
+    check_file_path(path)
     if not os.path.splitext(path)[1]:
         raise RifestreamError(f"{path}: give the file an extension (.mp4, .mkv, .mov, .flv, .ts, .nut) for its format")
     return EncoderSink(url, file=path, format=None, live=False, **common)
