@@ -17,7 +17,9 @@ MASK = "***"
 
 # Query keys whose values are secrets (case-insensitive): exact names, and names ending in one of
 # the suffixes (``stream_key``, ``access_token``, ``srt_passphrase`` …).
-SECRET_QUERY_KEYS = frozenset({"passwd", "password", "pass", "pwd", "passphrase", "key", "token", "secret", "auth"})
+SECRET_QUERY_KEYS = frozenset(
+    {"passwd", "password", "pass", "pwd", "passphrase", "key", "token", "secret", "auth", "streamid"}
+)  # streamid: an SRT ingest's stream id often holds the stream key
 SECRET_QUERY_SUFFIXES = ("passwd", "password", "passphrase", "_key", "key", "token", "secret", "signature")
 # Schemes whose last path element is a stream key (``rtmp://HOST/APP/KEY``).
 STREAM_KEY_SCHEMES = ("rtmp", "rtmps", "rtmpt", "rtmpe", "rtmpte", "rtmpts")
@@ -66,8 +68,10 @@ def redact_url(url: str) -> str:
     if not sep:
         head, q, query = url.partition("?")
         return f"{head}?{_redact_query(query)}" if q else url
-    rest, hash_sign, fragment = rest.partition("#")
     rest, q, query = rest.partition("?")
+    hash_sign = fragment = ""
+    if not q:  # a "#" with no "?" before it starts a fragment; after a "?" it stays in the query (SRT's streamid=#!::…)
+        rest, hash_sign, fragment = rest.partition("#")
     if _PASSWORD_WITH_SLASH.match(rest):  # user:pa/ss@host/… : the userinfo runs to the last "@"
         rest = f"{MASK}@{rest.rpartition('@')[2]}"
     authority, slash, path = rest.partition("/")
