@@ -91,7 +91,7 @@ from pathlib import Path
 from typing import Any
 
 from rifestream.errors import RifestreamError
-from rifestream.io.url_redact import redact_text
+from rifestream.io.url_redact import STREAM_KEY_SCHEMES, redact_text
 
 LADDER_STEPS = ("model", "scale", "blend", "repeat")
 PRESETS = ("low-latency", "balanced", "quality")
@@ -230,8 +230,8 @@ def _duration(value: Any) -> float | None:
 # ----- URLs, hosts and engine values -------------------------------------------------------------
 # Schemes whose URL must name a host (a listener form such as srt://:9000?mode=listener or
 # udp://@:1234 needs none); every scheme's port, when given, must be a port number.
-HOST_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "rtmpe", "rtmpte", "rtmpts", "http", "https", "zmq")
-RTMP_SCHEMES = ("rtmp", "rtmps", "rtmpt", "rtmpe", "rtmpte", "rtmpts")
+RTMP_SCHEMES = STREAM_KEY_SCHEMES
+HOST_SCHEMES = ("rtsp", "rtsps", *RTMP_SCHEMES, "http", "https", "zmq")
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
 
@@ -245,11 +245,11 @@ def _split_authority(url: str) -> tuple[str, str, str | None, str]:
     if hostport.startswith("["):
         host, bracket, after = hostport[1:].partition("]")
         if not bracket or (after and not after.startswith(":")):
-            raise _Bad(f"an IPv6 host in brackets, like {scheme}://[::1]:PORT/…")
+            raise _Bad(f"an IPv6 host in brackets, like {scheme}://[::1]:PORT")
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise _Bad(f"an IPv6 address in the brackets, like {scheme}://[::1]:PORT/…") from None
+            raise _Bad(f"an IPv6 address in the brackets, like {scheme}://[::1]:PORT") from None
         port = after[1:] if after else None
     else:
         host, colon, port = hostport.partition(":")
