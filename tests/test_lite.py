@@ -182,3 +182,25 @@ def test_engine_classical_step_matches_the_module_function():
     got = engine.classical(a, b, [0.25, 0.5])
     ref = classical_frames(a, b, DISFlow("fast", 1)(a, b), [0.25, 0.5])
     assert got.shape == (2, 3, 96, 128) and torch.allclose(got, ref)
+
+
+def test_openvino_runs_the_network_as_torch_does_compiled_once_per_shape():
+    from rifestream.engine.cpu_runtime import MAX_SHAPES, OpenVINONetwork
+
+    torch.manual_seed(1)
+    model = LiteNet(LiteConfig("t", widths=(8, 12))).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.1)
+    runner = OpenVINONetwork(model.refine, threads=1)
+    with torch.inference_mode():
+        for size in ((24, 40), (24, 40), (32, 48)):
+            x = torch.rand(2, 17, *size)
+            assert (runner(x) - model.refine(x)).abs().max().item() < 1e-4  # fp32 both, summation order only
+        assert len(runner._compiled) == 2
+        for k in range(MAX_SHAPES + 2):
+            runner(torch.rand(1, 17, 16, 16 + 16 * k))
+        assert len(runner._compiled) == MAX_SHAPES
+    f0, _, f1 = shifted_pair()
+    ref = Interpolator(model, device="cpu", cpu_runtime="torch").interpolate(f0, f1, 0.5)
+    got = Interpolator(model, device="cpu", cpu_runtime="openvino").interpolate(f0, f1, 0.5)
+    assert np.abs(ref.astype(int) - got).max() <= 1

@@ -60,6 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="CUDA: the CuPy warp kernels instead of torch ops (opt-in: not yet verified on a GPU)",
     )
     p.add_argument(
+        "--cpu-runtime",
+        action="append",
+        choices=("openvino", "torch"),
+        help="what runs the CPU model's network (repeatable: each is timed in the same run; default openvino)",
+    )
+    p.add_argument(
         "--baselines",
         action="store_true",
         help="also time the ladder's model-free steps in the same run: the classical flow frame and the blend",
@@ -87,15 +93,17 @@ def run(args: argparse.Namespace) -> int:
     )
     results: list[BenchResult] = []
     for model in args.model or [None]:
-        results += benchmark(
-            model=model,
-            arch=args.arch,
-            scale=args.scale,
-            ensemble=args.ensemble,
-            cuda_graphs=not args.no_graphs,
-            cupy_kernels=args.cupy_kernels,
-            **common,
-        )
+        for runtime in args.cpu_runtime or [None]:
+            results += benchmark(
+                model=model,
+                arch=args.arch,
+                scale=args.scale,
+                ensemble=args.ensemble,
+                cuda_graphs=not args.no_graphs,
+                cupy_kernels=args.cupy_kernels,
+                cpu_runtime=runtime,
+                **common,
+            )
     if args.baselines:
         results += benchmark_baselines(**common)
     print(BenchResult.header())

@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         from rifestream.config import check_value
 
         check_value("engine.device", args.device, "--device")
+    if args.config and _is_lite_config(args.config):
+        return _run_lite(args)
     if args.resume and args.config:
         raise RifestreamError(
             f"--resume continues with the settings saved in {args.out}/last.pt; drop --config "
@@ -165,4 +167,77 @@ def run(args: argparse.Namespace) -> int:
     )
     if distributed_rank()[0] == 0:  # under torchrun, once
         print(f"stopped at step {state.step}; weights: {args.out}/latest.safetensors")
+    return 0
+
+
+def _is_lite_config(path: str) -> bool:
+    """Whether a training TOML is for the CPU model (``[model] family = "lite"``)."""
+    import tomllib
+    from pathlib import Path
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # the IFNet loader reports the problem in its own words
+    model = data.get("model")
+    return isinstance(model, dict) and model.get("family") == "lite"
+
+
+def _run_lite(args: argparse.Namespace) -> int:
+    """Train the CPU model (rifestream-lite) from a ``family = "lite"`` config."""
+    from pathlib import Path
+
+    import torch
+
+    from rifestream.errors import RifestreamError
+    from rifestream.train.lite import LiteTrainConfig, train_lite
+
+    unsupported = [
+        flag
+        for flag, given in (
+            ("--resume", args.resume),
+            ("--reinit-block", args.reinit_block),
+            ("--stop-at", args.stop_at is not None),
+            ("--fit-minutes", args.fit_minutes is not None),
+            ("--device cuda", args.device not in (None, "auto", "cpu")),
+        )
+        if given
+    ]
+    if unsupported:
+        raise RifestreamError(
+            f"{', '.join(unsupported)}: not available for the CPU model's config (it trains on the CPU, "
+            "from scratch or --init, bounded by --steps or --max-minutes)"
+        )
+    cfg = LiteTrainConfig.load(args.config)
+    if args.clips_dir:
+        cfg.clips_dir = args.clips_dir
+    if args.clips:
+        cfg.clips_dir = ""
+        cfg.train_clips = [str(Path(c).resolve()) for c in args.clips]
+    if args.val:
+        cfg.val_clips = [str(Path(c).resolve()) for c in args.val]
+    for name in ("steps", "batch", "crop", "lr", "synthetic_share"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    if args.name:
+        cfg.name = args.name
+    cfg.__post_init__()  # the overrides pass the same checks as the file
+    for entry in cfg.train_clips + cfg.val_clips:
+        path = cfg.clip_spec(entry)[0]
+        if not path.is_file():
+            raise RifestreamError(f"{path}: no such video file; name existing clips or fix the config's clips_dir")
+    init = None
+    if args.init:
+        from rifestream.model import load_model
+        from rifestream.model.lite import LiteNet
+        from rifestream.model.registry import resolve_model
+
+        path, version = resolve_model(args.init, option="--init")
+        init = load_model(path, version=version)
+        if not isinstance(init, LiteNet):
+            raise RifestreamError(f"--init {args.init}: not a CPU model (rifestream-lite); this config trains one")
+    torch.set_num_threads(args.threads or 1)  # one thread trains fastest on a shared 2-core machine
+    weights = train_lite(cfg, args.out, max_minutes=args.max_minutes, init=init, progress=not args.no_progress)
+    print(f"weights: {weights}")
     return 0

@@ -84,8 +84,10 @@ def benchmark(
     cuda_graphs: bool = True,
     cupy_kernels: bool | None = None,
     seed: int = 0,
+    cpu_runtime: str | None = None,
 ) -> list[BenchResult]:
-    """Time the engine at each size; ``arch`` builds random weights of an official architecture."""
+    """Time the engine at each size; ``arch`` builds random weights of an official architecture;
+    ``cpu_runtime`` picks what runs the CPU model's network (None: the engine's default)."""
     torch.manual_seed(seed)
     dev = resolve_device(device)
     if arch is not None:
@@ -103,7 +105,10 @@ def benchmark(
         ensemble=ensemble,
         cuda_graphs=cuda_graphs,
         cupy_kernels=cupy_kernels,
+        **({} if cpu_runtime is None else {"cpu_runtime": cpu_runtime}),
     )
+    if cpu_runtime is not None:
+        label = f"{label} [{cpu_runtime}]"
     return _time_steps(engine, {label: engine.synthesize}, sizes, factor, iters, warmup, seed)
 
 

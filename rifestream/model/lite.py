@@ -16,6 +16,7 @@ classical frame of its own DIS settings; training only has to learn the correcti
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -129,6 +130,11 @@ class LiteNet(nn.Module):
         self.config = config
         self.refine = RefineUNet(config.widths)
         self._dis: DISFlow | None = None
+        self._runner: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def use_runner(self, runner: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        """Run the U-Net through ``runner`` (e.g. a compiled copy; None: the module itself)."""
+        self._runner = None if runner is self.refine else runner
 
     def pad_multiple(self, scale: float = 1.0) -> int:
         return max(self.config.pad, int(self.config.pad / scale))
@@ -181,7 +187,7 @@ class LiteNet(nn.Module):
         sw0 = warp(small0, mid[:, 0:2])
         sw1 = warp(small1, mid[:, 2:4])
         x = torch.cat((small0, small1, sw0, sw1, mid / FLOW_NORM, t.expand(n, 1, hs, ws)), 1)
-        out = self.refine(x)
+        out = (self._runner or self.refine)(x)
         flow = resize_flow(mid + out[:, 0:4] * FLOW_NORM, (h, w))
         up = F.interpolate(out[:, 4:8], size=(h, w), mode="bilinear", align_corners=False)
         mask = torch.sigmoid(up[:, 0:1])
