@@ -38,6 +38,8 @@ SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 # The classical step's DIS preset: "fast" is the anchor the CPU model is measured against (about
 # 8 ms for both directions of a 640x360 pair on 2 cores; "ultrafast" 5 ms, 0.1-0.4 dB lower).
 CLASSICAL_PRESET = "fast"
+# What runs the CPU model's network on a CPU (rifestream.engine.cpu_runtime; measured fastest).
+DEFAULT_CPU_RUNTIME = "openvino"
 # Passes averaged per frame: 1 (none), 2 (+ the pair in reverse time), 4 (+ both mirrored left-right).
 ENSEMBLES = (1, 2, 4)
 # Graphs kept per engine: one per (batch, padded size, scale); a 24→60 stream with the model and
@@ -214,6 +216,9 @@ class Interpolator(FrameEngine):
     differ between the passes, so the average is closer to the truth (measured
     in the README), at 2× or 4× the cost.
 
+    ``cpu_runtime`` runs the CPU model's network on a CPU: ``openvino`` (about half of torch
+    eager's time, :mod:`rifestream.engine.cpu_runtime`) or ``torch``.
+
     ``cupy_kernels`` runs the warps with the CuPy kernels on CUDA (opt-in: never yet run on a
     GPU; None: ``CUPY_KERNELS_BY_DEFAULT``, False); ``max_graphs`` caps the CUDA graphs kept.
     """
@@ -229,6 +234,7 @@ class Interpolator(FrameEngine):
         cuda_graphs: bool = True,
         cupy_kernels: bool | None = None,
         max_graphs: int = MAX_GRAPHS,
+        cpu_runtime: str = DEFAULT_CPU_RUNTIME,
     ) -> None:
         super().__init__(device, precision, scale)
         self.ensemble = check_ensemble(ensemble)
@@ -241,6 +247,10 @@ class Interpolator(FrameEngine):
             path, version = resolve_model(None if model is None else str(model))
             model = load_model(path, version=version)
         self.model = model.to(self.device, self.dtype).eval()
+        if isinstance(self.model, LiteNet) and self.device.type == "cpu":
+            from rifestream.engine.cpu_runtime import network_runner
+
+            self.model.use_runner(network_runner(self.model.refine, cpu_runtime))
         self.model.warp_backend = backend
         self.cupy_kernels = backend == "cupy"
         if self.device.type == "cuda":
