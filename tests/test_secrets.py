@@ -270,3 +270,13 @@ def test_a_lost_stream_keeps_its_url_to_reconnect_but_shows_it_redacted():
     assert str(lost) == "rtsp://***@cam/s: timed out" and lost.url.startswith(f"rtsp://{CAM_USER}:")
     gone = SinkLost(f"rtmp://ingest/live/{STREAM_KEY}", "Broken pipe")
     assert str(gone) == "rtmp://ingest/live/***: Broken pipe" and gone.url.endswith(STREAM_KEY)
+
+
+def test_usage_errors_quote_a_mistyped_url_redacted(capsys):
+    from rifestream.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--factor", f"rtmp://{RTMP_USER}:{RTMP_PASSWORD}@h/live/{STREAM_KEY}"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid int value: 'rtmp://***@h/live/***'" in err and _leaks(err) == []

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from rifestream import __version__
 from rifestream.errors import RifestreamError
@@ -26,8 +27,15 @@ class RedactingFormatter(logging.Formatter):
         return redact_text(super().format(record))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's usage errors quote the bad value (``invalid int value: 'rtmp://…'``): redacted too."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(redact_text(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rifestream",
         description="Streaming, real-time video frame-rate upconversion with RIFE's IFNet.",
     )
