@@ -17,7 +17,9 @@ def read_rgb_frames(path: str | Path, limit: int | None = None) -> list[np.ndarr
         raise RifestreamError(f"{path}: no such video file")
     frames: list[np.ndarray] = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
+            if not any(s.codec_context is not None for s in container.streams.video):
+                raise RifestreamError(f"{path}: no decodable video stream; pass a readable video file")
             for frame in container.decode(video=0):
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if limit and len(frames) >= limit:
