@@ -131,8 +131,24 @@ def test_ffv1_of_a_bgr0_input_is_exact_through_the_pass_through_copy(tmp_path):
 
 @pytest.mark.parametrize(
     ("codec", "expected"),
-    [("libx264", "yuv420p"), ("ffv1", "bgr0"), ("libx264rgb", "bgr0"), ("prores_ks", "yuv422p10le"), ("png", "rgb24")],
+    [("libx264", "yuv420p"), ("ffv1", "bgr0"), ("libx264rgb", "bgr0"), ("prores_ks", "yuv422p10le"), ("png", "rgb24"),
+     ("mjpeg", "yuvj420p")],  # fmt: skip
 )
-def test_the_output_pixel_format_is_one_the_encoder_takes(codec, expected):
+def test_the_output_pixel_format_is_one_the_encoder_takes(tmp_path, codec, expected):
+    """The default pixel format of each encoder is one it takes, and a bgr0 input encodes with it."""
+    from fractions import Fraction
+
+    from rifestream.io.frames import OutputFrame
+    from rifestream.io.sinks import open_sink
+
     assert default_pix_fmt(codec) == expected
     assert expected in {f.name for f in av.Codec(codec, "w").video_formats}
+    path = tmp_path / ("out.mov" if codec == "prores_ks" else "out.nut")
+    sink = open_sink(str(path), width=W, height=H, rate=Fraction(30), time_base=Fraction(1, 30), codec=codec)
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(frame_image(i), format="rgb24").reformat(format="bgr0")
+        assert sink.write(OutputFrame(frame, Fraction(i, 30), Fraction(i, 30), 0.0, False, None, 0.0, i))
+    sink.close()
+    got = np.stack(decoded(path)).astype(np.float64)
+    assert len(got) == 3
+    assert np.abs(got - np.stack([frame_image(i) for i in range(3)])).mean() < 4.0

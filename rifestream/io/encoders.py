@@ -55,6 +55,8 @@ def default_pix_fmt(codec: str) -> str:
         formats = []
     if not formats:  # the encoder does not say (rawvideo takes anything)
         return "yuv420p"
+    if codec == "mjpeg" and "yuvj420p" in formats:
+        return "yuvj420p"  # MJPEG takes limited-range yuv420p only with strict=-2 (it fails to open otherwise)
     for name in _LOSSLESS_PREFERENCE if codec in LOSSLESS_CODECS else _LOSSY_PREFERENCE:
         if name in formats:
             return name
