@@ -17,6 +17,7 @@ from rifestream.io.frames import SourceAudio, SourceFrame
 from rifestream.io.source_base import Source
 from rifestream.io.stream_errors import SourceLost
 from rifestream.io.stream_info import AudioInfo, StreamInfo
+from rifestream.io.url_redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +231,12 @@ class AVSource(Source):
             if self.stats.frames == 0:
                 raise RifestreamError(f"{self.url}: read failed: {av_errors.reason(exc)}; check the file") from exc
             # a file damaged partway: what came before plays, as in a player; the output ends here
-            log.warning("%s: unreadable after %d frames (%s): the input ends there", self.url, self.stats.frames,
-                        av_errors.reason(exc))  # fmt: skip
+            log.warning(
+                "%s: unreadable after %d frames (%s): the input ends there",
+                redact_url(self.url),
+                self.stats.frames,
+                av_errors.reason(exc),
+            )
         if self.live and not self._stop.is_set():
             raise SourceLost(self.url, "the stream ended (the server closed it)")
 
@@ -302,4 +307,4 @@ class AVSource(Source):
             try:
                 container.close()
             except Exception as exc:  # closing a dead network input may fail; nothing to save
-                log.debug("closing %s: %s", self.url, exc)
+                log.debug("closing %s: %s", redact_url(self.url), redact_text(str(exc)))

@@ -30,6 +30,7 @@ from rifestream.io.rtmp_probe import check_rtmp_server
 from rifestream.io.sink_base import Sink, SinkStats
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.stream_info import AudioInfo
+from rifestream.io.url_redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class EncoderSink(Sink):
             copy_codecs = AUDIO_COPY_CODECS.get(self._container.format.name.split(",")[0])
             return AudioTrack(self._container, audio, copy_codecs=copy_codecs)
         except (av.error.FFmpegError, ValueError) as exc:
-            log.warning("%s: no audio (cannot carry %s: %s)", self.url, audio.codec, exc)
+            log.warning("%s: no audio (cannot carry %s: %s)", redact_url(self.url), audio.codec, exc)
             return None
 
     # ----- writing -------------------------------------------------------
@@ -318,7 +319,7 @@ class EncoderSink(Sink):
                 self._audio.flush()
             self._container.close()
         except Exception as exc:  # a dead server or a full disk: nothing more to save
-            log.warning("%s: closing: %s", self.url, av_errors.reason(exc))
+            log.warning("%s: closing: %s", redact_url(self.url), redact_text(av_errors.reason(exc)))
             self._abandon()
         else:
             self._remove_if_empty()
@@ -327,7 +328,7 @@ class EncoderSink(Sink):
         try:
             self._container.close()
         except Exception as exc:
-            log.debug("%s: abandoning: %s", self.url, exc)
+            log.debug("%s: abandoning: %s", redact_url(self.url), redact_text(str(exc)))
         self._remove_if_empty()
 
     def _remove_if_empty(self) -> None:
