@@ -280,3 +280,18 @@ def test_usage_errors_quote_a_mistyped_url_redacted(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "invalid int value: 'rtmp://***@h/live/***'" in err and _leaks(err) == []
+
+
+def test_open_errors_show_the_url_redacted():
+    """FFmpeg's refusals as the io layer words them (401, 404, bad data): the URL is masked in the message."""
+    from rifestream.io.av_errors import open_error
+
+    url = f"rtsp://{CAM_USER}:{CAM_PASSWORD}@cam/stream?token={STREAM_KEY}"
+    for error in (
+        av.error.HTTPUnauthorizedError(1, "Unauthorized", url),
+        av.error.HTTPNotFoundError(2, "Not Found", url),
+        av.error.InvalidDataError(3, "Invalid data", url),
+        ConnectionRefusedError(111, "Connection refused"),
+    ):
+        text = str(open_error(url, error, "read"))
+        assert "rtsp://***@cam/stream?token=***" in text and _leaks(text) == [], text

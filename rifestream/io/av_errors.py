@@ -8,6 +8,7 @@ import os
 import av
 
 from rifestream.errors import RifestreamError
+from rifestream.io.url_redact import redact_text
 
 # errno values that mean "the other end is not there (now)": worth a reconnect with backoff.
 _TRANSIENT_ERRNOS = {
@@ -46,7 +47,11 @@ def reason(exc: BaseException) -> str:
 
 
 def open_error(url: str, exc: BaseException, what: str) -> RifestreamError:
-    """A user-facing error for a URL or path that cannot be opened (``what``: 'read' or 'write')."""
+    """A user-facing error for a URL or path that cannot be opened (``what``: 'read' or 'write'), the URL redacted."""
+    return RifestreamError(redact_text(str(_open_error(url, exc, what))))
+
+
+def _open_error(url: str, exc: BaseException, what: str) -> RifestreamError:
     if isinstance(exc, FileNotFoundError):
         if what == "read":
             return RifestreamError(f"no such file: {url}; check the path, or give a URL such as rtsp://HOST/PATH")
