@@ -233,3 +233,41 @@ def test_the_known_tracebacks_now_end_in_one_line(tmp_path, corpus, checkpoint):
     for result in results:
         assert result.returncode == 2 and "Traceback" not in result.output, result.output
         assert "AttributeError" not in result.output and "NoneType" not in result.output
+
+
+def damage_flv_audio(data: bytes, every: int = 2) -> bytes:
+    """The FLV ``data`` with the payload of every ``every``-th raw AAC frame overwritten by a fixed
+    pattern: the container stays valid, the audio is damaged."""
+    out = bytearray(data)
+    at, count = 9 + 4, 0  # after the FLV header and the first PreviousTagSize
+    while at + 11 <= len(out):
+        kind, size = out[at], int.from_bytes(out[at + 1 : at + 4], "big")
+        payload = at + 11
+        if kind == 8 and size > 8 and out[payload + 1] == 1:  # audio tag, AAC raw frame
+            count += 1
+            if count % every == 0:
+                out[payload + 2 : payload + size] = bytes([0xA5]) * (size - 2)
+        at = payload + size + 4
+    return bytes(out)
+
+
+def test_damaged_audio_is_dropped_with_a_warning_not_copied(tmp_path, checkpoint):
+    """Every other AAC frame of an FLV overwritten: both commands warn, keep the good frames and write
+    audio that decodes without one error (the same AAC would otherwise be copied into the .mkv as is)."""
+    make_clip(tmp_path / "clip.flv")
+    damaged = tmp_path / "damaged-audio.flv"
+    damaged.write_bytes(damage_flv_audio((tmp_path / "clip.flv").read_bytes()))
+    outs = [tmp_path / "interpolate.mkv", tmp_path / "run.mkv"]
+    results = run_commands(
+        [["interpolate", str(damaged), str(outs[0]), "--model", str(checkpoint)],
+         ["run", "--source", str(damaged), "--sink", str(outs[1]), "--force-step", "blend", "--no-metrics"]],
+        tmp_path / "logs",
+    )  # fmt: skip
+    for out, result in zip(outs, results, strict=True):
+        assert result.returncode == 0, result.output
+        assert "damaged audio in the input" in result.output, result.output
+        frames, audio_errors = decode_errors(out)
+        assert frames == 2 * N - 1 and audio_errors == 0
+        with av.open(str(out)) as c:
+            kept = sum(1 for p in c.demux(c.streams.audio[0]) if p.size)
+        assert kept >= 3, kept  # the undamaged frames are still there
