@@ -6,9 +6,9 @@ Measured on the project's 2-core CPU (docs/BENCHMARKS.md): the CPU model's U-Net
 outputs agree with torch to about 1e-6. Only the U-Net runs there; the DIS flow, the
 warps and the blend stay as they are (they are not convolutions).
 
-A network is converted and compiled once per input shape and kept (a stream has one
-shape, a job at most a few: the ladder's lower ``scale`` adds one); torch eager stays the
-reference and the fallback where OpenVINO is not installed.
+The graph is built from the weights once and compiled once per input shape and kept (a
+stream has one shape, a job at most a few: the ladder's lower ``scale`` adds one); torch
+eager stays the reference and the fallback where OpenVINO is not installed.
 """
 
 from __future__ import annotations
@@ -34,8 +34,45 @@ def openvino_available() -> bool:
     return True
 
 
+def _openvino_unet(net: nn.Module):
+    """The CPU model's U-Net (:class:`rifestream.model.lite.RefineUNet`) as an OpenVINO graph built
+    straight from its weights, mirroring its ``forward``: milliseconds, where converting the torch
+    module (tracing it) takes seconds to tens of seconds on a loaded 2-core CPU, inside a live job's
+    warm-up. Height and width are left open; each shape is compiled on first use."""
+    import numpy as np
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    def const(t: torch.Tensor):
+        return ops.constant(t.detach().float().cpu().numpy())
+
+    def layer(x, m: nn.Module):
+        if isinstance(m, nn.Sequential):
+            for child in m:
+                x = layer(x, child)
+            return x
+        if isinstance(m, nn.LeakyReLU):
+            return ops.prelu(x, ops.constant(np.array([m.negative_slope], np.float32)))
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            s, p = list(m.stride), list(m.padding)
+            if isinstance(m, nn.Conv2d):
+                y = ops.convolution(x, const(m.weight), s, p, p, [1, 1])
+            else:
+                y = ops.convolution_backprop_data(x, const(m.weight), s, pads_begin=p, pads_end=p, dilations=[1, 1])
+            return ops.add(y, const(m.bias.view(1, -1, 1, 1)))
+        raise TypeError(f"no OpenVINO layer for {type(m).__name__}")
+
+    x = ops.parameter(ov.PartialShape([-1, net.IN, -1, -1]), ov.Type.f32, name="x")
+    d1 = layer(x, net.down1)
+    d2 = layer(d1, net.down2)
+    u1 = layer(ops.concat([layer(d2, net.up2), d1], 1), net.fuse1)
+    u0 = layer(ops.concat([layer(u1, net.up1), x], 1), net.fuse0)
+    return ov.Model([ops.result(layer(u0, net.last))], [x], "refine")
+
+
 class OpenVINONetwork:
-    """Calls ``module`` through OpenVINO, compiled per input shape (fp32, latency hint, torch's thread count)."""
+    """Calls the U-Net ``module`` through OpenVINO, compiled per input shape (fp32, latency hint,
+    torch's thread count); torch autograd (training) goes to ``module`` itself."""
 
     def __init__(self, module: nn.Module, threads: int | None = None) -> None:
         import openvino as ov
@@ -44,6 +81,7 @@ class OpenVINONetwork:
         self._core = ov.Core()
         self.module = module.eval()
         self.threads = threads
+        self._graph = _openvino_unet(module)
         self._compiled: OrderedDict[tuple[int, ...], tuple[object, object]] = OrderedDict()
 
     def _compiled_for(self, x: torch.Tensor):
@@ -51,14 +89,13 @@ class OpenVINONetwork:
         if key in self._compiled:
             self._compiled.move_to_end(key)
             return self._compiled[key]
-        with torch.no_grad():
-            converted = self._ov.convert_model(self.module, example_input=x)
+        self._graph.reshape({0: self._ov.PartialShape(list(key))})
         config = {
             "INFERENCE_PRECISION_HINT": "f32",  # its default on some CPUs is bf16, which moves frames visibly
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": int(self.threads or torch.get_num_threads()),
         }
-        compiled = self._core.compile_model(converted, "CPU", config)
+        compiled = self._core.compile_model(self._graph, "CPU", config)
         entry = (compiled, compiled.create_infer_request())
         self._compiled[key] = entry
         while len(self._compiled) > MAX_SHAPES:
@@ -67,7 +104,7 @@ class OpenVINONetwork:
         return entry
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.requires_grad and torch.is_grad_enabled():  # training: autograd needs torch
+        if x.requires_grad and torch.is_grad_enabled():
             return self.module(x)
         compiled, request = self._compiled_for(x)
         result = request.infer([x.detach().float().contiguous().numpy()])
