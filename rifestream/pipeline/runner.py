@@ -20,10 +20,10 @@ ends the source; what is queued is drained, encoders are flushed and every sink
 is closed, so files are playable.
 
 Every wait at the start is bounded: ``duration`` counts from ``run()``, whether
-the source has opened or not, and a source (or sink) that cannot be opened
-within ``start_timeout`` seconds ends the job with its reason (a
-``RifestreamError``), as does a ``duration`` that passes before the source
-opened.
+the source has opened or not (only the engine's one-off warm-up is not counted),
+and a source (or sink) that cannot be opened within ``start_timeout`` seconds
+ends the job with its reason (a ``RifestreamError``), as does a ``duration``
+that passes before the source opened.
 
 The runner picks no event loop: the entry point does (``asyncio.run(runner.run(),
 loop_factory=uvloop.new_event_loop)`` or plain ``asyncio.run``).
@@ -201,6 +201,7 @@ class Runner:
         self._source_thread: SourceThread | None = None
         self._failure: BaseException | None = None
         self._out_of_time = False  # the duration passed
+        self._duration_timer: asyncio.TimerHandle | None = None
         self._frames_done = 0
         self._total: int | None = None
 
@@ -237,7 +238,7 @@ class Runner:
             self._stopped.set()
         handlers = self._install_signal_handlers(loop)
         engine_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rifestream-engine")
-        timer = loop.call_later(self.duration, self._out_of_duration) if self.duration else None
+        self._duration_timer = loop.call_later(self.duration, self._out_of_duration) if self.duration else None
         try:
             source = await self._first_source()
             if source is None:
@@ -245,8 +246,8 @@ class Runner:
                 return self.stats.summary()
             return await self._stream(loop, source, engine_pool)
         finally:
-            if timer is not None:
-                timer.cancel()
+            if self._duration_timer is not None:
+                self._duration_timer.cancel()
             for sig in handlers:
                 loop.remove_signal_handler(sig)
             engine_pool.shutdown(wait=True)
@@ -254,6 +255,14 @@ class Runner:
     def _out_of_duration(self) -> None:
         self._out_of_time = True
         self.stop()
+
+    def _pause_duration(self, loop: asyncio.AbstractEventLoop) -> float | None:
+        """Stop the duration's clock; the seconds it had left (None: no duration, or it has run out)."""
+        timer, self._duration_timer = self._duration_timer, None
+        if timer is None or self._out_of_time:
+            return None
+        timer.cancel()
+        return max(0.0, timer.when() - loop.time())
 
     async def _first_source(self) -> Source | None:
         """Open the input. A live server that is not up yet is retried for up to ``start_timeout``
@@ -348,7 +357,10 @@ class Runner:
             source.close()
             await asyncio.gather(*(w.abort() for w in self.workers), return_exceptions=True)
             raise
+        left = self._pause_duration(loop)  # the engine's one-off warm-up is work, not a wait: not counted
         await loop.run_in_executor(engine_pool, frame_loop.warm_up, info.width, info.height, info.rate)
+        if left is not None:
+            self._duration_timer = loop.call_later(left, self._out_of_duration)
         sink_tasks = [loop.create_task(w.run(), name=f"sink {redact_url(w.url)}") for w in self.workers]
         for task in sink_tasks:
             task.add_done_callback(self._sink_done)
