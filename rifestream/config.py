@@ -58,7 +58,7 @@ Schema (every key optional; see README section ``cli-run``)::
 
     [latency]
     budget_ms = 25.0               # time allowed from a frame's arrival to its pair being made
-    force_step = "blend"           # pin one ladder step: model, scale, blend, repeat
+    force_step = "blend"           # pin one ladder step: model, scale, classical, blend, repeat
     source_queue = 2               # frames between the source and the engine
     sink_queue = 8                 # frames before each sink
 
@@ -93,7 +93,7 @@ from typing import Any
 from rifestream.errors import RifestreamError
 from rifestream.io.url_redact import STREAM_KEY_SCHEMES, redact_text
 
-LADDER_STEPS = ("model", "scale", "blend", "repeat")
+LADDER_STEPS = ("model", "scale", "classical", "blend", "repeat")
 PRESETS = ("low-latency", "balanced", "quality")
 REPLACED_WHOLE = ("rate", "model", "sinks")
 ENCODER_KEYS = ("codec", "pix_fmt", "crf", "bitrate", "gop", "options")

@@ -11,6 +11,7 @@ Two formats are read:
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import warnings
@@ -20,6 +21,7 @@ import torch
 
 from rifestream.errors import RifestreamError
 from rifestream.model.ifnet import OFFICIAL_ARCHS, IFNet, IFNetConfig
+from rifestream.model.lite import LiteConfig, LiteNet
 
 ARCH_METADATA_KEY = "rifestream.arch"
 
@@ -72,9 +74,9 @@ def detect_version(state: dict[str, torch.Tensor]) -> str:
     )
 
 
-def build_model(config: IFNetConfig, state: dict[str, torch.Tensor]) -> IFNet:
-    """An IFNet of ``config`` holding ``state``; refuses missing, unused or misshapen tensors by name."""
-    model = IFNet(config)
+def build_model(config: IFNetConfig | LiteConfig, state: dict[str, torch.Tensor]) -> IFNet | LiteNet:
+    """The model of ``config`` holding ``state``; refuses missing, unused or misshapen tensors by name."""
+    model = LiteNet(config) if isinstance(config, LiteConfig) else IFNet(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unused = sorted(set(state) - set(expected))
@@ -131,7 +133,7 @@ def _read_pkl(path: Path) -> dict[str, torch.Tensor]:
     return _strip_prefix(obj)
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], IFNetConfig | None]:
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], IFNetConfig | LiteConfig | None]:
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -143,20 +145,22 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], IFNetConfig 
     return _strip_prefix(state), arch_from_metadata(meta, path)
 
 
-def arch_from_metadata(meta: dict[str, str], path: str | Path) -> IFNetConfig | None:
+def arch_from_metadata(meta: dict[str, str], path: str | Path) -> IFNetConfig | LiteConfig | None:
     """The architecture a rifestream file's metadata records (None if none); a broken record is a
     CheckpointError naming the file, not a traceback."""
     text = meta.get(ARCH_METADATA_KEY)
     if not text:
         return None
     try:
-        return IFNetConfig.from_json(text)
-    except (ValueError, KeyError, TypeError) as exc:
+        family = LiteConfig if json.loads(text).get("family") == "lite" else IFNetConfig
+        return family.from_json(text)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: its {ARCH_METADATA_KEY} metadata is not a valid architecture ({exc})") from exc
 
 
-def load_model(path: str | Path, version: str | None = None, device: str | torch.device = "cpu") -> IFNet:
-    """Load IFNet weights from an official ``flownet.pkl`` or a rifestream ``.safetensors`` file.
+def load_model(path: str | Path, version: str | None = None, device: str | torch.device = "cpu") -> IFNet | LiteNet:
+    """Load weights from an official ``flownet.pkl`` or a rifestream ``.safetensors`` file (an IFNet,
+    or the CPU model :class:`LiteNet` when the file records that architecture).
 
     ``version`` names an official architecture (``v4.6``, ``v4.22.lite``,
     ``v4.25``, ``v4.25.lite``, ``v4.26``; the ``v`` may be left out, as vs-rife and
@@ -181,7 +185,7 @@ def load_model(path: str | Path, version: str | None = None, device: str | torch
     return build_model(config, state).to(device)
 
 
-def save_model(model: IFNet, path: str | Path, dtype: torch.dtype = torch.float16, **metadata: str) -> None:
+def save_model(model: IFNet | LiteNet, path: str | Path, dtype: torch.dtype = torch.float16, **metadata: str) -> None:
     """Write ``model`` as a rifestream ``.safetensors`` file that records its architecture."""
     from safetensors.torch import save_file
 

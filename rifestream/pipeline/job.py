@@ -16,14 +16,16 @@ from rifestream.pipeline.runner import Runner, SinkSpec, queue_names, run_blocki
 
 log = logging.getLogger(__name__)
 
-NO_MODEL_STEPS = ("blend", "repeat")
+NO_MODEL_STEPS = ("classical", "blend", "repeat")
 
 
 def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str | None]:
     """(engine, model label, forced ladder step).
 
-    A forced ``blend``/``repeat`` needs no model, so none is loaded. When the
-    *default* model's file is not installed (a fresh checkout), the job still runs:
+    A forced ``classical``/``blend``/``repeat`` needs no model, so none is loaded. With no model
+    named, a CPU runs the CPU model (``rifestream-lite``: the full model is many times over a live
+    budget there) and a GPU the full default. When the *default* model's file is not installed (a
+    fresh checkout), the job still runs:
     every in-between frame is blended, said once in the log and in the summary,
     and counted as ``blend`` fallbacks. Any other model that cannot be loaded (a
     named one, or the default's file failing to load) is an error: the job does
@@ -32,25 +34,24 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
     if config.force_step in NO_MODEL_STEPS:
         return FrameEngine(config.device), f"none ({config.force_step} forced)", config.force_step
     from rifestream.engine import Interpolator
-    from rifestream.model.registry import DEFAULT_MODEL, shipped_models
+    from rifestream.engine.interpolator import resolve_device
+    from rifestream.model.registry import default_model_for, shipped_models
 
-    if config.model is None and DEFAULT_MODEL not in shipped_models():
+    default = default_model_for(resolve_device(config.device).type)
+    if config.model is None and default not in shipped_models():
         engine = FrameEngine(config.device, config.precision)  # checks the device and precision all the same
         log.warning(
             "no model available (%s is not installed): in-between frames will be blends, counted as "
             "fallbacks; pass --model NAME|PATH for the real thing (`rifestream models list`)",
-            DEFAULT_MODEL,
+            default,
         )
         stats.note("no model available: in-between frames blended")
         return engine, "none (blend fallback)", "blend"
+    model = config.model or default
     engine = Interpolator(
-        config.model,
-        device=config.device,
-        precision=config.precision,
-        scale=config.scale,
-        cupy_kernels=config.cupy_kernels,
+        model, device=config.device, precision=config.precision, scale=config.scale, cupy_kernels=config.cupy_kernels
     )
-    return engine, config.model or DEFAULT_MODEL, config.force_step
+    return engine, model, config.force_step
 
 
 def set_cpu_threads(config: PipelineConfig, engine: Any) -> None:

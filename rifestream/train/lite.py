@@ -279,7 +279,10 @@ def train_lite(
     textures = [f for frames in train_frames for f in frames[:: max(1, len(frames) // 8)]]
     batches = LiteBatches(config, real, textures)
     val = Validation({e: load_frames(config, e) for e in config.val_clips}, config.val_pairs)
-    model = init if init is not None else LiteNet(config.model_config())
+    model = LiteNet(config.model_config())
+    if init is not None:  # fine-tuning: the --init weights' architecture, under this config's name
+        model = init
+        model.config = dataclasses.replace(init.config, name=config.name)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     weights = out / "latest.safetensors"

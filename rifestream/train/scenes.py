@@ -114,7 +114,8 @@ def make_scene_triplet(
         overlay = np.zeros((size, size, 3), np.uint8)
         mask = np.zeros((size, size), np.uint8)
         for _ in range(int(rng.integers(1, 4))):
-            text = "".join(rng.choice(list("ABCDEFGHKMNPRSTUVWXYZ0123456789 :")) for _ in range(int(rng.integers(3, 10))))
+            letters = rng.choice(list("ABCDEFGHKMNPRSTUVWXYZ0123456789 :"), int(rng.integers(3, 10)))
+            text = "".join(letters)
             org = (int(rng.integers(0, size // 2)), int(rng.integers(16, size)))
             scale = float(rng.uniform(0.4, 1.2))
             colour = tuple(int(c) for c in rng.integers(0, 256, 3))
