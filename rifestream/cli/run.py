@@ -51,7 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="output (repeat for several): a file, rtmp://…, zmq://HOST:PORT, null; replaces the file's sinks",
     )
     io.add_argument("--realtime", action="store_true", default=None, help="pace a file source to its frame rate")
-    io.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this long")
+    io.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop cleanly this long after the start, connected or not (a source not open by then: error, exit 2)",
+    )
     rate = p.add_argument_group("output rate (one of)").add_mutually_exclusive_group()
     rate.add_argument("--factor", type=int, metavar="N", help="N output frames per input frame (2: 30→60)")
     rate.add_argument("--fps", metavar="F", help="a fixed output rate, e.g. 60 or 60000/1001 (24→60)")
