@@ -43,6 +43,25 @@ def _texture(size: tuple[int, int], rng: np.random.Generator, photos: Sequence[n
     return (tex * 255).clip(0, 255).astype(np.uint8)
 
 
+def _mosaic(size: tuple[int, int], rng: np.random.Generator, photos: Sequence[np.ndarray]) -> np.ndarray:
+    """An (h, w, 3) background tiled with crops of the photos at their own scale (full detail, hard edges)."""
+    h, w = size
+    out = np.zeros((h, w, 3), np.uint8)
+    y = 0
+    while y < h:
+        rows = int(rng.integers(120, 300))
+        x = 0
+        while x < w:
+            cols = int(rng.integers(160, 400))
+            src = photos[int(rng.integers(len(photos)))]
+            ch, cw = min(rows, src.shape[0], h - y), min(cols, src.shape[1], w - x)
+            sy, sx = int(rng.integers(src.shape[0] - ch + 1)), int(rng.integers(src.shape[1] - cw + 1))
+            out[y : y + ch, x : x + cw] = src[sy : sy + ch, sx : sx + cw]
+            x += cw
+        y += rows
+    return out
+
+
 def _blob(size: int, rng: np.random.Generator) -> np.ndarray:
     """A (size, size) float alpha in [0, 1]: an irregular soft-edged shape or a rounded rectangle."""
     a = np.zeros((size, size), np.float32)
@@ -66,6 +85,90 @@ def _affine(centre: np.ndarray, shift: np.ndarray, angle: float, zoom: float, or
     return m
 
 
+class Scene:
+    """One random scene: a background pan with slight zoom and spin, up to three moving layers, maybe
+    motion blur, a fixed text overlay and a brightness drift. ``frame(tau)`` renders it at time ``tau``,
+    where one unit of time moves the background by ``max_pan`` px at most and a layer by
+    ``max_motion`` px at most; ``t0`` is the time the parameters are defined at (rendered exactly)."""
+
+    def __init__(
+        self,
+        size: tuple[int, int],
+        rng: np.random.Generator,
+        photos: Sequence[np.ndarray] = (),
+        max_motion: float = 90.0,
+        max_pan: float = 60.0,
+        t0: float = 0.0,
+        min_pan: float = 0.0,
+        layers: tuple[int, int] = (0, 4),
+        mosaic: bool = False,
+    ) -> None:
+        h, w = size
+        self.size, self.t0 = size, t0
+        self.blur = rng.random() < 0.35  # exposure: each frame averages sub-frames over a fraction of a unit
+        self.exposure = float(rng.uniform(0.2, 0.6)) if self.blur else 0.0
+        margin = int(max_pan * 1.2) + 16
+        self.bg = (_mosaic if mosaic and photos else _texture)((h + 2 * margin, w + 2 * margin), rng, photos)
+        pan_dir = rng.uniform(0, 2 * math.pi)
+        speed = min_pan + (max_pan - min_pan) * rng.random() ** 0.8
+        self.pan = np.array([math.cos(pan_dir), math.sin(pan_dir)]) * speed
+        self.bg_zoom = float(rng.uniform(-0.06, 0.06))
+        self.bg_spin = float(rng.uniform(-0.03, 0.03))
+        self.layers = []
+        for _ in range(int(rng.integers(*layers))):
+            side = int(rng.uniform(0.2, 0.7) * min(h, w))
+            d = rng.uniform(0, 2 * math.pi)
+            self.layers.append(
+                (
+                    _texture((side, side), rng, photos),
+                    _blob(side, rng),
+                    rng.uniform(0, 1, 2) * (w, h),
+                    np.array([math.cos(d), math.sin(d)]) * max_motion * rng.random() ** 0.7,
+                    float(rng.uniform(-math.pi, math.pi)),
+                    float(rng.uniform(-0.4, 0.4)),
+                    float(rng.uniform(-0.25, 0.25)),
+                )
+            )
+        self.overlay = None
+        if rng.random() < 0.3:  # a HUD / caption that stays put while the scene moves
+            overlay = np.zeros((h, w, 3), np.uint8)
+            mask = np.zeros((h, w), np.uint8)
+            for _ in range(int(rng.integers(1, 4))):
+                letters = rng.choice(list("ABCDEFGHKMNPRSTUVWXYZ0123456789 :"), int(rng.integers(3, 10)))
+                org = (int(rng.integers(0, w // 2)), int(rng.integers(16, h)))
+                scale = float(rng.uniform(0.4, 1.2))
+                colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+                cv2.putText(overlay, "".join(letters), org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
+                cv2.putText(mask, "".join(letters), org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 2, cv2.LINE_AA)
+            self.overlay = (overlay.astype(np.float32), mask.astype(np.float32)[..., None] / 255.0)
+        self.gain = float(rng.uniform(-0.08, 0.08)) if rng.random() < 0.2 else 0.0
+
+    def _render(self, tau: float) -> np.ndarray:
+        h, w = self.size
+        s = tau - self.t0
+        origin = np.array([self.bg.shape[1] / 2, self.bg.shape[0] / 2])
+        m = _affine(np.array([w / 2, h / 2]), self.pan * s, self.bg_spin * s, math.exp(self.bg_zoom * s), origin)
+        img = cv2.warpAffine(self.bg, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        img = img.astype(np.float32)
+        for tex, alpha, pos, vel, ang, spin, zoom in self.layers:
+            side = tex.shape[0]
+            m = _affine(pos, vel * s, ang + spin * s, math.exp(zoom * s), np.array([side / 2, side / 2]))
+            lt = cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
+            la = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR)[..., None]
+            img = img * (1 - la) + lt * la
+        return img * (1.0 + self.gain * s)
+
+    def frame(self, tau: float) -> np.ndarray:
+        """The (H, W, 3) uint8 RGB frame at ``tau``."""
+        if not self.blur:
+            img = self._render(tau)
+        else:
+            img = np.mean([self._render(tau + self.exposure * (k / 2 - 0.5)) for k in range(3)], axis=0)
+        if self.overlay is not None:
+            img = img * (1 - self.overlay[1]) + self.overlay[0] * self.overlay[1]
+        return img.clip(0, 255).round().astype(np.uint8)
+
+
 def make_scene_triplet(
     size: int,
     rng: np.random.Generator,
@@ -77,75 +180,5 @@ def make_scene_triplet(
     """One (img0, frame at t, img1, t) of ``size``×``size`` uint8 RGB; displacements are between img0 and img1."""
     if t is None:
         t = 0.5 if rng.random() < 0.6 else float(rng.uniform(0.15, 0.85))
-    times = (0.0, t, 1.0)
-    blur = rng.random() < 0.35  # exposure: each frame averages sub-frames over a fraction of the interval
-    exposure = float(rng.uniform(0.2, 0.6)) if blur else 0.0
-
-    # Background: a pan (often large), slight zoom and rotation.
-    margin = int(max_pan * 1.2) + 16
-    bg = _texture((size + 2 * margin, size + 2 * margin), rng, photos)
-    pan_dir = rng.uniform(0, 2 * math.pi)
-    pan = np.array([math.cos(pan_dir), math.sin(pan_dir)]) * max_pan * rng.random() ** 0.8
-    bg_zoom = float(rng.uniform(-0.06, 0.06))
-    bg_spin = float(rng.uniform(-0.03, 0.03))
-    origin_bg = np.array([bg.shape[1] / 2, bg.shape[0] / 2])
-    centre = np.array([size / 2, size / 2])
-
-    layers = []
-    for _ in range(int(rng.integers(0, 4))):
-        side = int(rng.uniform(0.2, 0.7) * size)
-        tex = _texture((side, side), rng, photos)
-        alpha = _blob(side, rng)
-        speed = max_motion * rng.random() ** 0.7
-        d = rng.uniform(0, 2 * math.pi)
-        layers.append(
-            (
-                tex,
-                alpha,
-                rng.uniform(0, size, 2),
-                np.array([math.cos(d), math.sin(d)]) * speed,
-                float(rng.uniform(-math.pi, math.pi)),
-                float(rng.uniform(-0.4, 0.4)),
-                float(rng.uniform(-0.25, 0.25)),
-            )
-        )
-    overlay = None
-    if rng.random() < 0.3:  # a HUD / caption that stays put while the scene moves
-        overlay = np.zeros((size, size, 3), np.uint8)
-        mask = np.zeros((size, size), np.uint8)
-        for _ in range(int(rng.integers(1, 4))):
-            letters = rng.choice(list("ABCDEFGHKMNPRSTUVWXYZ0123456789 :"), int(rng.integers(3, 10)))
-            text = "".join(letters)
-            org = (int(rng.integers(0, size // 2)), int(rng.integers(16, size)))
-            scale = float(rng.uniform(0.4, 1.2))
-            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-            cv2.putText(overlay, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
-            cv2.putText(mask, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 2, cv2.LINE_AA)
-        overlay = (overlay, mask.astype(np.float32)[..., None] / 255.0)
-    gain = float(rng.uniform(-0.08, 0.08)) if rng.random() < 0.2 else 0.0
-
-    def render(tau: float) -> np.ndarray:
-        s = tau - t  # parameters are defined at t, so the truth frame is exact
-        m = _affine(centre, pan * s, bg_spin * s, math.exp(bg_zoom * s), origin_bg)
-        img = cv2.warpAffine(bg, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(
-            np.float32
-        )
-        for tex, alpha, pos, vel, ang, spin, zoom in layers:
-            side = tex.shape[0]
-            m = _affine(pos, vel * s, ang + spin * s, math.exp(zoom * s), np.array([side / 2, side / 2]))
-            lt = cv2.warpAffine(tex, m, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32)
-            la = cv2.warpAffine(alpha, m, (size, size), flags=cv2.INTER_LINEAR)[..., None]
-            img = img * (1 - la) + lt * la
-        return img * (1.0 + gain * s)
-
-    def frame(tau: float) -> np.ndarray:
-        if not blur:
-            img = render(tau)
-        else:
-            img = np.mean([render(tau + exposure * (k / 2 - 0.5)) for k in range(3)], axis=0)
-        if overlay is not None:
-            img = img * (1 - overlay[1]) + overlay[0].astype(np.float32) * overlay[1]
-        return img.clip(0, 255).round().astype(np.uint8)
-
-    img0, mid, img1 = (frame(tau) for tau in times)
-    return img0, mid, img1, t
+    scene = Scene((size, size), rng, photos, max_motion, max_pan, t0=t)
+    return scene.frame(0.0), scene.frame(t), scene.frame(1.0), t
