@@ -89,7 +89,8 @@ class Scene:
     """One random scene: a background pan with slight zoom and spin, up to three moving layers, maybe
     motion blur, a fixed text overlay and a brightness drift. ``frame(tau)`` renders it at time ``tau``,
     where one unit of time moves the background by ``max_pan`` px at most and a layer by
-    ``max_motion`` px at most; ``t0`` is the time the parameters are defined at (rendered exactly)."""
+    ``max_motion`` px at most; ``t0`` is the time the parameters are defined at (rendered exactly).
+    ``turn`` scales the zoom, rotation and brightness rates (a clip of many units wants them small)."""
 
     def __init__(
         self,
@@ -102,6 +103,7 @@ class Scene:
         min_pan: float = 0.0,
         layers: tuple[int, int] = (0, 4),
         mosaic: bool = False,
+        turn: float = 1.0,
     ) -> None:
         h, w = size
         self.size, self.t0 = size, t0
@@ -112,8 +114,8 @@ class Scene:
         pan_dir = rng.uniform(0, 2 * math.pi)
         speed = min_pan + (max_pan - min_pan) * rng.random() ** 0.8
         self.pan = np.array([math.cos(pan_dir), math.sin(pan_dir)]) * speed
-        self.bg_zoom = float(rng.uniform(-0.06, 0.06))
-        self.bg_spin = float(rng.uniform(-0.03, 0.03))
+        self.bg_zoom = float(rng.uniform(-0.06, 0.06)) * turn
+        self.bg_spin = float(rng.uniform(-0.03, 0.03)) * turn
         self.layers = []
         for _ in range(int(rng.integers(*layers))):
             side = int(rng.uniform(0.2, 0.7) * min(h, w))
@@ -125,8 +127,8 @@ class Scene:
                     rng.uniform(0, 1, 2) * (w, h),
                     np.array([math.cos(d), math.sin(d)]) * max_motion * rng.random() ** 0.7,
                     float(rng.uniform(-math.pi, math.pi)),
-                    float(rng.uniform(-0.4, 0.4)),
-                    float(rng.uniform(-0.25, 0.25)),
+                    float(rng.uniform(-0.4, 0.4)) * turn,
+                    float(rng.uniform(-0.25, 0.25)) * turn,
                 )
             )
         self.overlay = None
@@ -141,7 +143,7 @@ class Scene:
                 cv2.putText(overlay, "".join(letters), org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
                 cv2.putText(mask, "".join(letters), org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 2, cv2.LINE_AA)
             self.overlay = (overlay.astype(np.float32), mask.astype(np.float32)[..., None] / 255.0)
-        self.gain = float(rng.uniform(-0.08, 0.08)) if rng.random() < 0.2 else 0.0
+        self.gain = float(rng.uniform(-0.08, 0.08)) * turn if rng.random() < 0.2 else 0.0
 
     def _render(self, tau: float) -> np.ndarray:
         h, w = self.size
