@@ -172,15 +172,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _is_lite_config(path: str) -> bool:
     """Whether a training TOML is for the CPU model (``[model] family = "lite"``)."""
-    import tomllib
-    from pathlib import Path
+    from rifestream.errors import RifestreamError
+    from rifestream.train.config import read_settings
 
     try:
-        data = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+        return read_settings(path).get("family") == "lite"
+    except RifestreamError:
         return False  # the IFNet loader reports the problem in its own words
-    model = data.get("model")
-    return isinstance(model, dict) and model.get("family") == "lite"
 
 
 def _run_lite(args: argparse.Namespace) -> int:

@@ -137,8 +137,9 @@ def default_config() -> TrainConfig:
     return load_config(CHECKOUT_CONFIG) if CHECKOUT_CONFIG.is_file() else TrainConfig()
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a training TOML file; its tables ([model], [data], [train]) are merged into one TrainConfig."""
+def read_settings(path: str | Path) -> dict:
+    """A training TOML file's [model], [data] and [train] tables merged into one flat dict; a
+    relative ``clips_dir`` is made relative to the file."""
     import tomllib
 
     path = Path(path)
@@ -153,7 +154,11 @@ def load_config(path: str | Path) -> TrainConfig:
         if not isinstance(table, dict):
             raise RifestreamError(f"{path}: settings belong in the [model], [data] or [train] tables")
         flat.update(table)
-    config = TrainConfig.from_dict(flat)
-    if config.clips_dir and not Path(config.clips_dir).is_absolute():
-        config.clips_dir = str((path.parent / config.clips_dir).resolve())
-    return config
+    if flat.get("clips_dir") and not Path(flat["clips_dir"]).is_absolute():
+        flat["clips_dir"] = str((path.parent / flat["clips_dir"]).resolve())
+    return flat
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a training TOML file; its tables ([model], [data], [train]) are merged into one TrainConfig."""
+    return TrainConfig.from_dict(read_settings(path))

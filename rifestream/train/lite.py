@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from rifestream.model.checkpoint import save_model
 from rifestream.model.classical import DISFlow, classical_frames
 from rifestream.model.lite import LiteConfig, LiteNet
 from rifestream.train.augment import random_augment
+from rifestream.train.config import read_settings
 from rifestream.train.data import VideoTriplets, decode_clip
 from rifestream.train.loss import multiscale_l1
 from rifestream.train.scenes import make_scene_triplet
@@ -94,18 +94,8 @@ class LiteTrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> LiteTrainConfig:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise RifestreamError(f"{path}: no such training config") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise RifestreamError(f"{path}: invalid TOML ({exc})") from exc
-        flat: dict = {}
-        for table in data.values():
-            if not isinstance(table, dict):
-                raise RifestreamError(f"{path}: settings belong in the [model], [data] or [train] tables")
-            flat.update(table)
+        """Read a ``[model] family = "lite"`` training TOML (the tables as :func:`read_settings` merges them)."""
+        flat = read_settings(path)
         flat.pop("family", None)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(flat) - known)
@@ -113,10 +103,7 @@ class LiteTrainConfig:
             raise RifestreamError(
                 f"{path}: unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        config = cls(**flat)
-        if config.clips_dir and not Path(config.clips_dir).is_absolute():
-            config.clips_dir = str((path.parent / config.clips_dir).resolve())
-        return config
+        return cls(**flat)
 
 
 def load_frames(config: LiteTrainConfig, entry: str) -> list[np.ndarray]:
