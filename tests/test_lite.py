@@ -204,3 +204,17 @@ def test_openvino_runs_the_network_as_torch_does_compiled_once_per_shape():
     ref = Interpolator(model, device="cpu", cpu_runtime="torch").interpolate(f0, f1, 0.5)
     got = Interpolator(model, device="cpu", cpu_runtime="openvino").interpolate(f0, f1, 0.5)
     assert np.abs(ref.astype(int) - got).max() <= 1
+
+
+def test_the_shipped_lite_recipe_loads_and_never_trains_on_what_it_validates_on():
+    from pathlib import Path
+
+    from rifestream.cli.train import _is_lite_config
+
+    path = Path(__file__).parent.parent / "configs" / "train" / "lite.toml"
+    assert _is_lite_config(str(path))
+    cfg = LiteTrainConfig.load(path)
+    assert isinstance(cfg.model_config(), LiteConfig)
+    train = {str(cfg.clip_spec(e)[0].resolve()) for e in cfg.train_clips}
+    val = {str(cfg.clip_spec(e)[0].resolve()) for e in cfg.val_clips}
+    assert train and val and not train & val
