@@ -103,7 +103,20 @@ class VideoTriplets:
         if not paths:
             raise RifestreamError("no training clips given; name at least one video file")
         self.paths = [Path(p) for p in paths]
-        self.clips = [decode_clip(p, max_frames) for p in self.paths]
+        self._index([decode_clip(p, max_frames) for p in self.paths], gaps, half_t_share)
+
+    @classmethod
+    def from_frames(
+        cls, clips: Sequence[list[np.ndarray]], gaps: Sequence[int] = (1, 2, 3), half_t_share: float = 0.6
+    ) -> VideoTriplets:
+        """The same over clips already decoded (e.g. frame ranges, downscaled)."""
+        triplets = cls.__new__(cls)
+        triplets.paths = []
+        triplets._index(list(clips), gaps, half_t_share)
+        return triplets
+
+    def _index(self, clips: list[list[np.ndarray]], gaps: Sequence[int], half_t_share: float) -> None:
+        self.clips = clips
         self.triplets: list[TripletIndex] = []
         for k, frames in enumerate(self.clips):
             self.triplets.extend(triplet_indices(frames, k, gaps))
