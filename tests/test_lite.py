@@ -169,9 +169,23 @@ def test_training_the_lite_model_end_to_end_scores_it_beside_the_anchor(tmp_path
 def test_the_classical_step_needs_no_model_and_fills_every_in_between_frame(tmp_path):
     """`--force-step classical`: every in-between frame is a classical flow frame, counted as such."""
     out = subprocess.run(
-        [sys.executable, "-m", "rifestream", "run", "--source", "testsrc:?size=160x96&fps=30&frames=20&realtime=0",
-         "--sink", "null", "--force-step", "classical", "--no-metrics"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "rifestream",
+            "run",
+            "--source",
+            "testsrc:?size=160x96&fps=30&frames=20&realtime=0",
+            "--sink",
+            "null",
+            "--force-step",
+            "classical",
+            "--no-metrics",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     text = out.stdout + out.stderr

@@ -10,9 +10,11 @@ from functools import partial
 import numpy as np
 import torch
 
+from rifestream.engine.cpu_runtime import network_runner
 from rifestream.engine.interpolator import FrameEngine, Interpolator, Precision, resolve_device
 from rifestream.errors import RifestreamError
 from rifestream.model import OFFICIAL_ARCHS, IFNet
+from rifestream.model.lite import LiteNet
 
 
 @dataclass
@@ -35,14 +37,14 @@ class BenchResult:
     @staticmethod
     def header() -> str:
         return (
-            f"{'size':>10} {'device':>10} {'prec':>5} {'model':>16} {'model ms':>9} "
+            f"{'size':>10} {'device':>10} {'prec':>5} {'model':>30} {'model ms':>9} "
             f"{'frame ms':>9} {'out fps':>8} {'mem MiB':>8}"
         )
 
     def row(self) -> str:
         w, h = self.size
         return (
-            f"{f'{w}x{h}':>10} {self.device:>10} {self.precision:>5} {self.model[-16:]:>16} "
+            f"{f'{w}x{h}':>10} {self.device:>10} {self.precision:>5} {self.model[-30:]:>30} "
             f"{self.model_ms:9.2f} {self.frame_ms:9.2f} {self.output_fps:8.1f} {self.memory_bytes / 2**20:8.1f}"
         )
 
@@ -84,10 +86,10 @@ def benchmark(
     cuda_graphs: bool = True,
     cupy_kernels: bool | None = None,
     seed: int = 0,
-    cpu_runtime: str | None = None,
+    cpu_runtimes: Sequence[str] = (),
 ) -> list[BenchResult]:
     """Time the engine at each size; ``arch`` builds random weights of an official architecture;
-    ``cpu_runtime`` picks what runs the CPU model's network (None: the engine's default)."""
+    a CPU model is timed under each of ``cpu_runtimes`` (none: the engine's default runtime)."""
     torch.manual_seed(seed)
     dev = resolve_device(device)
     if arch is not None:
@@ -105,11 +107,14 @@ def benchmark(
         ensemble=ensemble,
         cuda_graphs=cuda_graphs,
         cupy_kernels=cupy_kernels,
-        **({} if cpu_runtime is None else {"cpu_runtime": cpu_runtime}),
     )
-    if cpu_runtime is not None:
-        label = f"{label} [{cpu_runtime}]"
-    return _time_steps(engine, {label: engine.synthesize}, sizes, factor, iters, warmup, seed)
+    if not (cpu_runtimes and isinstance(engine.model, LiteNet) and dev.type == "cpu"):
+        return _time_steps(engine, {label: engine.synthesize}, sizes, factor, iters, warmup, seed)
+    results = []
+    for runtime in cpu_runtimes:
+        engine.model.use_runner(network_runner(engine.model.refine, runtime))
+        results += _time_steps(engine, {f"{label} [{runtime}]": engine.synthesize}, sizes, factor, iters, warmup, seed)
+    return results
 
 
 def benchmark_baselines(
@@ -135,9 +140,15 @@ def test_frames(w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray, n
     """Two frames of a textured scene 4 px apart: smooth enough that flow methods do their usual work
     (random noise makes DIS and the model do something no video asks of them)."""
     small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
-    big = torch.nn.functional.interpolate(
-        torch.from_numpy(small).permute(2, 0, 1)[None].float(), scale_factor=8, mode="bicubic", align_corners=False
-    )[0].clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    big = (
+        torch.nn.functional.interpolate(
+            torch.from_numpy(small).permute(2, 0, 1)[None].float(), scale_factor=8, mode="bicubic", align_corners=False
+        )[0]
+        .clamp(0, 255)
+        .byte()
+        .permute(1, 2, 0)
+        .numpy()
+    )
     frame0 = np.ascontiguousarray(big[:h, :w])
     return frame0, np.roll(frame0, (2, 4), axis=(0, 1))
 
