@@ -706,7 +706,7 @@ def live_sources() -> list[Live]:
                     min_show_s=0.08, capture_s=75 * stride)  # fmt: skip
 
     return [
-        # Animation: xscreensaver hacks. Held out: two hacks never trained on (plus Big Buck Bunny).
+        # Animation: xscreensaver hacks. Held out: three hacks never trained on (plus Big Buck Bunny).
         xss("atunnel", "train"),
         xss("fontglide", "train", "-program", TEXT),
         xss("speedmine", "train"),
@@ -715,6 +715,7 @@ def live_sources() -> list[Live]:
         xss("gears", "train", "-speed", "3"),
         xss("pacman", "heldout"),
         xss("engine", "heldout"),
+        xss("blocktube", "heldout", stride=4),  # a fly-through, every 4th step: held-out large motion
         # SuperTux: one level trained on, one level of another world held out.
         supertux("supertux_frosted_fields", "world1/frosted_fields.stl", "train"),
         supertux("supertux_w2_welcome_forest_heldout", "world2/welcome_forest.stl", "heldout"),
