@@ -235,3 +235,18 @@ def test_the_shipped_lite_recipe_loads_and_never_trains_on_what_it_validates_on(
     train = {str(cfg.clip_spec(e)[0].resolve()) for e in cfg.train_clips}
     val = {str(cfg.clip_spec(e)[0].resolve()) for e in cfg.val_clips}
     assert train and val and not train & val
+
+
+def test_a_live_job_on_a_cpu_runs_the_cpu_model_when_none_is_named():
+    """With no --model, a CPU job builds its engine on rifestream-lite (shipped), a GPU on the full default."""
+    from rifestream.config import load_config
+    from rifestream.model.registry import DEFAULT_CPU_MODEL, DEFAULT_MODEL, default_model_for, shipped_models
+    from rifestream.pipeline.job import build_engine
+    from rifestream.pipeline.run_stats import RunStats
+
+    assert DEFAULT_CPU_MODEL in shipped_models()
+    assert default_model_for("cpu") == DEFAULT_CPU_MODEL and default_model_for("cuda") == DEFAULT_MODEL
+    config = load_config(None, {"engine": {"device": "cpu"}})
+    engine, label, force = build_engine(config, RunStats())
+    assert label == DEFAULT_CPU_MODEL and force is None
+    assert isinstance(engine.model, LiteNet)
