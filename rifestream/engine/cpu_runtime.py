@@ -1,9 +1,9 @@
 """Running the CPU model's network under OpenVINO instead of torch eager.
 
-Measured on the project's 2-core CPU (docs/BENCHMARKS.md): the CPU model's U-Net at a
-640x360 frame's network grid runs in about half of torch eager's time under OpenVINO
-(fp32), against about 0.6 for torch with channels-last and 0.6 for ONNX Runtime; the
-outputs agree with torch to about 1e-6. Only the U-Net runs there; the DIS flow, the
+Measured on the project's 2-core CPU (docs/BENCHMARKS.md): the CPU model's U-Net for a
+640x360 frame runs in 0.5-0.65 of torch eager's time under OpenVINO (fp32: 8.4 against
+13.3 ms idle on 2 threads; 0.49 of eager on a loaded machine, where channels-last torch took
+0.59 and ONNX Runtime 0.61); the outputs agree with torch to about 1e-6. Only the U-Net runs there; the DIS flow, the
 warps and the blend stay as they are (they are not convolutions).
 
 The graph is built from the weights once and compiled once per input shape and kept (a
