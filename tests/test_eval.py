@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rifestream import eval as protocol
+from rifestream import quality_eval as protocol
 from rifestream.model.checkpoint import save_model
 from rifestream.model.ifnet import IFNet, IFNetConfig
 

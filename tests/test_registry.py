@@ -295,18 +295,10 @@ def test_resolve_model_cases(tmp_path, home):
     assert load_model(path).config == config
     with pytest.raises(RifestreamError, match=rf"known: rifestream-small, {registry.DEFAULT_MODEL}, v4\.6"):
         registry.resolve_model("v5-best", shipped_dir=shipped)
-    # a retired shipped name: what replaces it, and the command that gets its file back
-    commit, successor = registry.RETIRED_MODELS["rifestream-v3"]
-    with pytest.raises(RifestreamError) as err:
+    # a name the package does not carry is refused like any unknown name
+    with pytest.raises(RifestreamError, match=r"^--model rifestream-v3: not a file and not a known model name"):
         registry.resolve_model("rifestream-v3", shipped_dir=shipped)
-    assert f"rifestream-v3 is no longer shipped: {successor} costs the same" in str(err.value)
-    assert f"`git show {commit}:rifestream/weights/rifestream-v3.safetensors > rifestream-v3.safetensors`" in str(
-        err.value
-    )
     # the option that named it, where that is not --model (`rifestream train --init`)
-    retired_by_init = r"^--init rifestream-v3 is no longer shipped.*then --init rifestream-v3\.safetensors$"
-    with pytest.raises(RifestreamError, match=retired_by_init):
-        registry.resolve_model("rifestream-v3", shipped_dir=shipped, option="--init")
     with pytest.raises(RifestreamError, match=r"^--init v5-best: not a file and not a known model name"):
         registry.resolve_model("v5-best", shipped_dir=shipped, option="--init")
     # ... unless a file by that name is shipped after all
@@ -321,6 +313,8 @@ def test_cli_list_info_and_download(server, home, tmp_path, monkeypatch, capsys)
     shipped = tmp_path / "weights"
     shipped.mkdir()
     _tiny_safetensors(shipped / "rifestream-v1.safetensors")
+    _tiny_safetensors(shipped / f"{registry.DEFAULT_MODEL}.safetensors", registry.DEFAULT_MODEL)
+    _tiny_safetensors(shipped / f"{registry.DEFAULT_CPU_MODEL}.safetensors", registry.DEFAULT_CPU_MODEL)
     monkeypatch.setattr(registry, "SHIPPED_DIR", shipped)
     body = os.urandom(20_000)
     server.routes["/rel/flownet_v4.22.lite.pkl"] = (body, "full")
@@ -330,6 +324,11 @@ def test_cli_list_info_and_download(server, home, tmp_path, monkeypatch, capsys)
     out = capsys.readouterr().out
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert lines["rifestream-v1"][1:3] == ["shipped", "rifestream-v1"]
+    assert lines["rifestream-v1"][-1] == "packaged"  # not a default: nothing after its cache state
+    # the default column: which model a job with no --model runs on a GPU and on a CPU
+    assert lines[registry.default_model_for("cuda")][-2:] == ["packaged", "gpu"]
+    assert lines[registry.default_model_for("cpu")][-2:] == ["packaged", "cpu"]
+    assert out.splitlines()[0].split()[-1] == "DEFAULT"
     assert lines["v4.6"][1:] == ["official", "v4.6", "20.3", "MiB", "no"]
     assert lines["v4.25"][-2:] == ["?", "no"]
     assert str(home / "models") in out
@@ -355,8 +354,6 @@ def test_cli_list_info_and_download(server, home, tmp_path, monkeypatch, capsys)
 
     assert _cli(["models", "info", "rifestream-v1"]) == 0
     assert "blocks 16/8, scales 2/1, no head, pad 8" in capsys.readouterr().out
-    with pytest.raises(RifestreamError, match="rifestream-v2 is no longer shipped"):
-        _cli(["models", "info", "rifestream-v2"])
     with pytest.raises(RifestreamError, match="not a known model"):
         _cli(["models", "info", "nothing-here"])
 
@@ -426,3 +423,13 @@ def test_models_info_shows_a_mirror_url_without_its_credentials(home, monkeypatc
     out = capsys.readouterr().out
     assert "https://***@mirror.example/rife?token=***" in out
     assert "MIRRORSECRET" not in out and "TOKENSECRET" not in out and "mirror-user" not in out
+
+
+def test_models_help_names_the_shipped_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _cli(["models", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "once it ships" not in text
+    assert f"{registry.default_model_for('cuda')}, the default on a GPU" in text
+    assert f"{registry.default_model_for('cpu')}, the default on a CPU" in text

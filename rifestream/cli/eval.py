@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from rifestream import eval as protocol
+    from rifestream import quality_eval as protocol
 
     clips = protocol.clips_from_paths(args.clips)
     if args.manifest is not None:

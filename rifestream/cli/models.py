@@ -8,8 +8,9 @@ from pathlib import Path
 
 DESCRIPTION = """\
 List, inspect and download models. A --model value anywhere in rifestream is a path
-to a weights file, a shipped model name (rifestream-v1 once it ships) or an official
-RIFE v4 checkpoint name (v4.6, v4.22.lite, v4.25, v4.25.lite, v4.26) downloaded here.
+to a weights file, a shipped model name (rifestream-v7, the default on a GPU; rifestream-lite,
+the default on a CPU; rifestream-v1) or an official RIFE v4 checkpoint name (v4.6, v4.22.lite,
+v4.25, v4.25.lite, v4.26) downloaded here. `models list` marks the defaults.
 
 Downloads go to $RIFESTREAM_HOME/models, else $XDG_CACHE_HOME/rifestream/models
 (~/.cache/rifestream/models); RIFESTREAM_MODEL_BASE_URL points the downloads at a mirror.
@@ -57,20 +58,29 @@ def _size_text(size: int | None) -> str:
     return f"{size / (1024 * 1024):.1f} MiB"
 
 
+def _default_marks(registry) -> dict[str, str]:
+    """On which device each default model runs when no --model is named: ``{"rifestream-v7": "gpu", …}``."""
+    marks: dict[str, list[str]] = {}
+    for label, device_type in (("gpu", "cuda"), ("cpu", "cpu")):
+        marks.setdefault(registry.default_model_for(device_type), []).append(label)
+    return {name: ", ".join(labels) for name, labels in marks.items()}
+
+
 def _list(registry) -> int:
-    rows = [("NAME", "KIND", "ARCH", "SIZE", "CACHED")]
+    marks = _default_marks(registry)
+    rows = [("NAME", "KIND", "ARCH", "SIZE", "CACHED", "DEFAULT")]
     for name, path in registry.shipped_models().items():
         try:
             config = registry.shipped_config(path)
             arch = config.name if config else "not recorded"
         except Exception as exc:  # a broken packaged file should not hide the others
             arch = f"unreadable ({type(exc).__name__})"
-        rows.append((name, "shipped", arch, _size_text(path.stat().st_size), "packaged"))
+        rows.append((name, "shipped", arch, _size_text(path.stat().st_size), "packaged", marks.get(name, "")))
     for name in registry.OFFICIAL_MODELS:
         entry = registry.get_official(name)
         cached = registry.cached_path(entry)
         size = cached.stat().st_size if cached.is_file() else entry.size
-        rows.append((name, "official", entry.arch, _size_text(size), "yes" if cached.is_file() else "no"))
+        rows.append((name, "official", entry.arch, _size_text(size), "yes" if cached.is_file() else "no", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -129,9 +139,6 @@ def _info(registry, name: str) -> int:
     else:
         from rifestream.errors import RifestreamError
 
-        retired = registry.retired_message(name)
-        if retired is not None:
-            raise RifestreamError(retired)
         known = [*shipped, *registry.OFFICIAL_MODELS]
         raise RifestreamError(f"{name!r} is not a known model or a file; known: {', '.join(known)}")
     width = max(len(key) for key, _ in lines) + 1

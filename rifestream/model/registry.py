@@ -5,8 +5,7 @@ Three kinds of model:
 * a path to a weights file (official ``flownet.pkl`` or a rifestream ``.safetensors``);
 * a *shipped* model, a ``.safetensors`` file packaged under ``rifestream/weights/``
   (the default is ``rifestream-v7``; ``rifestream-v1`` is the faster one without a block-matching
-  prior). Earlier weights that cost as much as the default and score lower are *retired*: no longer
-  packaged, and a ``--model`` naming one says which commit still holds the file;
+  prior; ``rifestream-lite`` is the CPU model);
 * an *official* RIFE v4 checkpoint by name (``v4.6``, ``v4.25`` …), downloaded once
   into the cache directory with its sha256 checked.
 
@@ -48,16 +47,6 @@ DEFAULT_MODEL = "rifestream-v7"
 DEFAULT_CPU_MODEL = "rifestream-lite"
 OFFICIAL_BASE_URL = "https://github.com/HolyWu/vs-rife/releases/download/model"
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-# Shipped weights taken out of the package because a shipped model of the same cost scores higher
-# (docs/MODEL_CARD.md): name -> (the last commit whose tree holds the file, the model that replaces it).
-RETIRED_MODELS: dict[str, tuple[str, str]] = {
-    "rifestream-v2": ("d268802", "rifestream-v7"),
-    "rifestream-v3": ("d268802", "rifestream-v7"),
-    "rifestream-v4": ("d268802", "rifestream-v7"),
-    "rifestream-v5": ("54a0552", "rifestream-v7"),
-    "rifestream-v6": ("22690ad", "rifestream-v7"),
-}
 
 _CHUNK = 1 << 16
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -241,20 +230,6 @@ def _how_to_get_a_model() -> str:
     )
 
 
-def retired_message(name: str, option: str = "--model") -> str | None:
-    """What to do about a retired shipped model's name, or None if ``name`` is not one."""
-    if name not in RETIRED_MODELS:
-        return None
-    commit, successor = RETIRED_MODELS[name]
-    return (
-        f"{name} is no longer shipped: {successor} costs the same and scores higher on the project's held-out clips "
-        f"(use {option} {successor}). "
-        f"Its weights are in the rifestream repository's history: "
-        f"`git show {commit}:rifestream/weights/{name}.safetensors > {name}.safetensors`, "
-        f"then {option} {name}.safetensors"
-    )
-
-
 def resolve_model(
     spec: str | None, *, cache: Path | None = None, shipped_dir: Path | None = None, option: str = "--model"
 ) -> tuple[Path, str | None]:
@@ -287,9 +262,6 @@ def resolve_model(
         )
     if spec in shipped:
         return shipped[spec], None
-    retired = retired_message(spec, option)
-    if retired is not None:
-        raise RifestreamError(f"{option} {retired}")
     if path.exists():
         raise RifestreamError(f"{option} {spec}: is not a file")
     if path.suffix in (".pkl", ".pth", ".pt", ".safetensors") or os.sep in spec or "/" in spec:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rifestream.eval import LUMA, blend, psnr
 from rifestream.model.ifnet import IFNet
+from rifestream.quality_eval import LUMA, blend, psnr
 
 
 @dataclass(frozen=True)

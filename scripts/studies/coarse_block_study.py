@@ -14,9 +14,10 @@ mask and feature outputs held at the old block's constant, which is what the lat
 trained on), a file that ``eval``, ``translation_probe.py`` and ``train --init`` take;
 ``--init-block W`` starts block 0 from such a file.
 
-    python scripts/coarse_block_study.py oracle ../shared/data/clips/asl_gestures_no.mkv
-    python scripts/coarse_block_study.py alone --steps 2000 [--loss mse] [--no-head] [--center] [--fixed-batch]
-    python scripts/coarse_block_study.py alone --loss mse --steps 24000 --min-lr 1.5e-5 --save runs/coarse/w.safetensors
+    python scripts/studies/coarse_block_study.py oracle ../shared/data/clips/asl_gestures_no.mkv
+    python scripts/studies/coarse_block_study.py alone --steps 2000 [--loss mse] [--no-head] [--center] [--fixed-batch]
+    python scripts/studies/coarse_block_study.py alone --loss mse --steps 24000 --min-lr 1.5e-5 \
+        --save runs/coarse/w.safetensors
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """FLOPs and CPU ms/frame of candidate IFNet configurations (how the shipped architecture was chosen).
 
-``python -m rifestream.train.arch_cost`` prints, for each candidate, the
+``python scripts/studies/arch_cost.py`` prints, for each candidate, the
 parameter count, GFLOPs per interpolated frame at 320×240, 640×480 and
 1280×720, and the measured fp32 CPU time at the first two sizes.
 """
