@@ -2,16 +2,29 @@
 
 This docstring is the contract between the pipeline and its metrics.
 
-Create one ``PipelineMetrics`` per job. It owns a ``CollectorRegistry`` (pass
-your own, e.g. a fresh one per test; the global default registry is never
-used). Every method is thread-safe and cheap (no allocation of new series), so
-the source, engine and sink threads may call it per frame. A label value
-outside the fixed sets below raises ``ValueError``: label values are bounded.
+Create one ``PipelineMetrics`` per stream. A single job (``rifestream run``)
+makes one with its own ``CollectorRegistry`` (pass your own, e.g. a fresh one
+per test; the global default registry is never used); a fleet makes one
+``FleetMetrics`` and asks it for each stream's ``PipelineMetrics``, all in one
+registry behind one port. Every method is thread-safe and cheap (no allocation
+of new series), so the source, engine and sink threads may call it per frame.
+A label value outside the fixed sets below raises ``ValueError``: label values
+are bounded.
+
+Every rifestream metric but the process's own (``device_memory_used_bytes``,
+``process_*``) carries a ``stream`` label: the stream's name in a fleet (its
+``[[streams]] name``, ``[a-z0-9_-]+``, unique, so the values are bounded by the
+fleet file), and ``main`` (``SINGLE_STREAM``) for a ``rifestream run`` job.
 
 Calls the pipeline makes::
 
-    m = PipelineMetrics(model="rifestream-v1", device="cuda:0")  # registry=None → a new one
+    m = PipelineMetrics(model="rifestream-v1", device="cuda:0")  # registry=None → a new one; stream "main"
     server = m.serve(port=9108, host="127.0.0.1")  # /metrics and /healthz; server.stop()
+
+    fleet = FleetMetrics()                          # a fleet: one registry, one server
+    cam1 = fleet.stream("cam1", queues=("interpolate", "encode"), model=..., device=...)
+    server = fleet.serve(port=9108)                 # /healthz: every stream; /healthz?stream=cam1: one
+    cam1.ended("rtsp://cam1/…: connection refused")  # the stream ended (None: cleanly); /healthz says so
 
     m.set_latency_budget(0.050)     # seconds; the budget the ladder checks against
     m.set_target_fps(60.0)          # the output rate the job promises
@@ -75,7 +88,9 @@ Exposed metrics (all prefixed ``rifestream_``):
 - ``process_*``: CPU seconds, resident memory, open fds (Linux), from prometheus_client.
 
 ``/healthz`` answers 200 when the source is up and a source frame arrived in the last
-``stale_after`` seconds, else 503; the JSON body says which.
+``stale_after`` seconds, else 503; the JSON body says which. A fleet's ``/healthz`` answers
+200 when every stream is (its body holds each stream's details under ``streams``), and
+``/healthz?stream=NAME`` answers for one stream.
 """
 
 from __future__ import annotations
@@ -84,12 +99,14 @@ import collections
 import errno
 import json
 import os
+import re
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from socketserver import ThreadingMixIn
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, make_wsgi_app
@@ -110,6 +127,8 @@ DROP_REASONS = ("queue_full", "late", "error", "disconnected")
 SIDES = ("source", "sink")
 FEED_SUBSCRIBER_SLOTS = (*(str(k) for k in range(8)), "overflow")  # as rifestream.io.zmq_feed numbers them
 DEFAULT_QUEUES = ("source", "interpolate", "encode", "feed")
+SINGLE_STREAM = "main"  # the ``stream`` label of a single ``rifestream run`` job
+STREAM_NAME = re.compile(r"[a-z0-9_-]+")
 
 # Seconds. One output frame interval is 16.7 ms at 60 fps, 33.3 ms at 30 fps, 50 ms at 20 fps.
 # fmt: off
@@ -188,21 +207,36 @@ class FrameRateWindow:
         return (n - 1) / max(span, now - oldest - mean_interval)
 
 
-class _ScrapeTimeCollector(Collector):
-    """Gauges computed when scraped: frame rates and device memory."""
+def _check(value: str, allowed: Sequence[str], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {tuple(allowed)}")
+    return value
 
-    def __init__(self, metrics: PipelineMetrics) -> None:
-        self._metrics = metrics
+
+def check_stream_name(name: str) -> str:
+    """A stream name is a ``stream`` label value: ``[a-z0-9_-]+`` (``ValueError`` otherwise)."""
+    if not isinstance(name, str) or STREAM_NAME.fullmatch(name) is None:
+        raise ValueError(f"stream name {name!r}: expected lower-case letters, digits, _ and - ([a-z0-9_-]+)")
+    return name
+
+
+class _ScrapeTimeCollector(Collector):
+    """Gauges computed when scraped: each stream's frame rates, and the device memory of the process."""
+
+    def __init__(self, families: MetricFamilies) -> None:
+        self._families_of = families
 
     def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
             GaugeMetricFamily(
                 f"{PREFIX}_input_frames_per_second",
                 "Source frames per second over the last fps window.",
+                labels=["stream"],
             ),
             GaugeMetricFamily(
                 f"{PREFIX}_output_frames_per_second",
                 "Emitted frames per second over the last fps window.",
+                labels=["stream"],
             ),
             GaugeMetricFamily(
                 f"{PREFIX}_device_memory_used_bytes",
@@ -215,29 +249,124 @@ class _ScrapeTimeCollector(Collector):
         return self._families()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        m = self._metrics
-        now = m.clock()
         fps_in, fps_out, memory = self._families()
-        fps_in.add_metric([], m.input_rate.rate(now))
-        fps_out.add_metric([], m.output_rate.rate(now))
-        device = m.device
-        memory.add_metric([device], float(device_memory_bytes(device)))
+        devices: set[str] = set()
+        for m in self._families_of.streams():
+            now = m.clock()
+            fps_in.add_metric([m.stream], m.input_rate.rate(now))
+            fps_out.add_metric([m.stream], m.output_rate.rate(now))
+            devices.add(m.device)
+        for device in sorted(devices):
+            memory.add_metric([device], float(device_memory_bytes(device)))
         yield from (fps_in, fps_out, memory)
 
 
-def _check(value: str, allowed: Sequence[str], what: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {tuple(allowed)}")
-    return value
+class MetricFamilies:
+    """The metric families of one registry, every one labelled by ``stream``; shared by the
+    ``PipelineMetrics`` of every stream of a process (each holds its own children)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._streams: dict[str, PipelineMetrics] = {}
+        self._lock = threading.Lock()
+        reg = self.registry
+        self.input_frames = Counter(f"{PREFIX}_input_frames", "Source frames received.", ["stream"], registry=reg)
+        self.output_frames = Counter(
+            f"{PREFIX}_output_frames", "Frames emitted to the sinks, by kind.", ["stream", "kind"], registry=reg
+        )
+        self.fallbacks = Counter(
+            f"{PREFIX}_fallbacks",
+            "Output frames made by a step down the latency ladder, by reason.",
+            ["stream", "reason"],
+            registry=reg,
+        )
+        self.scene_cuts = Counter(
+            f"{PREFIX}_scene_cuts", "Source frame pairs judged a scene cut.", ["stream"], registry=reg
+        )
+        self.dropped = Counter(
+            f"{PREFIX}_dropped_frames",
+            "Frames dropped, by stage and reason.",
+            ["stream", "stage", "reason"],
+            registry=reg,
+        )
+        self.subscriber_dropped = Counter(
+            f"{PREFIX}_feed_subscriber_dropped_frames",
+            "Frames a feed subscriber missed because its own queue was full, by feed queue and subscriber slot.",
+            ["stream", "queue", "subscriber"],
+            registry=reg,
+        )
+        self.reconnects = Counter(
+            f"{PREFIX}_reconnects", "Reconnect attempts, by side.", ["stream", "side"], registry=reg
+        )
+        self.stage_latency = Histogram(
+            f"{PREFIX}_stage_latency_seconds",
+            "Time one stage took for one frame.",
+            ["stream", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.end_to_end = Histogram(
+            f"{PREFIX}_end_to_end_latency_seconds",
+            "From a source frame's arrival to the emission of the last output frame that depends on it.",
+            ["stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.queue_depth = Gauge(
+            f"{PREFIX}_queue_depth", "Frames waiting in a queue.", ["stream", "queue"], registry=reg
+        )
+        self.queue_capacity = Gauge(
+            f"{PREFIX}_queue_capacity", "Capacity of a queue, in frames.", ["stream", "queue"], registry=reg
+        )
+        self.budget = Gauge(
+            f"{PREFIX}_latency_budget_seconds", "Added latency the job is allowed per frame.", ["stream"], registry=reg
+        )
+        self.target_fps = Gauge(
+            f"{PREFIX}_target_output_frames_per_second", "Output frame rate the job promises.", ["stream"], registry=reg
+        )
+        self.source_up = Gauge(f"{PREFIX}_source_up", "1 while the source is connected.", ["stream"], registry=reg)
+        self.stream_running = Gauge(
+            f"{PREFIX}_stream_running",
+            "1 while the stream runs; 0 once it has ended (stream_failed says whether by an error).",
+            ["stream"],
+            registry=reg,
+        )
+        self.stream_failed = Gauge(
+            f"{PREFIX}_stream_failed", "1 once the stream has ended with an error.", ["stream"], registry=reg
+        )
+        self.build_info = Info(
+            f"{PREFIX}_build", "Version, model and device of this stream's job.", ["stream"], registry=reg
+        )
+        reg.register(_ScrapeTimeCollector(self))
+        ProcessCollector(registry=reg)
+
+    def add(self, metrics: PipelineMetrics) -> None:
+        with self._lock:
+            if metrics.stream in self._streams:
+                raise ValueError(f"stream {metrics.stream!r} already has metrics in this registry; names are unique")
+            self._streams[metrics.stream] = metrics
+
+    def streams(self) -> list[PipelineMetrics]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def get(self, stream: str) -> PipelineMetrics | None:
+        with self._lock:
+            return self._streams.get(stream)
 
 
 class PipelineMetrics:
-    """All metrics of one streaming job; see the module docstring for the calls and names."""
+    """All metrics of one stream; see the module docstring for the calls and names.
+
+    ``families``: those of a fleet's registry (``FleetMetrics.stream`` passes them); None makes
+    its own in ``registry`` (a single job)."""
 
     def __init__(
         self,
         registry: CollectorRegistry | None = None,
         *,
+        stream: str = SINGLE_STREAM,
+        families: MetricFamilies | None = None,
         model: str = "unknown",
         device: str = "cpu",
         queues: Sequence[str] = DEFAULT_QUEUES,
@@ -245,7 +374,13 @@ class PipelineMetrics:
         stale_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.stream = check_stream_name(stream)
+        if families is None:
+            families = MetricFamilies(registry)
+        elif registry is not None and registry is not families.registry:
+            raise ValueError("give a registry or the families of one, not both")
+        self.families = families
+        self.registry = families.registry
         self.clock = clock
         self.queues = tuple(queues)
         self.stale_after = stale_after
@@ -254,71 +389,35 @@ class PipelineMetrics:
         self.output_rate = FrameRateWindow(fps_window)
         self._source_up = False
         self._last_frame_in: float | None = None
-        reg = self.registry
+        self._ended: str | None = None  # None while running; "" ended cleanly; else the error
+        f, s = families, self.stream
 
-        self._input_frames = Counter(f"{PREFIX}_input_frames", "Source frames received.", registry=reg)
-        output_frames = Counter(
-            f"{PREFIX}_output_frames", "Frames emitted to the sinks, by kind.", ["kind"], registry=reg
-        )
-        self._output_frames = {kind: output_frames.labels(kind) for kind in OUTPUT_KINDS}
-        fallbacks = Counter(
-            f"{PREFIX}_fallbacks",
-            "Output frames made by a step down the latency ladder, by reason.",
-            ["reason"],
-            registry=reg,
-        )
-        self._fallbacks = {reason: fallbacks.labels(reason) for reason in FALLBACK_REASONS}
-        self._scene_cuts = Counter(f"{PREFIX}_scene_cuts", "Source frame pairs judged a scene cut.", registry=reg)
-        dropped = Counter(
-            f"{PREFIX}_dropped_frames", "Frames dropped, by stage and reason.", ["stage", "reason"], registry=reg
-        )
-        self._dropped = {(s, r): dropped.labels(s, r) for s in DROP_STAGES for r in DROP_REASONS}
-        subscriber_dropped = Counter(
-            f"{PREFIX}_feed_subscriber_dropped_frames",
-            "Frames a feed subscriber missed because its own queue was full, by feed queue and subscriber slot.",
-            ["queue", "subscriber"],
-            registry=reg,
-        )
+        self._input_frames = f.input_frames.labels(s)
+        self._output_frames = {kind: f.output_frames.labels(s, kind) for kind in OUTPUT_KINDS}
+        self._fallbacks = {reason: f.fallbacks.labels(s, reason) for reason in FALLBACK_REASONS}
+        self._scene_cuts = f.scene_cuts.labels(s)
+        self._dropped = {(st, r): f.dropped.labels(s, st, r) for st in DROP_STAGES for r in DROP_REASONS}
         self._subscriber_dropped = {
-            (q, slot): subscriber_dropped.labels(q, slot)
+            (q, slot): f.subscriber_dropped.labels(s, q, slot)
             for q in self.queues
             if q.startswith("feed")
             for slot in FEED_SUBSCRIBER_SLOTS
         }
-        reconnects = Counter(f"{PREFIX}_reconnects", "Reconnect attempts, by side.", ["side"], registry=reg)
-        self._reconnects = {side: reconnects.labels(side) for side in SIDES}
-
-        stage_latency = Histogram(
-            f"{PREFIX}_stage_latency_seconds",
-            "Time one stage took for one frame.",
-            ["stage"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self._stage_latency = {stage: stage_latency.labels(stage) for stage in STAGES}
-        self._end_to_end = Histogram(
-            f"{PREFIX}_end_to_end_latency_seconds",
-            "From a source frame's arrival to the emission of the last output frame that depends on it.",
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-
-        queue_depth = Gauge(f"{PREFIX}_queue_depth", "Frames waiting in a queue.", ["queue"], registry=reg)
-        self._queue_depth = {q: queue_depth.labels(q) for q in self.queues}
-        queue_capacity = Gauge(f"{PREFIX}_queue_capacity", "Capacity of a queue, in frames.", ["queue"], registry=reg)
-        self._queue_capacity = {q: queue_capacity.labels(q) for q in self.queues}
-
-        self._budget = Gauge(
-            f"{PREFIX}_latency_budget_seconds", "Added latency the job is allowed per frame.", registry=reg
-        )
-        self._target_fps = Gauge(
-            f"{PREFIX}_target_output_frames_per_second", "Output frame rate the job promises.", registry=reg
-        )
-        self._source_up_gauge = Gauge(f"{PREFIX}_source_up", "1 while the source is connected.", registry=reg)
-        self._build_info = Info(f"{PREFIX}_build", "Version, model and device of this job.", registry=reg)
+        self._reconnects = {side: f.reconnects.labels(s, side) for side in SIDES}
+        self._stage_latency = {stage: f.stage_latency.labels(s, stage) for stage in STAGES}
+        self._end_to_end = f.end_to_end.labels(s)
+        self._queue_depth = {q: f.queue_depth.labels(s, q) for q in self.queues}
+        self._queue_capacity = {q: f.queue_capacity.labels(s, q) for q in self.queues}
+        self._budget = f.budget.labels(s)
+        self._target_fps = f.target_fps.labels(s)
+        self._source_up_gauge = f.source_up.labels(s)
+        self._running = f.stream_running.labels(s)
+        self._failed = f.stream_failed.labels(s)
+        self._running.set(1)
+        self._failed.set(0)
+        self._build_info = f.build_info.labels(s)
         self.set_build_info(model=model, device=device)
-        reg.register(_ScrapeTimeCollector(self))
-        ProcessCollector(registry=reg)
+        families.add(self)
 
     # -- identity and targets ------------------------------------------------------------------
     def set_build_info(self, *, model: str, device: str) -> None:
@@ -393,22 +492,85 @@ class PipelineMetrics:
         """Count one reconnect attempt; ``side`` in ``SIDES``."""
         self._reconnects[_check(side, SIDES, "reconnect side")].inc()
 
-    def health(self) -> tuple[bool, dict[str, object]]:
-        """(ready, details): ready when the source is up and a frame arrived within ``stale_after`` s."""
+    def ended(self, error: str | None = None) -> None:
+        """The stream has ended: cleanly (``error`` None) or with ``error`` (one line, URLs redacted)."""
+        self._ended = error or ""
+        self._running.set(0)
+        self._failed.set(1 if error else 0)
+        self.set_source_up(False)
+
+    def health(self, stream: str | None = None) -> tuple[bool, dict[str, object]]:
+        """(ready, details): ready when the source is up and a frame arrived within ``stale_after`` s.
+        ``stream``: only this stream's name is known here (another one: not ready, said so)."""
+        if stream is not None and stream != self.stream:
+            return False, {"status": "unknown stream", "stream": stream, "streams": [self.stream]}
         since = None if self._last_frame_in is None else self.clock() - self._last_frame_in
         flowing = since is not None and since <= self.stale_after
-        ready = self._source_up and flowing
-        return ready, {
-            "status": "ok" if ready else "unavailable",
+        ready = self._source_up and flowing and self._ended is None
+        details: dict[str, object] = {
+            "status": "ok" if ready else ("ended" if self._ended is not None else "unavailable"),
+            "stream": self.stream,
             "source_up": self._source_up,
             "seconds_since_last_frame": None if since is None else round(since, 3),
             "stale_after_seconds": self.stale_after,
         }
+        if self._ended:
+            details["error"] = self._ended
+        return ready, details
 
     # -- exposition ----------------------------------------------------------------------------
     def serve(self, port: int = DEFAULT_METRICS_PORT, host: str = "127.0.0.1") -> MetricsServer:
         """Serve ``/metrics`` and ``/healthz`` on one port (0 picks a free one) from a daemon thread."""
-        return MetricsServer(self, port, host)
+        return MetricsServer(self.registry, self.health, port, host)
+
+
+class FleetMetrics:
+    """The metrics of every stream of a fleet process: one registry, one ``/metrics`` and ``/healthz``."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        fps_window: float = 2.0,
+        stale_after: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.families = MetricFamilies(registry)
+        self.registry = self.families.registry
+        self._settings = {"fps_window": fps_window, "stale_after": stale_after, "clock": clock}
+
+    def stream(
+        self, name: str, *, queues: Sequence[str] = DEFAULT_QUEUES, model: str = "unknown", device: str = "cpu"
+    ) -> PipelineMetrics:
+        """The metrics of stream ``name`` (unique in the fleet), in this fleet's registry."""
+        return PipelineMetrics(
+            stream=name, families=self.families, queues=queues, model=model, device=device, **self._settings
+        )
+
+    def health(self, stream: str | None = None) -> tuple[bool, dict[str, object]]:
+        """Every stream's health (ready when all are), or one stream's (``stream``)."""
+        streams = self.families.streams()
+        if stream is not None:
+            one = self.families.get(stream)
+            if one is None:
+                return False, {"status": "unknown stream", "stream": stream, "streams": [m.stream for m in streams]}
+            return one.health()
+        answers = {m.stream: m.health() for m in streams}
+        ready = sum(ok for ok, _ in answers.values())
+        every = bool(streams) and ready == len(streams)
+        return every, {
+            "status": "ok" if every else ("degraded" if ready else "unavailable"),
+            "streams_ready": ready,
+            "streams_total": len(streams),
+            "streams": {name: details for name, (_, details) in answers.items()},
+        }
+
+    def serve(self, port: int = DEFAULT_METRICS_PORT, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve ``/metrics`` (every stream) and ``/healthz`` on one port (0 picks a free one)."""
+        return MetricsServer(self.registry, self.health, port, host)
+
+
+Health = Callable[[str | None], tuple[bool, dict[str, object]]]
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -421,11 +583,12 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class MetricsServer:
-    """One HTTP server for ``/metrics`` (Prometheus text or OpenMetrics) and ``/healthz``."""
+    """One HTTP server for ``/metrics`` (Prometheus text or OpenMetrics) and ``/healthz``
+    (``?stream=NAME``: that stream's health alone)."""
 
-    def __init__(self, metrics: PipelineMetrics, port: int, host: str) -> None:
-        self.metrics = metrics
-        self._metrics_app = make_wsgi_app(metrics.registry)
+    def __init__(self, registry: CollectorRegistry, health: Health, port: int, host: str) -> None:
+        self.health = health
+        self._metrics_app = make_wsgi_app(registry)
         server_class = type("_Server", (_ThreadingWSGIServer,), {})
         if ":" in host:
             server_class.address_family = socket.AF_INET6
@@ -451,7 +614,8 @@ class MetricsServer:
     def _app(self, environ: dict, start_response: Callable) -> list[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/healthz":
-            ready, details = self.metrics.health()
+            stream = parse_qs(environ.get("QUERY_STRING", "")).get("stream", [None])[0]
+            ready, details = self.health(stream)
             body = json.dumps(details).encode()
             status = "200 OK" if ready else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

@@ -33,6 +33,9 @@ def registry() -> CollectorRegistry:
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    """A sample of a single job's metrics: every one but the process's carries stream="main"."""
+    if not name.startswith(("rifestream_device_memory", "process_")):
+        labels.setdefault("stream", "main")
     return registry.get_sample_value(name, labels)
 
 
@@ -197,8 +200,8 @@ def test_metrics_and_healthz_over_http(registry: CollectorRegistry) -> None:
 
         status, ctype, text = _get(f"{server.url}/metrics")
         assert status == 200 and ctype.startswith("text/plain")
-        assert "rifestream_input_frames_total 1.0" in text
-        assert 'rifestream_fallbacks_total{reason="blend"} 1.0' in text
+        assert 'rifestream_input_frames_total{stream="main"} 1.0' in text
+        assert 'rifestream_fallbacks_total{reason="blend",stream="main"} 1.0' in text
 
         clock.now += 10.0  # frames stopped flowing
         status, _, body = _get(f"{server.url}/healthz")
