@@ -5,6 +5,7 @@ expression run through a real Prometheus (Debian's ``prometheus``) scraping a ru
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -41,7 +42,9 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian p
 needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus (Debian package) is not installed")
 
 # What Grafana would put in place of the dashboard's variables, for a query sent by hand.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$instance": ".*"}
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$instance": ".*", "$stream": ".*"}
+# The process's own series, the only ones without a ``stream`` label.
+PROCESS_SERIES = ("rifestream_device_memory_used_bytes", "process_")
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -118,13 +121,17 @@ def test_scrape_config_passes_promtool_check_config() -> None:
 def test_dashboard_shape_and_provisioning() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert variables["instance"]["includeAll"] and variables["instance"]["allValue"] == ".*"
+    for name in ("instance", "stream"):
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+    assert "label_values(rifestream_build_info" in variables["stream"]["query"]["query"]
     assert variables["datasource"]["type"] == "datasource"
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     exprs = [expr for _, expr in dashboard_targets()]
     for expr in exprs:
         assert 'instance=~"$instance"' in expr, expr
+        if not any(name in expr for name in PROCESS_SERIES):
+            assert expr.count('stream=~"$stream"') == expr.count('instance=~"$instance"'), expr
         if "rate(" in expr or "increase(" in expr:
             assert "[$__rate_interval]" in expr, expr
     joined = "\n".join(exprs)
@@ -147,6 +154,14 @@ def test_dashboard_shape_and_provisioning() -> None:
     assert "path: /var/lib/grafana/dashboards/rifestream" in dashboards_yml
     datasource_yml = (PROVISIONING / "datasources" / "prometheus.yml").read_text()
     assert "type: prometheus" in datasource_yml and "url: http://127.0.0.1:9090" in datasource_yml
+
+
+def test_dashboard_file_is_the_generators_output() -> None:
+    """The committed dashboard is exactly what scripts/make_dashboard.py builds from Grafana's typed builders."""
+    spec = importlib.util.spec_from_file_location("make_dashboard", ROOT / "scripts" / "make_dashboard.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert DASHBOARD.read_text() == generator.render(), "run python scripts/make_dashboard.py and commit the file"
 
 
 def test_with_bool_rewrites_only_the_top_level_comparison() -> None:
