@@ -14,7 +14,7 @@ from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.stream_errors import SinkLost, SourceLost
-from rifestream.io.test_scene import read_frame_index
+from rifestream.io.synthetic_scene import read_frame_index
 from tests.test_io_sources import write_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]

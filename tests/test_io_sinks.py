@@ -15,7 +15,7 @@ from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
 from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.stream_errors import SinkLost
-from rifestream.io.test_scene import read_frame_index
+from rifestream.io.synthetic_scene import read_frame_index
 from tests.servers import free_port
 from tests.test_io_sources import write_clip
 
@@ -452,11 +452,11 @@ def test_close_from_inside_a_write_finishes_after_that_write(tmp_path, monkeypat
 def test_a_live_encode_keeps_under_its_bitrate_cap(tmp_path):
     """The live settings (what rtmp:// uses), written to a local FLV: a busy scene stays within the cap
     (0.1 bit per pixel per frame, 1 s buffer) and every GOP is 2 s."""
-    from rifestream.io.encoder_sink import EncoderSink
     from rifestream.io.encoders import LIVE_BITS_PER_PIXEL
+    from rifestream.io.rtmp_sink import RtmpSink
 
     path = tmp_path / "live.flv"
-    sink = EncoderSink(
+    sink = RtmpSink(  # its encoder as rtmp:// opens it, without the server's handshake
         str(path), file=str(path), format="flv", live=True, width=320, height=180, rate=Fraction(30),
         time_base=Fraction(1, 30), codec="libx264",
     )  # fmt: skip

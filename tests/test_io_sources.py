@@ -14,7 +14,7 @@ from rifestream.errors import RifestreamError
 from rifestream.io.frames import SourceAudio, SourceFrame
 from rifestream.io.sources import open_source
 from rifestream.io.stream_errors import SourceLost
-from rifestream.io.test_scene import TestScene, read_frame_index
+from rifestream.io.synthetic_scene import SyntheticScene, read_frame_index
 from tests.servers import free_port
 
 
@@ -99,7 +99,7 @@ def test_scene_moves_and_carries_its_frame_index():
     assert min(diffs) > 5  # every frame differs clearly from the previous one (the background pans)
     assert [read_frame_index(img) for img in images] == list(range(31))
     # the shapes move too, not only the background: frames a second apart differ outside the texture's period
-    scene = TestScene(320, 180, Fraction(30))
+    scene = SyntheticScene(320, 180, Fraction(30))
     assert not np.array_equal(scene.render(0), scene.render(256))  # the pan repeats every 256 frames, the shapes do not
 
 

@@ -11,7 +11,7 @@ from rifestream.io.frames import OutputFrame
 from rifestream.io.sinks import open_sink
 from rifestream.io.sources import open_source
 from rifestream.io.stream_errors import SourceLost
-from rifestream.io.test_scene import read_frame_index
+from rifestream.io.synthetic_scene import read_frame_index
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]

@@ -325,12 +325,12 @@ def test_offline_interpolate_file_keeps_every_frame_and_the_audio(tmp_path):
 
     clip = tmp_path / "clip.mp4"
     with av.open(str(clip), "w") as container:  # 24 fps video (the test scene) with a 440 Hz tone
-        from rifestream.io.test_scene import TestScene
+        from rifestream.io.synthetic_scene import SyntheticScene
 
         video = container.add_stream("libx264", rate=24)
         video.width, video.height, video.pix_fmt = 128, 72, "yuv420p"
         audio = container.add_stream("aac", rate=48000)
-        scene = TestScene(128, 72, Fraction(24))
+        scene = SyntheticScene(128, 72, Fraction(24))
         for k in range(24):
             for packet in video.encode(av.VideoFrame.from_ndarray(scene.render(k), format="rgb24")):
                 container.mux(packet)

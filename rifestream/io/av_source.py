@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ import av
 
 from rifestream.errors import RifestreamError
 from rifestream.io import av_errors
+from rifestream.io.endpoint import check_network_url
 from rifestream.io.frames import SourceAudio, SourceFrame
-from rifestream.io.source_base import Source
+from rifestream.io.registry import SOURCE_FORMS, scheme
+from rifestream.io.source_base import InputOptions, Source
 from rifestream.io.stream_errors import SourceLost
 from rifestream.io.stream_info import AudioInfo, StreamInfo
 from rifestream.io.url_redact import redact_text, redact_url
@@ -22,6 +25,9 @@ from rifestream.io.url_redact import redact_text, redact_url
 log = logging.getLogger(__name__)
 
 LIVE_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "srt", "udp", "rtp", "tcp"}
+# Schemes whose URL must name a host (a listener form such as srt://:9000?mode=listener or
+# udp://@:1234 needs none).
+HOST_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "rtmpe", "rtmpte", "rtmpts", "http", "https"}
 _MAX_PRIMING_PACKETS = 5000  # packets read at open while waiting for the first video frame
 
 
@@ -50,13 +56,50 @@ def _plausible_rate(*rates: Fraction | None) -> Fraction | None:
 
 
 class AVSource(Source):
-    """A PyAV input. Open it with ``open_source``; this class takes FFmpeg's own terms.
+    """A PyAV input: a file path, ``file:PATH``, or any URL FFmpeg reads. ``open`` takes our options;
+    the constructor takes FFmpeg's own terms.
 
+    A URL whose scheme is in ``LIVE_SCHEMES`` is live (read as it arrives, with
+    socket timeouts; its end is a loss to reconnect); a file, or an http(s) URL
+    unless ``live`` says otherwise, is read to its end, paced when ``realtime``.
     At open it reads up to the first decoded video frame (bounded by
     ``open_timeout``), so ``info`` is complete even for live streams probed with
     a small probe size; what it read on the way is handed out first by
     ``read()``.
     """
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        if "://" in url:
+            check_network_url(url, needs_host=scheme(url) in HOST_SCHEMES)
+
+    @classmethod
+    def open(cls, url: str, options: InputOptions) -> AVSource:
+        kind = scheme(url)
+        timeouts = {"open_timeout": options.open_timeout, "read_timeout": options.read_timeout}
+        if kind in LIVE_SCHEMES if options.live is None else options.live:
+            return cls(
+                url,
+                file=url,
+                format=options.format,
+                options={**live_input_options(kind, options.read_timeout), **(options.options or {})},
+                live=True,
+                audio=options.audio,
+                **timeouts,
+            )
+        path = url[len("file:") :] if kind == "file" else url
+        if kind in ("", "file") and not os.path.exists(path):
+            raise RifestreamError(f"no such file: {path}; check the path, or give {SOURCE_FORMS}")
+        return cls(
+            url,
+            file=path,
+            format=options.format,
+            options=options.options,
+            live=False,
+            realtime=bool(options.realtime),
+            audio=options.audio,
+            **timeouts,
+        )
 
     def __init__(
         self,

@@ -8,7 +8,8 @@ One form for every platform::
     capture:ddagrab?monitor=0&fps=60                                       (Windows 8+, Desktop Duplication)
     capture:avfoundation?device=Capture%20screen%200&fps=30               (macOS)
 
-``capture_input`` maps it to what ``av.open`` takes: (file, format, options).
+``capture_input`` maps it to what ``av.open`` takes: (file, format, options);
+``CaptureSource`` is the source kind that opens it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import av
 import av.filter
 
 from rifestream.errors import RifestreamError
+from rifestream.io.av_source import AVSource
+from rifestream.io.source_base import InputOptions
 from rifestream.io.url_query import parse_bool, parse_rate, parse_size, split_query
 
 CAPTURE_OPTIONS = {"display", "size", "fps", "offset", "cursor", "window", "monitor", "device"}
@@ -105,4 +108,25 @@ def check_available(url: str, capture: CaptureInput) -> None:
         raise RifestreamError(
             f"{url}: capture backend {backend} ({BACKENDS.get(backend, '?')}) is not in this FFmpeg build; "
             f"on this system use capture:{default_backend()}"
+        )
+
+
+class CaptureSource(AVSource):
+    """A screen or game capture device read by FFmpeg: live, video only; failing to open it is a setup
+    problem (no such display), not a network loss to retry."""
+
+    @classmethod
+    def open(cls, url: str, options: InputOptions) -> CaptureSource:
+        capture = capture_input(url)
+        check_available(url, capture)
+        return cls(
+            url,
+            file=capture.file,
+            format=capture.format,
+            options={**capture.options, **(options.options or {})},
+            live=True,
+            audio=False,
+            device=True,
+            open_timeout=options.open_timeout,
+            read_timeout=options.read_timeout,
         )

@@ -1,4 +1,5 @@
-"""Sinks that encode with PyAV: files by extension, and live streams (RTMP as FLV, SRT/UDP as MPEG-TS)."""
+"""The PyAV encoder behind the encoding sink kinds: files (``file_sink``) and network streams (``rtmp_sink``,
+``udp_sink``, ``srt_sink``, each a ``LiveEncoderSink`` naming its container)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import TypedDict, Unpack
+from typing import ClassVar, Unpack
 
 import av
 import numpy as np
@@ -17,7 +18,7 @@ from av.video.reformatter import VideoReformatter
 from rifestream.errors import RifestreamError
 from rifestream.io import av_errors
 from rifestream.io.audio_track import AudioTrack
-from rifestream.io.colour import is_yuv, stream_colorspace, tag_encoder, to_encoder_frame
+from rifestream.io.color import is_yuv, stream_colorspace, tag_encoder, to_encoder_frame
 from rifestream.io.encoders import (
     HARDWARE_ENCODERS,
     default_pix_fmt,
@@ -26,8 +27,7 @@ from rifestream.io.encoders import (
     pick_video_codec,
 )
 from rifestream.io.frames import OutputFrame, SourceAudio
-from rifestream.io.rtmp_probe import check_rtmp_server
-from rifestream.io.sink_base import Sink, SinkStats
+from rifestream.io.sink_base import Encoding, OutputStream, Sink, SinkStats
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.stream_info import AudioInfo
 from rifestream.io.url_redact import redact_text, redact_url
@@ -73,20 +73,8 @@ def _copy_frame(video: av.VideoFrame) -> av.VideoFrame:
     return copy
 
 
-class Encoding(TypedDict, total=False):
-    """How an encoding sink encodes; every key optional (see ``open_sink``)."""
-
-    codec: str | None
-    pix_fmt: str | None
-    crf: int | None
-    preset: str | None
-    bitrate: int | None
-    container_options: dict[str, str] | None
-    codec_options: dict[str, str] | None
-
-
 class EncoderSink(Sink):
-    """Encodes ``OutputFrame``s (and the input's audio) into one container.
+    """Encodes ``OutputFrame``s (and the input's audio) into one container; its kinds say how they open.
 
     Timestamps: a frame at ``OutputFrame.time`` T gets pts (T - T_first) /
     ``time_base`` (rounded; exact when T is on the time base's grid), where
@@ -143,8 +131,6 @@ class EncoderSink(Sink):
             options.setdefault("max_interleave_delta", "500000")
             if format == "flv":
                 options.setdefault("flvflags", "no_duration_filesize")
-        if live and file.lower().startswith("rtmp://"):
-            check_rtmp_server(file)
         try:
             self._container = av.open(file, "w", format=format, options=options)
         except ValueError:  # PyAV: "Could not determine output format"
@@ -344,3 +330,27 @@ class EncoderSink(Sink):
             log.warning("%s: no frame was written, and the empty file could not be removed: %s", self.url, exc)
             return
         log.info("%s: no frame was written; removed the empty file", self.url)
+
+
+class LiveEncoderSink(EncoderSink):
+    """A network output: encoded for live (no B-frames, short GOP), muxed into ``container_format`` and
+    sent as it goes. A server that closes is ``SinkLost``; the runner reopens it with backoff, and gives
+    up on a write that stalls (``reconnectable``)."""
+
+    reconnectable = True
+    container_format: ClassVar[str]
+
+    @classmethod
+    def open(cls, url: str, stream: OutputStream, encoding: Encoding) -> LiveEncoderSink:
+        return cls(
+            url,
+            file=url,
+            format=cls.container_format,
+            live=True,
+            width=stream.width,
+            height=stream.height,
+            rate=stream.rate,
+            time_base=stream.time_base,
+            audio=stream.audio,
+            **encoding,
+        )

@@ -9,8 +9,9 @@ from fractions import Fraction
 
 import av
 
+from rifestream.io.endpoint import check_zmq_url
 from rifestream.io.frames import SourceAudio, SourceFrame
-from rifestream.io.source_base import Source
+from rifestream.io.source_base import InputOptions, Source
 from rifestream.io.stream_errors import SourceLost
 from rifestream.io.stream_info import StreamInfo
 from rifestream.io.zmq_feed import FeedFormatError, FeedSubscriber
@@ -23,6 +24,14 @@ class FeedSource(Source):
     a feed silent for ``read_timeout`` raises ``SourceLost``. ZeroMQ itself
     reconnects to a publisher that comes back.
     """
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        check_zmq_url(url, lowest_port=1)
+
+    @classmethod
+    def open(cls, url: str, options: InputOptions) -> FeedSource:
+        return cls(url, open_timeout=options.open_timeout, read_timeout=options.read_timeout)
 
     def __init__(self, url: str, *, open_timeout: float = 10.0, read_timeout: float = 5.0) -> None:
         super().__init__()

@@ -10,22 +10,22 @@ import av
 
 from rifestream.errors import RifestreamError
 from rifestream.io.frames import SourceAudio, SourceFrame
-from rifestream.io.source_base import Source
+from rifestream.io.source_base import InputOptions, Source
 from rifestream.io.stream_info import StreamInfo
-from rifestream.io.test_scene import TestScene
+from rifestream.io.synthetic_scene import SyntheticScene
 from rifestream.io.url_query import parse_bool, parse_number, parse_rate, parse_size, split_query
 
 SCENE_OPTIONS = {"size", "fps", "frames", "duration", "seed", "realtime"}
 
 
-class TestSceneSource(Source):
-    """Frames of ``TestScene`` with pts k in time base 1/fps.
+class SyntheticSceneSource(Source):
+    """Frames of ``SyntheticScene`` with pts k in time base 1/fps.
 
     Paced like a camera (frame k handed over at start + k / fps) unless
     ``realtime`` is false; endless unless ``frames`` or ``duration`` is given.
+    ``info.live`` is true either way (it stands in for a camera); whether it
+    delivers at its own pace is ``realtime``.
     """
-
-    __test__ = False
 
     def __init__(
         self,
@@ -42,7 +42,7 @@ class TestSceneSource(Source):
         self.url = url
         self.realtime = realtime
         self.max_frames = frames
-        self.scene = TestScene(width, height, fps, seed=seed)
+        self.scene = SyntheticScene(width, height, fps, seed=seed)
         self.info = StreamInfo(
             url=url,
             width=width,
@@ -54,7 +54,15 @@ class TestSceneSource(Source):
         )
 
     @classmethod
-    def from_url(cls, url: str, *, realtime: bool | None = None) -> TestSceneSource:
+    def open(cls, url: str, options: InputOptions) -> SyntheticSceneSource:
+        return cls.from_url(url, realtime=options.realtime)
+
+    @property
+    def own_pace(self) -> bool:
+        return self.realtime
+
+    @classmethod
+    def from_url(cls, url: str, *, realtime: bool | None = None) -> SyntheticSceneSource:
         _, opts = split_query(url, SCENE_OPTIONS)
         width, height = parse_size(url, opts["size"]) if "size" in opts else (640, 360)
         fps = parse_rate(url, opts["fps"]) if "fps" in opts else Fraction(30)

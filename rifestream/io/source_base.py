@@ -1,4 +1,5 @@
-"""What every source offers: stream info, a blocking iterator meant for a thread, and close()."""
+"""The one source contract: how a kind opens, and what every source offers (stream info, a blocking
+iterator meant for a thread, whether it delivers at its own pace, and close())."""
 
 from __future__ import annotations
 
@@ -7,8 +8,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from rifestream.io.endpoint import check_network_url
 from rifestream.io.frames import SourceAudio, SourceFrame
 from rifestream.io.stream_info import StreamInfo
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """How to open an input (see ``rifestream.io.sources.open_source``); kinds use what applies to them."""
+
+    realtime: bool | None = None  # pace a file (or the test scene) to its timestamps; None: the kind's default
+    audio: bool = True
+    open_timeout: float = 10.0
+    read_timeout: float = 5.0
+    options: dict[str, str] | None = None  # FFmpeg's own, over ours
+    format: str | None = None  # force an FFmpeg input format
+    live: bool | None = None  # override the kind's guess (an HLS stream over https: its end is a loss)
 
 
 @dataclass
@@ -32,10 +47,29 @@ class Source(ABC):
 
     url: str
     info: StreamInfo
+    realtime: bool = False  # we pace it to its timestamps (a file read in real time)
 
     def __init__(self) -> None:
         self.stats = SourceStats()
         self._stop = threading.Event()
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        """Raise ``BadUrl`` when ``url`` is not in a form this kind takes (no I/O; the config calls it)."""
+        if "://" in url:
+            check_network_url(url)
+
+    @classmethod
+    @abstractmethod
+    def open(cls, url: str, options: InputOptions) -> Source:
+        """Open ``url`` (``info`` filled, nothing consumed yet); ``RifestreamError`` for a bad path, URL,
+        option or format, ``SourceLost`` for a server that cannot be reached now."""
+
+    @property
+    def own_pace(self) -> bool:
+        """Whether it delivers at its own pace, as a camera does (a live job: drop frames when behind),
+        rather than as fast as it is read (offline: back-pressure, no drops)."""
+        return self.info.live or self.realtime
 
     @abstractmethod
     def read(self) -> Iterator[SourceFrame | SourceAudio]:

@@ -1,4 +1,4 @@
-"""``open_source(url)``: one entry point for every input form.
+"""``open_source(url)``: one entry point for every input form (its kind is looked up in ``registry``).
 
 | form | what |
 |---|---|
@@ -12,17 +12,10 @@
 
 from __future__ import annotations
 
-import os
-from urllib.parse import urlsplit
+from rifestream.io.registry import SOURCE_FORMS, source_kind
+from rifestream.io.source_base import InputOptions, Source
 
-from rifestream.errors import RifestreamError
-from rifestream.io.av_source import LIVE_SCHEMES, AVSource, live_input_options
-from rifestream.io.capture import capture_input, check_available
-from rifestream.io.feed_source import FeedSource
-from rifestream.io.scene_source import TestSceneSource
-from rifestream.io.source_base import Source
-
-SOURCE_FORMS = "a file path, rtsp://, rtmp://, udp://, http(s)://, capture:BACKEND, testsrc: or zmq://HOST:PORT"
+__all__ = ["SOURCE_FORMS", "open_source"]
 
 
 def open_source(
@@ -50,60 +43,17 @@ def open_source(
     Raises ``RifestreamError`` for a bad path, URL, option or format, and
     ``SourceLost`` (a subclass) when a live server cannot be reached now.
     """
-    if not isinstance(url, str) or not url.strip():
-        raise RifestreamError(f"no source given; use {SOURCE_FORMS}")
+    kind = source_kind(url)
     url = url.strip()
-    scheme = _scheme(url)
-    if scheme == "testsrc":
-        return TestSceneSource.from_url(url, realtime=realtime)
-    if scheme == "zmq":
-        return FeedSource(url, open_timeout=open_timeout, read_timeout=read_timeout)
-    if scheme == "capture":
-        cap = capture_input(url)
-        check_available(url, cap)
-        return AVSource(
-            url,
-            file=cap.file,
-            format=cap.format,
-            options={**cap.options, **(options or {})},
-            live=True,
-            audio=False,
-            device=True,
-            open_timeout=open_timeout,
-            read_timeout=read_timeout,
-        )
-    is_live = scheme in LIVE_SCHEMES if live is None else live
-    if is_live:
-        return AVSource(
-            url,
-            file=url,
-            format=format,
-            options={**live_input_options(scheme, read_timeout), **(options or {})},
-            live=True,
+    return kind.open(
+        url,
+        InputOptions(
+            realtime=realtime,
             audio=audio,
             open_timeout=open_timeout,
             read_timeout=read_timeout,
-        )
-    path = url[len("file:") :] if scheme == "file" else url
-    if scheme in ("", "file") and not os.path.exists(path):
-        raise RifestreamError(f"no such file: {path}; check the path, or give {SOURCE_FORMS}")
-    return AVSource(
-        url,
-        file=path,
-        format=format,
-        options=options,
-        live=False,
-        realtime=bool(realtime),
-        audio=audio,
-        open_timeout=open_timeout,
-        read_timeout=read_timeout,
+            options=options,
+            format=format,
+            live=live,
+        ),
     )
-
-
-def _scheme(url: str) -> str:
-    """The URL scheme, or '' for a plain path (also Windows paths like C:\\video.mp4)."""
-    if url.startswith(("testsrc:", "capture:", "file:")):
-        return url.split(":", 1)[0]
-    if "://" not in url:
-        return ""
-    return urlsplit(url).scheme.lower()

@@ -1,4 +1,4 @@
-"""The ZeroMQ frame feed (DESIGN §5): one multipart message per output frame.
+"""The ZeroMQ frame feed: one multipart message per output frame.
 
 Wire format, three frames per message::
 
@@ -42,8 +42,9 @@ import zmq
 from av.video.reformatter import VideoReformatter
 
 from rifestream.errors import RifestreamError
+from rifestream.io.endpoint import check_zmq_url
 from rifestream.io.frames import OutputFrame, SourceAudio
-from rifestream.io.sink_base import Sink, SinkStats
+from rifestream.io.sink_base import Encoding, OutputStream, Sink, SinkStats
 from rifestream.io.url_query import parse_bool, parse_number, split_query
 from rifestream.io.url_redact import redact_url
 from rifestream.io.zmtp_publisher import PerSubscriberPublisher, encode_wire_message
@@ -166,6 +167,24 @@ class FeedPublisher(Sink):
     counted per subscriber slot (``drops_by_subscriber``; ``take_subscriber_drops``
     gives the new ones). Audio is not carried on the feed (``write_audio`` ignores it).
     """
+
+    stage = "feed"
+    encodes = False
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        check_zmq_url(url, lowest_port=0)  # port 0: any free port (the publisher binds)
+
+    @classmethod
+    def open(cls, url: str, stream: OutputStream, encoding: Encoding) -> FeedPublisher:
+        pix_fmt = encoding.get("pix_fmt")
+        return cls(
+            url,
+            time_base=stream.time_base,
+            source_time_base=stream.source_time_base,
+            rate=stream.rate,
+            **({"pix_fmt": pix_fmt} if pix_fmt else {}),
+        )
 
     def __init__(
         self,

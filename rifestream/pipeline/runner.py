@@ -45,7 +45,8 @@ from typing import Any
 
 from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
-from rifestream.io.scene_source import TestSceneSource
+from rifestream.io.registry import sink_kind
+from rifestream.io.sink_base import Sink
 from rifestream.io.source_base import Source
 from rifestream.io.stream_info import StreamInfo
 from rifestream.io.url_redact import redact_url
@@ -56,7 +57,7 @@ from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.frame_loop import FrameLoop
 from rifestream.pipeline.handoff import Handoff, HandoffClosed
 from rifestream.pipeline.run_stats import RunStats, RunSummary
-from rifestream.pipeline.sink_worker import Sink, SinkWorker
+from rifestream.pipeline.sink_worker import SinkWorker
 from rifestream.pipeline.source_thread import END, GAP, FirstOpen, Marker, SourceItem, SourceThread
 
 log = logging.getLogger(__name__)
@@ -80,34 +81,17 @@ class SinkSpec:
     queue: int | None = None  # frames; None: the runner's sink_queue
 
 
-def sink_stage(url: str) -> str:
-    """The metrics stage of a sink: ``feed`` (zmq://), ``sink`` (null) or ``encode`` (files, rtmp://)."""
-    if url.startswith("zmq://"):
-        return "feed"
-    if url.strip().lower() == "null":
-        return "sink"
-    return "encode"
-
-
 def queue_names(sink_urls: Sequence[str]) -> list[str]:
     """Names of the runner's queues for metrics: the engine's, then one per sink (encode, encode2, feed, …)."""
     names = [ENGINE_QUEUE]
     for url in sink_urls:
-        base = sink_stage(url)
+        base = sink_kind(url).stage
         name, n = base, 1
         while name in names:
             n += 1
             name = f"{base}{n}"
         names.append(name)
     return names
-
-
-def delivers_at_own_pace(source: Source) -> bool:
-    """Live (drop when behind) vs offline (back-pressure): network/capture inputs, paced files and a
-    paced test scene deliver at their own pace; an unpaced file or test scene waits for us."""
-    if isinstance(source, TestSceneSource):
-        return source.realtime
-    return bool(source.info.live or getattr(source, "realtime", False))
 
 
 def _open_sink_for(spec: SinkSpec, info: StreamInfo, clock: OutputClock) -> Sink:
@@ -144,7 +128,7 @@ class Runner:
 
     ``open_source`` opens (and, after a loss, reopens) the input; ``sinks`` are
     opened once the input's size and rate are known. ``live`` None: decided by
-    the source (``delivers_at_own_pace``). ``budget`` None: no latency budget
+    the source (``Source.own_pace``). ``budget`` None: no latency budget
     (offline, always the full model). ``on_progress(done, total)`` is called on
     the loop after each source frame (``total`` from the source when it knows).
     """
@@ -299,7 +283,7 @@ class Runner:
         self, loop: asyncio.AbstractEventLoop, source: Source, engine_pool: ThreadPoolExecutor
     ) -> RunSummary:
         info = self.source_info = source.info
-        live = delivers_at_own_pace(source) if self.live is None else self.live
+        live = source.own_pace if self.live is None else self.live
         self._total = getattr(info, "frames", None)
         budget = self.budget if live else LatencyBudget(None, self.budget.force)
         frame_loop = FrameLoop(
@@ -310,27 +294,26 @@ class Runner:
             _source_kind,
             on_depth=lambda depth: self.stats.queue_depth(ENGINE_QUEUE, depth),
         )
-        from rifestream.io.sinks import is_network_sink
-
         names = queue_names([s.url for s in self.sink_specs])[1:]
         burst_room = BurstRoom(source_q, math.ceil(float(info.rate or 60) * BURST_S)) if live else None
+        kinds = [sink_kind(spec.url) for spec in self.sink_specs]
         self.workers = [
             SinkWorker(
                 spec.url,
                 _bind(self._open_sink, spec, info, self.clock),
-                stage=sink_stage(spec.url),
+                stage=kind.stage,
                 queue_name=name,
                 capacity=spec.queue or self.sink_queue,
                 stats=self.stats,
                 backoff=Backoff(*self.reconnect),
                 live=live,
-                stall_timeout=self.stall_timeout if is_network_sink(spec.url) else None,
+                stall_timeout=self.stall_timeout if kind.reconnectable else None,
                 start_timeout=self.start_timeout,
                 look_every=self.look_every,
                 on_failure=self._fail,
                 on_reopen=burst_room.reopening if burst_room is not None else None,
             )
-            for spec, name in zip(self.sink_specs, names, strict=True)
+            for spec, kind, name in zip(self.sink_specs, kinds, names, strict=True)
         ]
         out_rate = self.clock.output_rate(info.rate)
         self.stats.configure(

@@ -31,11 +31,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from rifestream.errors import RifestreamError
 from rifestream.io.endpoint_probe import readiness_probe
 from rifestream.io.frames import OutputFrame, SourceAudio
+from rifestream.io.sink_base import Sink
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.url_redact import redact_text, redact_url
 from rifestream.pipeline.backoff import Backoff, wait_to_retry
@@ -48,12 +49,6 @@ log = logging.getLogger(__name__)
 
 SinkItem = OutputFrame | SourceAudio | Marker
 T = TypeVar("T")
-
-
-class Sink(Protocol):
-    def write(self, frame: OutputFrame) -> Any: ...
-    def write_audio(self, audio: SourceAudio) -> Any: ...
-    def close(self) -> None: ...
 
 
 def item_kind(item: SinkItem) -> str | None:
@@ -221,8 +216,7 @@ class SinkWorker:
 
     def _count_subscriber_drops(self) -> None:
         """The feed's per-subscriber drops since the last batch (a subscriber whose own queue was full)."""
-        take = getattr(self.sink, "take_subscriber_drops", None)
-        drops = take() if take is not None else None
+        drops = self.sink.take_subscriber_drops() if self.sink is not None else None
         if drops:
             self._stats.feed_subscriber_drops(self.queue_name, drops)
 
@@ -345,9 +339,7 @@ class SinkWorker:
         """Open the sink again (in its thread) to continue the timeline of the frames already written."""
         sink = self._opener()
         if self._origin is not None:
-            resume = getattr(sink, "continue_timeline", None)
-            if resume is not None:
-                resume(self._origin)
+            sink.continue_timeline(self._origin)
         return sink
 
 

@@ -22,7 +22,7 @@ _PAN_PER_FRAME = (3, 1)  # background motion in px/frame (x, y)
 
 
 def _tileable_texture(rng: np.random.Generator) -> np.ndarray:
-    """A tileable RGB texture: colour waves, smoothed noise and a grid, uint8 (TILE, TILE, 3)."""
+    """A tileable RGB texture: color waves, smoothed noise and a grid, uint8 (TILE, TILE, 3)."""
     n = _TILE
     y, x = np.mgrid[0:n, 0:n].astype(np.float32) / n
     two_pi = 2 * np.pi
@@ -48,10 +48,8 @@ def _index_cell(width: int, height: int) -> int:
     return max(3, min(width // 40, height // 40))
 
 
-class TestScene:
+class SyntheticScene:
     """Renders frame k of the scene at ``width``×``height`` as an RGB uint8 array."""
-
-    __test__ = False  # not a pytest class, despite the name
 
     def __init__(self, width: int, height: int, fps: Fraction, seed: int = 0) -> None:
         if width < 64 or height < 48:
@@ -125,7 +123,7 @@ class TestScene:
 
 
 def read_frame_index(rgb: np.ndarray) -> int:
-    """The frame index drawn by ``TestScene`` (mod 2**16), read back from an RGB (or gray) frame.
+    """The frame index drawn by ``SyntheticScene`` (mod 2**16), read back from an RGB (or gray) frame.
 
     Reads the centre of each code cell, so it survives scaling-free lossy encoding.
     """

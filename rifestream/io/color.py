@@ -3,7 +3,7 @@
 An upconverted stream mixes frames taken from the source (often YUV, tagged
 BT.709, BT.601 or not at all) with interpolated frames the engine made in RGB.
 If the two were converted with different matrices, the picture would flicker
-in colour at the output rate. The sink therefore picks one matrix for its
+in color at the output rate. The sink therefore picks one matrix for its
 stream (BT.709 from 720 lines up, else BT.601: what players assume for
 untagged video), converts every frame to it, limited range, and tags the
 stream with it. An untagged YUV frame is read as BT.601, the same default
