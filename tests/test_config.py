@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rifestream.cli import run as run_cli
-from rifestream.config import check_layer, load_config, read_toml
+from rifestream.config import check_layer, load_config, load_fleet, read_toml
 from rifestream.errors import RifestreamError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,13 +35,13 @@ def flags(*argv: str) -> dict:
 
 def test_default_job_is_the_test_scene_at_30_to_60_into_a_file_for_a_fixed_time():
     config = load_config()
-    assert config.source_url.startswith("testsrc:")
-    assert "fps=30" in config.source_url
-    assert config.factor == 2 and config.fps is None
+    assert config.source.url.startswith("testsrc:")
+    assert "fps=30" in config.source.url
+    assert config.rate.factor == 2 and config.rate.fps is None
     assert [s.url for s in config.sinks] == ["rifestream-default.mp4"]
     assert config.duration == 10
-    assert config.metrics_enabled and config.metrics_port == 9108
-    assert config.model is None  # the shipped default model
+    assert config.metrics.enabled and config.metrics.port == 9108
+    assert config.model.ref is None  # the shipped default model
 
 
 @pytest.mark.parametrize(
@@ -106,10 +106,10 @@ def test_flags_override_the_file_and_the_file_overrides_the_default(tmp_path):
         "[latency]\nbudget_ms = 30\nsink_queue = 5\n[rate]\nfps = 50\n",
     )
     config = load_config(path)
-    assert config.source_url == "rtsp://cam/1"
-    assert config.budget_ms == 30 and config.sink_queue == 5
-    assert config.fps == 50 and config.factor is None
-    assert config.source_queue == 2  # from the default
+    assert config.source.url == "rtsp://cam/1"
+    assert config.latency.budget_ms == 30 and config.latency.sink_queue == 5
+    assert config.rate.fps == 50 and config.rate.factor is None
+    assert config.latency.source_queue == 2  # from the default
     assert config.duration is None  # the default's 10 s belong to its test scene, not to a camera
 
     config = load_config(
@@ -118,18 +118,18 @@ def test_flags_override_the_file_and_the_file_overrides_the_default(tmp_path):
               "--duration", "2.5", "--force-step", "blend", "--metrics-port", "0", "--fp16", "--device", "cuda"),
     )  # fmt: skip
     assert [s.url for s in config.sinks] == ["out.mkv", "zmq://127.0.0.1:5555"]
-    assert config.factor == 3 and config.fps is None  # the rate table is replaced whole
-    assert config.budget_ms == 40 and config.sink_queue == 5
-    assert config.duration == 2.5 and config.force_step == "blend"
-    assert config.metrics_port == 0 and config.precision == "fp16" and config.device == "cuda"
+    assert config.rate.factor == 3 and config.rate.fps is None  # the rate table is replaced whole
+    assert config.latency.budget_ms == 40 and config.latency.sink_queue == 5
+    assert config.duration == 2.5 and config.latency.force_step == "blend"
+    assert config.metrics.port == 0 and config.engine.precision == "fp16" and config.engine.device == "cuda"
 
 
 def test_fps_flag_takes_fractions_and_the_model_path_is_relative_to_the_file(tmp_path):
     path = write(tmp_path, '[model]\npath = "weights/flownet.pkl"\n')
     config = load_config(path, flags("--fps", "60000/1001"))
-    assert config.fps == Fraction(60000, 1001)
-    assert config.model == str(tmp_path / "weights" / "flownet.pkl")
-    assert load_config(path, flags("--model", "v4.6")).model == "v4.6"
+    assert config.rate.fps == Fraction(60000, 1001)
+    assert config.model.ref == str(tmp_path / "weights" / "flownet.pkl")
+    assert load_config(path, flags("--model", "v4.6")).model.ref == "v4.6"
 
 
 def test_presets_merge_under_the_pipelines_own_keys(tmp_path):
@@ -141,12 +141,12 @@ def test_presets_merge_under_the_pipelines_own_keys(tmp_path):
         '[[sinks]]\nurl = "b.mkv"\ncrf = 10\n',
     )
     config = load_config(path)
-    assert config.budget_ms == 7  # from the preset
-    assert config.sink_queue == 6  # the file's own key wins
+    assert config.latency.budget_ms == 7  # from the preset
+    assert config.latency.sink_queue == 6  # the file's own key wins
     assert [s.crf for s in config.sinks] == [30, None, 10]  # encoder defaults skip the feed; a sink's own wins
     # a --preset flag replaces the file's preset, still under the file's own keys
     config = load_config(path, flags("--preset", "quality"))
-    assert config.budget_ms == 60 and config.sink_queue == 6
+    assert config.latency.budget_ms == 60 and config.latency.sink_queue == 6
 
 
 def test_a_preset_may_not_set_the_jobs_ends(tmp_path):
@@ -157,15 +157,21 @@ def test_a_preset_may_not_set_the_jobs_ends(tmp_path):
 
 
 def test_shipped_presets_differ_in_latency():
-    budgets = {name: load_config(None, {"preset": name}).budget_ms for name in ("low-latency", "balanced", "quality")}
+    budgets = {
+        name: load_config(None, {"preset": name}).latency.budget_ms for name in ("low-latency", "balanced", "quality")
+    }
     assert budgets["low-latency"] < budgets["balanced"] < budgets["quality"]
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "pipelines").glob("*.toml")), ids=lambda p: p.name)
 def test_every_shipped_pipeline_validates(path):
-    config = load_config(path)
-    assert config.sinks and config.source_url
-    assert config.duration is None  # a real pipeline runs until stopped
+    if "streams" in read_toml(path, str(path)):  # a fleet file: a pipeline per stream
+        pipelines = [stream.pipeline for stream in load_fleet(path).streams]
+    else:
+        pipelines = [load_config(path)]
+    for config in pipelines:
+        assert config.sinks and config.source.url
+        assert config.duration is None  # a real pipeline runs until stopped
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
@@ -383,10 +389,10 @@ def test_reconnect_start_timeout_and_probe_interval_default_and_override(tmp_pat
     """``[reconnect] start_timeout_s`` (how long a source or sink may take to open at the start) and
     ``probe_interval_s`` (how often a lost server's port is looked at): defaults, a file's values, checks."""
     config = load_config()
-    assert config.start_timeout_s == 10.0 and config.probe_interval_s == 0.25
+    assert config.reconnect.start_timeout_s == 10.0 and config.reconnect.probe_interval_s == 0.25
     write(tmp_path, '[source]\nurl = "rtsp://cam.local/s"\n[reconnect]\nstart_timeout_s = 4\nprobe_interval_s = 0.1\n')
     config = load_config("pipeline.toml")
-    assert config.start_timeout_s == 4.0 and config.probe_interval_s == 0.1
+    assert config.reconnect.start_timeout_s == 4.0 and config.reconnect.probe_interval_s == 0.1
     for text, key in (
         ("[reconnect]\nstart_timeout_s = 0\n", "reconnect.start_timeout_s"),
         ('[reconnect]\nstart_timeout_s = "soon"\n', "reconnect.start_timeout_s"),

@@ -380,10 +380,10 @@ def test_the_cupy_opt_in_is_an_engine_setting_of_the_pipeline_and_the_run_comman
 
     from rifestream.config import load_config
 
-    assert load_config().cupy_kernels is None  # the engine's default: off
+    assert load_config().engine.cupy_kernels is None  # the engine's default: off
     pipeline = tmp_path / "p.toml"
     pipeline.write_text("[engine]\ncupy_kernels = true\n")
-    assert load_config(pipeline).cupy_kernels is True
+    assert load_config(pipeline).engine.cupy_kernels is True
     with pytest.raises(RifestreamError, match="cupy_kernels"):
         load_config(None, {"engine": {"cupy_kernels": "yes"}})
     # asked for on a CPU: one line, exit 2, before anything runs

@@ -12,7 +12,7 @@ from rifestream.engine import FrameEngine
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.run_stats import RunStats, RunSummary
-from rifestream.pipeline.runner import Runner, SinkSpec, queue_names, run_blocking
+from rifestream.pipeline.runner import Runner, queue_names, run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +31,17 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
     named one, or the default's file failing to load) is an error: the job does
     not start.
     """
-    if config.force_step in NO_MODEL_STEPS:
-        return FrameEngine(config.device), f"none ({config.force_step} forced)", config.force_step
+    force = config.latency.force_step
+    if force in NO_MODEL_STEPS:
+        return FrameEngine(config.engine.device), f"none ({force} forced)", force
     from rifestream.engine import Interpolator
     from rifestream.engine.interpolator import resolve_device
     from rifestream.model.registry import default_model_for, shipped_models
 
-    default = default_model_for(resolve_device(config.device).type)
-    if config.model is None and default not in shipped_models():
-        engine = FrameEngine(config.device, config.precision)  # checks the device and precision all the same
+    settings = config.engine
+    default = default_model_for(resolve_device(settings.device).type)
+    if config.model.ref is None and default not in shipped_models():
+        engine = FrameEngine(settings.device, settings.precision)  # checks the device and precision all the same
         log.warning(
             "no model available (%s is not installed): in-between frames will be blends, counted as "
             "fallbacks; pass --model NAME|PATH for the real thing (`rifestream models list`)",
@@ -47,11 +49,15 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
         )
         stats.note("no model available: in-between frames blended")
         return engine, "none (blend fallback)", "blend"
-    model = config.model or default
+    model = config.model.ref or default
     engine = Interpolator(
-        model, device=config.device, precision=config.precision, scale=config.scale, cupy_kernels=config.cupy_kernels
+        model,
+        device=settings.device,
+        precision=settings.precision,
+        scale=settings.scale,
+        cupy_kernels=settings.cupy_kernels,
     )
-    return engine, model, config.force_step
+    return engine, model, force
 
 
 def set_cpu_threads(config: PipelineConfig, engine: Any) -> None:
@@ -60,51 +66,35 @@ def set_cpu_threads(config: PipelineConfig, engine: Any) -> None:
     badly so on a CPU shared with other work."""
     import torch
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    if config.engine.threads:
+        torch.set_num_threads(config.engine.threads)
     elif type(engine) is FrameEngine:
         torch.set_num_threads(1)
-
-
-def sink_specs(config: PipelineConfig) -> list[SinkSpec]:
-    return [
-        SinkSpec(
-            url=s.url,
-            codec=s.codec,
-            pix_fmt=s.pix_fmt,
-            crf=s.crf,
-            bitrate=s.bitrate,
-            gop=s.gop,
-            options=dict(s.options),
-            queue=s.queue,
-        )
-        for s in config.sinks
-    ]
 
 
 def build_runner(config: PipelineConfig, stats: RunStats, engine: Any, force: str | None) -> Runner:
     from rifestream.io.sources import open_source
 
     def open_configured_source():
-        return open_source(config.source_url, realtime=config.source_realtime, options=config.source_options or None)
+        return open_source(config.source.url, realtime=config.source.realtime, options=config.source.options or None)
 
     return Runner(
         open_source=open_configured_source,
-        sinks=sink_specs(config),
+        sinks=config.sinks,
         engine=engine,
-        clock=OutputClock(factor=config.factor) if config.fps is None else OutputClock(fps=config.fps),
-        budget=LatencyBudget(config.budget_s, force),
-        scene_threshold=config.scene_threshold,
-        source_queue=config.source_queue,
-        sink_queue=config.sink_queue,
+        clock=OutputClock(factor=config.rate.factor) if config.rate.fps is None else OutputClock(fps=config.rate.fps),
+        budget=LatencyBudget(config.latency.budget_s, force),
+        scene_threshold=config.engine.scene_threshold,
+        source_queue=config.latency.source_queue,
+        sink_queue=config.latency.sink_queue,
         stats=stats,
-        reconnect=(config.reconnect_initial_s, config.reconnect_max_s),
-        stall_timeout=config.stall_timeout_s,
-        start_timeout=config.start_timeout_s,
-        look_every=config.probe_interval_s,
+        reconnect=(config.reconnect.initial_delay_s, config.reconnect.max_delay_s),
+        stall_timeout=config.reconnect.stall_timeout_s,
+        start_timeout=config.reconnect.start_timeout_s,
+        look_every=config.reconnect.probe_interval_s,
         duration=config.duration,
         handle_signals=True,
-        source_url=config.source_url,
+        source_url=config.source.url,
     )
 
 
@@ -118,7 +108,7 @@ def run_job(
     from rifestream.metrics import PipelineMetrics
 
     metrics = None
-    if config.metrics_enabled:
+    if config.metrics.enabled:
         metrics = PipelineMetrics(queues=queue_names([s.url for s in config.sinks]))
     stats = RunStats(metrics)
     engine, model_label, force = build_engine(config, stats)
@@ -126,7 +116,7 @@ def run_job(
     server = None
     if metrics is not None:
         metrics.set_build_info(model=model_label, device=str(engine.device))
-        server = metrics.serve(config.metrics_port, config.metrics_host)
+        server = metrics.serve(config.metrics.port, config.metrics.host)
         log.info("metrics on %s/metrics (health: %s/healthz)", server.url, server.url)
     try:
         runner = build_runner(config, stats, engine, force)

@@ -1,1 +1,0 @@
-"""Package data: the embedded default pipeline (``default.toml``)."""
