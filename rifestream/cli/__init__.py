@@ -16,7 +16,7 @@ from rifestream import __version__
 from rifestream.errors import RifestreamError
 from rifestream.io.url_redact import redact_text
 
-SUBCOMMANDS = ("run", "interpolate", "bench", "models", "train", "eval", "probe")
+SUBCOMMANDS = ("run", "fleet", "interpolate", "bench", "models", "train", "eval", "probe")
 
 
 class RedactingFormatter(logging.Formatter):

@@ -288,6 +288,31 @@ class Interpolator(FrameEngine):
                 out = torch.cat((out[:2], out[2:].flip(-1)))
             return out.float().mean(0).to(self.dtype)
 
+    def synthesize_pairs(
+        self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor, Sequence[float]]], scale: float | None = None
+    ) -> list[torch.Tensor]:
+        """``synthesize`` of several same-size pairs (e.g. of different streams) in one model call:
+        one (len(ts), 3, H, W) result per pair. Ensembles run each pair on its own."""
+        if len(pairs) == 1 or self.ensemble != 1:
+            return [self.synthesize(a, b, ts, scale) for a, b, ts in pairs]
+        scale = self.scale if scale is None else check_scale(scale)
+        _, _, h, w = pairs[0][0].shape
+        mult = self.model.pad_multiple(scale)
+        pad = (0, (-w) % mult, 0, (-h) % mult)
+        counts = [len(ts) for _, _, ts in pairs]
+        first = torch.cat([self._batch([a], n, pad) for (a, _, _), n in zip(pairs, counts, strict=True)])
+        second = torch.cat([self._batch([b], n, pad) for (_, b, _), n in zip(pairs, counts, strict=True)])
+        timestep = self._timesteps([float(t) for _, _, ts in pairs for t in ts], *first.shape[2:])
+        with torch.inference_mode():
+            if isinstance(self.model, LiteNet):
+                starts = [sum(counts[:k]) for k in range(len(pairs))]
+                flows = torch.cat([self.model.prior(first[s : s + 1], second[s : s + 1], scale).expand(n, -1, -1, -1)
+                                   for s, n in zip(starts, counts, strict=True)])  # fmt: skip
+                out = self.model(first, second, timestep, scale, flows)[:, :, :h, :w]
+            else:
+                out = self._run(first, second, timestep, scale)[:, :, :h, :w]
+        return list(out.split(counts))
+
     def _timesteps(self, values: list[float], h: int, w: int) -> torch.Tensor:
         """(len(values), 1, H, W) holding each value, made on the device with fill kernels (the value
         is a kernel argument): no blocking host→device copy per call."""

@@ -1,0 +1,95 @@
+"""``rifestream fleet FLEET.toml``: many streams in one process (or as Ray actors across a cluster)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """\
+A fleet file holds an optional [defaults] table (any pipeline-file keys, inherited by
+every stream) and one [[streams]] table per stream: a pipeline (source, sinks, rate,
+model, engine, latency, …) plus a unique name ([a-z0-9_-]+), the metrics' `stream` label.
+
+  rifestream fleet pipelines/fleet-example.toml --duration 20
+  rifestream fleet cams.toml --metrics-port 9108        # every stream on one /metrics
+  rifestream fleet cams.toml --ray 10.0.0.5:6379        # each stream a Ray actor on the cluster
+
+Streams that run the same model on the same device share one engine, which batches
+their in-between frames into one model call when they are ready together. A stream
+that fails ends alone (its error line); the others go on; exit status 2 if any failed.
+SIGINT/SIGTERM stop every stream cleanly (drained, flushed, closed).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "fleet",
+        help="run many streams in one process (batched), or across a Ray cluster",
+        description="Run every stream of a fleet file: one process with one engine per device, or Ray actors.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("fleet", metavar="FLEET.toml", help="fleet file ([defaults] + [[streams]])")
+    p.add_argument("--duration", type=float, metavar="S", help="stop every stream cleanly after S seconds")
+    p.add_argument(
+        "--metrics-port", type=int, metavar="P", help="one /metrics and /healthz for every stream (0: a free port)"
+    )
+    p.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS",
+        help="run each stream as a Ray actor on the cluster at ADDRESS (auto: RAY_ADDRESS or a local one)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=8,
+        metavar="N",
+        help="most pairs of in-between frames in one model call (1: one call per pair; default 8)",
+    )
+    p.add_argument(
+        "--targets-file",
+        metavar="PATH",
+        help="with --ray: write the actors' metrics endpoints here (Prometheus file_sd JSON)",
+    )
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from rifestream.config import check_value, load_fleet
+    from rifestream.errors import RifestreamError
+    from rifestream.io.url_redact import redact_text
+
+    streams = load_fleet(args.fleet).streams  # before torch is imported: a bad stream fails fast
+    if args.duration is not None:
+        check_value("duration", args.duration, "--duration")
+    if args.metrics_port is not None:
+        check_value("metrics.port", args.metrics_port, "--metrics-port")
+    if args.max_batch < 1:
+        raise RifestreamError(f"--max-batch: expected a whole number ≥ 1, got {args.max_batch}")
+    if args.ray is not None:
+        from rifestream.pipeline.fleet_ray import run_on_ray
+
+        outcome = run_on_ray(
+            streams, address=args.ray, duration=args.duration, max_batch=args.max_batch, targets_file=args.targets_file
+        )
+    else:
+        from rifestream.cli.run import loop_factory
+        from rifestream.pipeline.fleet import run_fleet
+
+        first = streams[0].pipeline.metrics  # one server for the fleet: the first stream's (or the defaults')
+        port = args.metrics_port
+        if port is None and first.enabled:
+            port = first.port
+        outcome = run_fleet(
+            streams,
+            metrics_port=port,
+            metrics_host=first.host,
+            duration=args.duration,
+            max_batch=args.max_batch,
+            loop_factory=loop_factory(),
+        )
+    print(redact_text(outcome.format()), flush=True)
+    for s in outcome.failed:
+        print(f"rifestream fleet: stream {s.name}: error: {redact_text(s.error or '')}", file=sys.stderr)
+    return 2 if outcome.failed else 0
