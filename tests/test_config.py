@@ -336,7 +336,7 @@ def test_a_default_model_that_fails_to_load_stops_the_job(tmp_path, capsys, monk
 
 
 def test_a_fresh_checkout_without_the_default_model_blends_and_says_so_once(tmp_path, capsys, caplog, monkeypatch):
-    """The README's promise (cli-run): no default model file at all → one warning line, blended frames."""
+    """docs/CLI.md's promise for `rifestream run`: no default model file at all → one warning line, blended frames."""
     from rifestream.cli import main
     from rifestream.model import registry
 
