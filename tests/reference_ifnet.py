@@ -1,6 +1,6 @@
 """An independent reference IFNet, structured like the official Practical-RIFE ``IFNet_HDv3.py``.
 
-Written for the tests from DESIGN §4 and a reading of the public RIFE code, not
+Written for the tests from the RIFE v4 architecture as published and a reading of the public RIFE code, not
 from rifestream's model package (it imports nothing of rifestream). It keeps the
 official calling convention so that the comparison also checks the conventions:
 

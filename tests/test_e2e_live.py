@@ -1,4 +1,4 @@
-"""End to end against real servers on loopback (DESIGN §6): ``rifestream run`` as a user runs it.
+"""End to end against real servers on loopback: ``rifestream run`` as a user runs it.
 
 GStreamer's RTSP server plays the camera, nginx-rtmp the ingest, Xvfb the screen;
 what comes out is read back with PyAV and the ZMQ subscriber. Blending is forced
@@ -450,7 +450,7 @@ class TimedRun:
 @pytest.mark.parametrize("scheme", ["rtsp", "rtmp"])
 def test_a_source_that_never_connects_ends_at_the_duration_with_an_error(tmp_path, scheme):
     """``--duration`` bounds the whole job, connected or not: 3 s, then one error line and exit 2
-    (it used to retry for ever, ignore the duration and exit 0 when killed)."""
+    (not retried for ever past the duration, and not exit 0 when killed)."""
     url = f"{scheme}://127.0.0.1:{free_port()}/live/cam"
     job = TimedRun(tmp_path, "run", "--source", url, "--sink", "null", "--duration", "3", "--force-step", "blend",
                    "--no-metrics")  # fmt: skip

@@ -60,7 +60,7 @@ def frames(n: int, h: int, w: int, seed: int = 1) -> tuple[torch.Tensor, torch.T
 
 
 def _expected_param_count(channels: tuple[int, ...], head: bool) -> int:
-    """Parameters of an IFNet, counted by hand from DESIGN §4."""
+    """Parameters of an IFNet, counted by hand from the layer shapes of the RIFE v4 architecture."""
     k_out = 13 if head else 6
     total = 0
     for i, c in enumerate(channels):

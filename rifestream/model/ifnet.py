@@ -2,7 +2,7 @@
 
 Every official v4 checkpoint and the project's own configurations are instances
 of :class:`IFNetConfig`; parameter names match the official ``flownet.pkl``
-files once their ``module.`` prefix is stripped (DESIGN §4).
+files once their ``module.`` prefix is stripped, so official weights load as they are.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The output clock: which output timestamps fall between two buffered source frames.
 
-One rule (DESIGN §3) serves 2x, any ratio and variable frame rate without drift:
+One rule serves 2x, any ratio and variable frame rate without drift:
 for each output time T in [T0, T1) of the source pair (T0, T1), the engine makes
 the frame at ``t = (T - T0) / (T1 - T0)``; t = 0 is frame0 itself. Times are exact
 ``Fraction`` seconds, so no rounding error accumulates over a long stream.
