@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from urllib.parse import urlsplit
+
+from rifestream.io.endpoint import BadUrl, split_endpoint
 
 # Default TCP ports by scheme, for URLs that name none.
 TCP_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "rtmps": 443, "rtmpt": 80, "http": 80, "https": 443}
@@ -29,19 +30,20 @@ def tcp_endpoint(url: str) -> tuple[str, int] | None:
     if "://" not in url:
         return None
     try:
-        parts = urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        port = parts.port
-    except ValueError:  # a port that is not a number or out of range: the open itself reports it
+        end = split_endpoint(url)
+    except BadUrl:  # the open itself reports it
         return None
-    host = parts.hostname
-    if not host:
+    if not end.host:
         return None
-    if port is None:
-        port = TCP_PORTS.get(scheme)
-    elif scheme not in TCP_PORTS and scheme != "tcp":
+    if not end.port:  # none given (or an empty one): the scheme's own
+        port = TCP_PORTS.get(end.scheme)
+    elif end.port_number() is None or not 0 <= end.port_number() <= 65535:
+        return None  # a port that is not a number or out of range: the open itself reports it
+    elif end.scheme not in TCP_PORTS and end.scheme != "tcp":
         return None
-    return None if port is None else (host, port)
+    else:
+        port = end.port_number()
+    return None if port is None else (end.host.lower(), port)
 
 
 def port_accepts(host: str, port: int, timeout: float = LOOK_TIMEOUT_S) -> bool:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from urllib.parse import urlsplit
 
 from rifestream.errors import RifestreamError
+from rifestream.io.endpoint import BadUrl, split_endpoint
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.url_redact import redact_url
 
@@ -33,11 +33,13 @@ def check_rtmp_server(url: str, timeout: float = ANSWER_TIMEOUT_S) -> None:
     reset) and ``RifestreamError`` when something answers that is not an RTMP server.
     A host name that does not resolve is left for FFmpeg to report.
     """
-    parts = urlsplit(url)
     try:
-        host, port = parts.hostname, parts.port or RTMP_PORT
-    except ValueError:  # urllib: "Port out of range 0-65535", "Port could not be cast to integer value"
-        raise RifestreamError(f"{redact_url(url)}: the port must be a number from 1 to 65535") from None
+        end = split_endpoint(url)
+    except BadUrl:
+        end = None
+    if end is None or (end.port and (end.port_number() is None or end.port_number() > 65535)):
+        raise RifestreamError(f"{redact_url(url)}: the port must be a number from 1 to 65535")
+    host, port = end.host.lower(), end.port_number() or RTMP_PORT
     if not host:
         raise RifestreamError(f"{redact_url(url)}: no host in the URL; use rtmp://HOST[:PORT]/APP/ and the stream key")
     deadline = time.monotonic() + timeout

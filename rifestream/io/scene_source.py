@@ -51,6 +51,7 @@ class SyntheticSceneSource(Source):
             rate=Fraction(fps),
             time_base=1 / Fraction(fps),
             live=True,
+            frames=frames,
         )
 
     @classmethod

@@ -36,6 +36,8 @@ class StreamInfo:
     plausible one (some live streams): timestamps are what counts.
     ``live`` is true for inputs that deliver at their own pace (network,
     capture, the test scene); ``time_base`` is that of ``SourceFrame`` pts.
+    ``frames``: how many frames the input holds, where that is known exactly
+    (a test scene given ``frames`` or ``duration``); None otherwise.
     """
 
     url: str
@@ -46,3 +48,4 @@ class StreamInfo:
     time_base: Fraction
     live: bool
     audio: AudioInfo | None = None
+    frames: int | None = None

@@ -42,7 +42,7 @@ import zmq
 from av.video.reformatter import VideoReformatter
 
 from rifestream.errors import RifestreamError
-from rifestream.io.endpoint import check_zmq_url
+from rifestream.io.endpoint import BadUrl, check_zmq_url, split_endpoint
 from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.sink_base import Encoding, OutputStream, Sink, SinkStats
 from rifestream.io.url_query import parse_bool, parse_number, split_query
@@ -73,11 +73,15 @@ def zmq_endpoint(url: str, allowed: set[str], *, bind: bool = False) -> tuple[st
     """``zmq://HOST:PORT?opts`` → (``tcp://HOST:PORT``, opts); port 0 (any free port) only to ``bind``."""
     if not url.startswith("zmq://"):
         raise RifestreamError(f"{url}: a feed URL looks like zmq://HOST:PORT")
-    hostport = url[len("zmq://") :].split("?", 1)[0].strip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit() or not (0 if bind else 1) <= int(port) < 65536:
+    try:
+        end = split_endpoint(url)
+    except BadUrl:
+        end = None
+    port = None if end is None else end.port_number()
+    if end is None or not end.host or port is None or not (0 if bind else 1) <= port < 65536:
         raise RifestreamError(f"{url}: a feed URL needs a host and a port, like zmq://127.0.0.1:5555")
-    _, opts = split_query("zmq:?" + url.split("?", 1)[1] if "?" in url else "zmq:", allowed)
+    _, opts = split_query(f"zmq:?{end.query}", allowed)
+    host = f"[{end.host}]" if ":" in end.host else end.host
     return f"tcp://{host}:{port}", opts
 
 

@@ -284,7 +284,7 @@ class Runner:
     ) -> RunSummary:
         info = self.source_info = source.info
         live = source.own_pace if self.live is None else self.live
-        self._total = getattr(info, "frames", None)
+        self._total = info.frames
         budget = self.budget if live else LatencyBudget(None, self.budget.force)
         frame_loop = FrameLoop(
             self.engine, self.clock, budget=budget, scene_threshold=self.scene_threshold, on_stage=self.stats.stage
