@@ -1,27 +1,16 @@
 """``rifestream interpolate INPUT OUTPUT``: the offline file → file job.
 
 It is the live pipeline's frame loop with a file source, no pacing and no
-latency budget (DESIGN §3): hand-offs block instead of dropping, every frame
+latency budget (docs/ARCHITECTURE.md): hand-offs block instead of dropping, every frame
 is made by the full model (scene cuts still repeat frame0).
 """
 
 from __future__ import annotations
 
 import argparse
-from fractions import Fraction
 
 from rifestream.cli.options import add_ensemble_option
 from rifestream.errors import RifestreamError
-
-
-def positive_fraction(text: str) -> Fraction:
-    try:
-        value = Fraction(text).limit_denominator(1001 * 1000)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number like 60, 59.94 or 60000/1001") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,24 +35,58 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="input video file")
     p.add_argument("output", help="output video file; the container follows the extension (.mp4, .mkv, .mov …)")
+    # Flags that set a pipeline key have that key as their dest and are checked by its rule (rifestream.config);
+    # left out, they take the offline job's defaults (rifestream.pipeline.offline.interpolate_file).
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--factor", type=int, help="frames out per frame in (default 2)")
-    rate.add_argument("--fps", type=positive_fraction, help="output frame rate, e.g. 60 or 60000/1001")
-    p.add_argument("--model", help="model name (see `rifestream models list`) or weights file; default: shipped model")
-    p.add_argument("--scale", type=float, default=1.0, help="model scale: 0.25, 0.5, 1, 2 or 4 (0.5 for 4K; default 1)")
-    p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
+    rate.add_argument("--factor", dest="rate.factor", metavar="N", type=int, help="frames out per frame in (default 2)")
+    rate.add_argument("--fps", dest="rate.fps", metavar="F", help="output frame rate, e.g. 60 or 60000/1001")
+    p.add_argument(
+        "--model",
+        dest="model.name",
+        metavar="NAME|PATH",
+        help="model name (see `rifestream models list`) or weights file; default: shipped model",
+    )
+    p.add_argument(
+        "--scale",
+        dest="engine.scale",
+        metavar="S",
+        type=float,
+        help="model scale: 0.25, 0.5, 1, 2 or 4 (0.5 for 4K; default 1)",
+    )
+    p.add_argument("--fp16", dest="engine.precision", action="store_const", const="fp16", help="half precision (CUDA)")
     add_ensemble_option(p)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), ffv1 (lossless), …")
-    p.add_argument("--crf", type=int, default=18, help="quality for libx264/libx265, lower is better (default 18)")
+    p.add_argument("--device", dest="engine.device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument(
+        "--codec", dest="encoder.codec", metavar="CODEC", help="video encoder: libx264 (default), ffv1 (lossless), …"
+    )
+    p.add_argument(
+        "--crf",
+        dest="encoder.crf",
+        metavar="CRF",
+        type=int,
+        help="quality for libx264/libx265, lower is better (default 18)",
+    )
     p.add_argument(
         "--scene-threshold",
         type=float,
-        default=0.15,
-        help="scene-cut score above which frame0 is repeated instead of morphed; 0 disables (default 0.15)",
+        help="scene-cut score above which frame0 is repeated instead of morphed; 0 disables "
+        "(default: a pipeline's, engine.scene_threshold)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+# flag dest (the pipeline key) → interpolate_file's argument
+ARGUMENTS = {
+    "rate.factor": "factor",
+    "rate.fps": "fps",
+    "model.name": "model",
+    "engine.scale": "scale",
+    "engine.precision": "precision",
+    "engine.device": "device",
+    "encoder.codec": "codec",
+    "encoder.crf": "crf",
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,33 +96,19 @@ def run(args: argparse.Namespace) -> int:
 
     check_value("source.url", args.input, "INPUT")
     check_value("sinks.url", args.output, "OUTPUT")
-    check_value("engine.device", args.device, "--device")
-    check_value("engine.scale", args.scale, "--scale")
-    check_value("encoder.codec", args.codec, "--codec")
-    if args.factor is not None:
-        check_value("rate.factor", args.factor, "--factor")
-    if args.fps is not None:
-        check_value("rate.fps", args.fps, "--fps")
-    if args.crf < 0 or args.crf > 63:
-        raise RifestreamError(f"--crf must be between 0 and 63, got {args.crf}")
-    if not 0 <= args.scene_threshold < float("inf"):  # nan and inf too
-        raise RifestreamError(
-            f"--scene-threshold must be a number ≥ 0 (0 disables scene-cut detection), got {args.scene_threshold}"
-        )
-    summary = interpolate_file(
-        args.input,
-        args.output,
-        factor=(args.factor or 2) if args.fps is None else None,
-        fps=args.fps,
-        model=args.model,
-        scale=args.scale,
-        ensemble=args.ensemble,
-        precision="fp16" if args.fp16 else "fp32",
-        device=args.device,
-        codec=args.codec,
-        crf=args.crf,
-        scene_threshold=args.scene_threshold or None,
-        progress=not args.no_progress,
-    )
+    given = {
+        name: check_value(key, getattr(args, key), f"--{name}")  # (each flag is named as its argument)
+        for key, name in ARGUMENTS.items()
+        if getattr(args, key) is not None
+    }
+    if "fps" in given:
+        given["factor"] = None
+    if args.scene_threshold is not None:
+        if not 0 <= args.scene_threshold < float("inf"):  # nan and inf too
+            raise RifestreamError(
+                f"--scene-threshold must be a number ≥ 0 (0 disables scene-cut detection), got {args.scene_threshold}"
+            )
+        given["scene_threshold"] = args.scene_threshold or None
+    summary = interpolate_file(args.input, args.output, **given, ensemble=args.ensemble, progress=not args.no_progress)
     print(redact_text(str(summary)))
     return 0

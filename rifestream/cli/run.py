@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-LADDER_STEPS = ("model", "scale", "classical", "blend", "repeat")
-
 EPILOG = """\
 with no arguments: the default job, a built-in moving test scene at 30 fps raised
 to 60 fps, written to rifestream-default.mp4, metrics on http://127.0.0.1:9108/metrics,
@@ -41,16 +39,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # Each flag's dest is the pipeline key it sets: the flags are one more layer of the pipeline file,
+    # checked by the same model (rifestream.config), so an error names the key ("command line: latency.budget_ms").
     p.add_argument("pipeline", nargs="?", metavar="PIPELINE.toml", help="pipeline file (default: the built-in job)")
     io = p.add_argument_group("input and output")
-    io.add_argument("--source", metavar="URL", help="input: a file, rtsp://, rtmp://, srt://, capture:…, testsrc:…")
+    io.add_argument(
+        "--source",
+        dest="source.url",
+        metavar="URL",
+        help="input: a file, rtsp://, rtmp://, srt://, capture:…, testsrc:…",
+    )
     io.add_argument(
         "--sink",
+        dest="sinks",
         metavar="URL",
         action="append",
         help="output (repeat for several): a file, rtmp://…, zmq://HOST:PORT, null; replaces the file's sinks",
     )
-    io.add_argument("--realtime", action="store_true", default=None, help="pace a file source to its frame rate")
+    io.add_argument(
+        "--realtime",
+        dest="source.realtime",
+        action="store_true",
+        default=None,
+        help="pace a file source to its frame rate",
+    )
     io.add_argument(
         "--duration",
         type=float,
@@ -58,66 +70,73 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="stop cleanly this long after the start, connected or not (a source not open by then: error, exit 2)",
     )
     rate = p.add_argument_group("output rate (one of)").add_mutually_exclusive_group()
-    rate.add_argument("--factor", type=int, metavar="N", help="N output frames per input frame (2: 30→60)")
-    rate.add_argument("--fps", metavar="F", help="a fixed output rate, e.g. 60 or 60000/1001 (24→60)")
+    rate.add_argument(
+        "--factor", dest="rate.factor", type=int, metavar="N", help="N output frames per input frame (2: 30→60)"
+    )
+    rate.add_argument(
+        "--fps",
+        dest="rate.fps",
+        type=_number_or_text,
+        metavar="F",
+        help="a fixed output rate, e.g. 60 or 60000/1001 (24→60)",
+    )
     engine = p.add_argument_group("engine")
-    engine.add_argument("--model", metavar="NAME|PATH", help="model name (see `rifestream models list`) or file")
-    engine.add_argument("--scale", type=float, help="flow scale 0.25…4 (0.5 for 4K)")
-    engine.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    engine.add_argument("--fp16", action="store_true", default=None, help="half precision (CUDA)")
+    engine.add_argument(
+        "--model", dest="model.name", metavar="NAME|PATH", help="model name (see `rifestream models list`) or file"
+    )
+    engine.add_argument("--scale", dest="engine.scale", metavar="S", type=float, help="flow scale 0.25…4 (0.5 for 4K)")
+    engine.add_argument("--device", dest="engine.device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N")
+    engine.add_argument(
+        "--fp16", dest="engine.precision", action="store_const", const="fp16", help="half precision (CUDA)"
+    )
     engine.add_argument(
         "--cupy-kernels",
+        dest="engine.cupy_kernels",
         action="store_true",
         default=None,
         help="CUDA: CuPy warp and colour kernels instead of torch ops (opt-in: not yet verified on a GPU)",
     )
     engine.add_argument(
-        "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's own; 1 for a blend-only job)"
+        "--threads",
+        dest="engine.threads",
+        type=int,
+        metavar="N",
+        help="torch CPU threads (default: torch's own; 1 for a blend-only job)",
     )
     engine.add_argument("--preset", help="low-latency, balanced, quality, or a preset .toml file")
     latency = p.add_argument_group("latency")
-    latency.add_argument("--budget-ms", type=float, metavar="MS", help="latency budget per frame pair")
     latency.add_argument(
-        "--force-step", choices=LADDER_STEPS, help="pin one ladder step (blend: measure the pipeline itself)"
+        "--budget-ms", dest="latency.budget_ms", type=float, metavar="MS", help="latency budget per frame pair"
     )
-    latency.add_argument("--metrics-port", type=int, metavar="PORT", help="Prometheus port (0: any free port)")
-    latency.add_argument("--no-metrics", action="store_true", default=None, help="serve no metrics")
+    latency.add_argument(
+        "--force-step",
+        dest="latency.force_step",
+        metavar="STEP",
+        help="pin one ladder step: model, scale, classical, blend or repeat (blend: measure the pipeline itself)",
+    )
+    latency.add_argument(
+        "--metrics-port", dest="metrics.port", type=int, metavar="PORT", help="Prometheus port (0: any free port)"
+    )
+    latency.add_argument(
+        "--no-metrics", dest="metrics.enabled", action="store_const", const=False, help="serve no metrics"
+    )
     p.set_defaults(func=run)
     return p
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The flags given, in the pipeline file's schema (so the same checks name them)."""
+    """The flags given, as a layer of the pipeline file (each flag's dest is its dotted key)."""
+    from rifestream.config import PipelineConfig
+
     out: dict[str, Any] = {}
-
-    def put(path: str, value: Any) -> None:
-        if value is None:
-            return
-        *tables, key = path.split(".")
+    for key, value in vars(args).items():
+        *tables, name = key.split(".")
+        if value is None or key.split(".")[0] not in PipelineConfig.model_fields:
+            continue  # not given, or not a pipeline key (the file's name, --verbose, …)
         node = out
-        for t in tables:
-            node = node.setdefault(t, {})
-        node[key] = value
-
-    put("source.url", args.source)
-    put("source.realtime", args.realtime)
-    if args.sink:
-        out["sinks"] = [{"url": url} for url in args.sink]
-    put("duration", args.duration)
-    put("rate.factor", args.factor)
-    if args.fps is not None:
-        put("rate.fps", _number_or_text(args.fps))
-    put("model.name", args.model)
-    put("engine.scale", args.scale)
-    put("engine.device", args.device)
-    put("engine.precision", "fp16" if args.fp16 else None)
-    put("engine.threads", args.threads)
-    put("engine.cupy_kernels", args.cupy_kernels)
-    put("preset", args.preset)
-    put("latency.budget_ms", args.budget_ms)
-    put("latency.force_step", args.force_step)
-    put("metrics.port", args.metrics_port)
-    put("metrics.enabled", False if args.no_metrics else None)
+        for table in tables:
+            node = node.setdefault(table, {})
+        node[name] = value
     return out
 
 

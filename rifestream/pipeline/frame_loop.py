@@ -17,6 +17,7 @@ from fractions import Fraction
 import av
 import torch
 
+from rifestream.config import EngineSettings
 from rifestream.engine import FrameEngine, compare_scene_features, scene_features
 from rifestream.engine.scene import scene_score
 from rifestream.io.frames import OutputFrame, SourceFrame
@@ -83,7 +84,7 @@ class FrameLoop:
         clock: OutputClock,
         *,
         budget: LatencyBudget | None = None,
-        scene_threshold: float | None = 0.15,
+        scene_threshold: float | None = EngineSettings().scene_threshold,
         on_stage: StageObserver | None = None,
     ) -> None:
         self.engine = engine

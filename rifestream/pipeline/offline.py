@@ -18,12 +18,15 @@ from types import FrameType
 
 import av
 
+from rifestream.config import EngineSettings, RateSettings, SinkSpec
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.run_stats import RunStats, RunSummary
-from rifestream.pipeline.runner import Progress, Runner, SinkSpec, run_blocking
+from rifestream.pipeline.runner import Progress, Runner, run_blocking
 
 log = logging.getLogger(__name__)
+
+ENGINE = EngineSettings()  # an offline job's engine settings default to a pipeline's
 
 
 def estimated_frames(path: str) -> int | None:
@@ -78,16 +81,16 @@ def interpolate_file(
     input: str,
     output: str,
     *,
-    factor: int | None = 2,
+    factor: int | None = RateSettings().factor,
     fps: Fraction | float | str | None = None,
     model: str | None = None,
-    scale: float = 1.0,
+    scale: float = ENGINE.scale,
     ensemble: int = 1,
-    precision: str = "fp32",
-    device: str = "auto",
-    codec: str | None = "libx264",
+    precision: str = ENGINE.precision,
+    device: str = ENGINE.device,
+    codec: str | None = "libx264",  # an offline file is kept: a better quality than a live stream's (crf 23)
     crf: int | None = 18,
-    scene_threshold: float | None = 0.15,
+    scene_threshold: float | None = ENGINE.scene_threshold,
     progress: bool | Progress = True,
     engine: object | None = None,
 ) -> RunSummary:
