@@ -61,7 +61,7 @@ class TrainConfig:
     block_lr_scale: tuple[float, ...] = ()
     block_adam_eps: tuple[float, ...] = ()
     # The same multiplier for the feature head (0 freezes it: a coarse block trained on its
-    # features, as scripts/coarse_block_study.py's ``alone`` does, needs them to stay as they were).
+    # features, as scripts/studies/coarse_block_study.py's ``alone`` does, needs them to stay as they were).
     head_lr_scale: float = 1.0
     seed: int = 0
     checkpoint_minutes: float = 5.0
