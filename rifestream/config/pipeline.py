@@ -70,6 +70,7 @@ from rifestream.config.values import (
     whole,
 )
 from rifestream.errors import RifestreamError
+from rifestream.io.registry import sink_kind
 
 LADDER_STEPS = ("model", "scale", "classical", "blend", "repeat")
 REPLACED_WHOLE = ("rate", "model", "sinks")
@@ -116,11 +117,6 @@ class SinkSpec:
     bitrate: Bitrate | None = None  # bits per second, or "4M", "800k"
     gop: Gop | None = None
     options: Options = field(default_factory=dict)  # FFmpeg codec options; "preset" = speed preset
-
-
-def encodes(url: str) -> bool:
-    """Whether a sink URL encodes video (files, rtmp://, srt://) and so takes the ``[encoder]`` defaults."""
-    return not url.startswith("zmq://") and url.strip().lower() not in ("null", "null:")
 
 
 class EncoderSettings(Table):
@@ -248,7 +244,7 @@ class PipelineConfig(Table):
 
 def _resolved_sink(sink: SinkSpec, encoder: EncoderSettings, queue: int) -> SinkSpec:
     values = {key: getattr(sink, key) for key in sink.__pydantic_fields__}
-    if encodes(sink.url):
+    if sink_kind(sink.url).encodes:
         for key in EncoderSettings.model_fields:
             if values[key] is None:
                 values[key] = getattr(encoder, key)
@@ -406,7 +402,6 @@ __all__ = [
     "SourceSettings",
     "check_layer",
     "check_value",
-    "encodes",
     "load_config",
     "merge",
     "resolve",

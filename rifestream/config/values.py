@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PlainValidator, ValidationError, WrapValidator
 from pydantic_core import PydanticCustomError
 
-from rifestream.config.urls import BadUrl, check_url
+from rifestream.io.registry import BadUrl, check_sink_url, check_source_url
 
 EXPECTED = "expected"  # the error type every kind raises; ctx["expected"] holds its words
 
@@ -227,15 +227,15 @@ def _pix_fmt(value: Any) -> str:
 PixFmt = Annotated[str, checked_by(_pix_fmt, 'a pixel format FFmpeg knows, e.g. "yuv420p", "yuv444p", "rgb24"')]
 
 
-# ----- URLs: the words depend on what is wrong with the URL ---------------------------------------
-def _url(role: str, value: Any) -> str:
+# ----- URLs: what a source or sink kind takes is the kind's to say (rifestream.io.registry) ------------
+def _url(check: Callable[[str], str], value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise refuse("a non-empty string")
     try:
-        return check_url(value, role)
+        return check(value)
     except BadUrl as bad:
-        raise refuse(str(bad)) from None
+        raise refuse(bad.expected) from None
 
 
-SourceUrl = Annotated[str, PlainValidator(partial(_url, "source"))]
-SinkUrl = Annotated[str, PlainValidator(partial(_url, "sink"))]
+SourceUrl = Annotated[str, PlainValidator(partial(_url, check_source_url))]
+SinkUrl = Annotated[str, PlainValidator(partial(_url, check_sink_url))]
