@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from rifestream.metrics import OUTPUT_KINDS, PipelineMetrics
+from rifestream.metrics import OUTPUT_KINDS, SINGLE_STREAM, PipelineMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 MONITORING = ROOT / "monitoring"
@@ -57,9 +57,10 @@ def dashboard_targets() -> list[tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
-def substitute(expr: str) -> str:
+def substitute(expr: str, **values: str) -> str:
+    """``expr`` as Grafana would send it, with "All" chosen for every variable unless ``values`` picks one."""
     for variable, value in GRAFANA_VARIABLES.items():
-        expr = expr.replace(variable, value)
+        expr = expr.replace(variable, values.get(variable.lstrip("$"), value))
     assert "$" not in expr, f"unsubstituted variable in {expr!r}"
     return expr
 
@@ -345,6 +346,10 @@ def check_every_query_returns_data(prom: Prometheus) -> None:
         assert result, f"dashboard panel {title!r}: no data for {expr}"
         values = [float(sample["value"][1]) for sample in result]
         assert any(math.isfinite(v) for v in values), f"panel {title!r}: only NaN/Inf for {expr}: {values}"
+        # One stream picked: a single job's series carry stream="main", and a stream that is not there has none.
+        assert prom.query(substitute(expr, stream=SINGLE_STREAM)), f"panel {title!r}: no data for stream main"
+        if 'stream=~"$stream"' in expr:
+            assert not prom.query(substitute(expr, stream="no-such-stream")), f"panel {title!r} ignores $stream"
 
     rules = alert_rules(prom)
     assert {rule["name"] for rule in rules} == {
