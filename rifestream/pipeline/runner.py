@@ -39,10 +39,10 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from rifestream.config import EngineSettings, LatencySettings, ReconnectSettings, SinkSpec
 from rifestream.errors import RifestreamError
 from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
 from rifestream.io.registry import sink_kind
@@ -67,18 +67,8 @@ BURST_S = 1.0  # while a sink reopens, the engine queue holds this many seconds 
 Progress = Callable[[int, int | None], None]  # (source frames done, total if known)
 
 
-@dataclass(frozen=True)
-class SinkSpec:
-    """One output and its encoder settings (ignored by sinks that do not encode)."""
-
-    url: str
-    codec: str | None = None
-    crf: int | None = None
-    bitrate: int | None = None
-    gop: int | None = None
-    pix_fmt: str | None = None  # the feed's pixel format (rgb24, bgr24, gray, yuv420p) or the encoder's
-    options: dict[str, str] = field(default_factory=dict)  # FFmpeg codec options; "preset" = speed preset
-    queue: int | None = None  # frames; None: the runner's sink_queue
+# A Runner made without a pipeline config behaves as the default job's (rifestream.config's defaults).
+_ENGINE, _LATENCY, _RECONNECT = EngineSettings(), LatencySettings(), ReconnectSettings()
 
 
 def queue_names(sink_urls: Sequence[str]) -> list[str]:
@@ -141,15 +131,15 @@ class Runner:
         engine: Any,
         clock: OutputClock,
         budget: LatencyBudget | None = None,
-        scene_threshold: float | None = 0.15,
+        scene_threshold: float | None = _ENGINE.scene_threshold,
         live: bool | None = None,
-        source_queue: int = 2,
-        sink_queue: int = 8,
+        source_queue: int = _LATENCY.source_queue,
+        sink_queue: int = _LATENCY.sink_queue,
         stats: RunStats | None = None,
-        reconnect: tuple[float, float] = (0.5, 10.0),
-        stall_timeout: float = 10.0,
-        start_timeout: float | None = 10.0,
-        look_every: float = 0.25,
+        reconnect: tuple[float, float] = (_RECONNECT.initial_delay_s, _RECONNECT.max_delay_s),
+        stall_timeout: float = _RECONNECT.stall_timeout_s,
+        start_timeout: float | None = _RECONNECT.start_timeout_s,
+        look_every: float = _RECONNECT.probe_interval_s,
         duration: float | None = None,
         on_progress: Progress | None = None,
         handle_signals: bool = False,
