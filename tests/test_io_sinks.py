@@ -454,12 +454,11 @@ def test_a_live_encode_keeps_under_its_bitrate_cap(tmp_path):
     (0.1 bit per pixel per frame, 1 s buffer) and every GOP is 2 s."""
     from rifestream.io.encoders import LIVE_BITS_PER_PIXEL
     from rifestream.io.rtmp_sink import RtmpSink
+    from rifestream.io.sink_base import OutputStream
 
     path = tmp_path / "live.flv"
-    sink = RtmpSink(  # its encoder as rtmp:// opens it, without the server's handshake
-        str(path), file=str(path), format="flv", live=True, width=320, height=180, rate=Fraction(30),
-        time_base=Fraction(1, 30), codec="libx264",
-    )  # fmt: skip
+    stream = OutputStream(320, 180, Fraction(30), Fraction(1, 30))
+    sink = RtmpSink(str(path), stream, file=str(path), format="flv", live=True, codec="libx264")  # as rtmp:// opens it
     for k, f in enumerate(scene_frames(120)):
         sink.write(output(f.video, f.time, f.time, seq=k))
     sink.close()

@@ -68,39 +68,6 @@ class AVSource(Source):
     ``read()``.
     """
 
-    @classmethod
-    def check_url(cls, url: str) -> None:
-        if "://" in url:
-            check_network_url(url, needs_host=scheme(url) in HOST_SCHEMES)
-
-    @classmethod
-    def open(cls, url: str, options: InputOptions) -> AVSource:
-        kind = scheme(url)
-        timeouts = {"open_timeout": options.open_timeout, "read_timeout": options.read_timeout}
-        if kind in LIVE_SCHEMES if options.live is None else options.live:
-            return cls(
-                url,
-                file=url,
-                format=options.format,
-                options={**live_input_options(kind, options.read_timeout), **(options.options or {})},
-                live=True,
-                audio=options.audio,
-                **timeouts,
-            )
-        path = url[len("file:") :] if kind == "file" else url
-        if kind in ("", "file") and not os.path.exists(path):
-            raise RifestreamError(f"no such file: {path}; check the path, or give {SOURCE_FORMS}")
-        return cls(
-            url,
-            file=path,
-            format=options.format,
-            options=options.options,
-            live=False,
-            realtime=bool(options.realtime),
-            audio=options.audio,
-            **timeouts,
-        )
-
     def __init__(
         self,
         url: str,
@@ -147,6 +114,33 @@ class AVSource(Source):
             raise
 
     # ----- opening -------------------------------------------------------
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        if "://" in url:
+            check_network_url(url, needs_host=scheme(url) in HOST_SCHEMES)
+
+    @classmethod
+    def open(cls, url: str, options: InputOptions) -> AVSource:
+        kind = scheme(url)
+        live = kind in LIVE_SCHEMES if options.live is None else options.live
+        if live:
+            file, ffmpeg_options = url, {**live_input_options(kind, options.read_timeout), **(options.options or {})}
+        else:
+            file, ffmpeg_options = url[len("file:") :] if kind == "file" else url, options.options
+            if kind in ("", "file") and not os.path.exists(file):
+                raise RifestreamError(f"no such file: {file}; check the path, or give {SOURCE_FORMS}")
+        return cls(
+            url,
+            file=file,
+            format=options.format,
+            options=ffmpeg_options,
+            live=live,
+            realtime=bool(options.realtime),  # a live input is read as it arrives, never paced
+            audio=options.audio,
+            open_timeout=options.open_timeout,
+            read_timeout=options.read_timeout,
+        )
+
     def _open_failure(self, exc: BaseException) -> Exception:
         if self.device:
             return RifestreamError(

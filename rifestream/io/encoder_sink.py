@@ -93,15 +93,11 @@ class EncoderSink(Sink):
     def __init__(
         self,
         url: str,
+        stream: OutputStream,
         *,
         file: str,
         format: str | None,
         live: bool,
-        width: int,
-        height: int,
-        rate: Fraction | None,
-        time_base: Fraction,
-        audio: AudioInfo | None = None,
         **encoding: Unpack[Encoding],
     ) -> None:
         unknown = sorted(set(encoding) - set(Encoding.__annotations__))
@@ -111,12 +107,13 @@ class EncoderSink(Sink):
         self._file = None if live else file  # removed again if it never gets a frame (see _remove_if_empty)
         self.codec = pick_video_codec(encoding.get("codec"))
         self.pix_fmt = encoding.get("pix_fmt") or default_pix_fmt(self.codec)
+        width, height = stream.width, stream.height
         self.width, self.height = _encodable_size(width, height, self.pix_fmt)
         if (self.width, self.height) != (width, height):
             log.info(
                 "%s: %dx%d is odd for %s; encoding %dx%d", url, width, height, self.pix_fmt, self.width, self.height
             )
-        self.time_base = Fraction(time_base)
+        self.time_base = Fraction(stream.time_base)
         self.stats = SinkStats()
         self._reformatter = VideoReformatter()  # this sink's own: frames are shared with other sinks' threads
         self._lock = threading.RLock()  # re-entrant: see close()
@@ -141,8 +138,8 @@ class EncoderSink(Sink):
         except Exception as exc:
             raise self._failure(exc, "write") from exc
         try:
-            self._setup_video(rate, encoding)
-            self._audio = self._setup_audio(audio)
+            self._setup_video(stream.rate, encoding)
+            self._audio = self._setup_audio(stream.audio)
             self._container.start_encoding()  # connects / creates the file now, not at the first frame
         except BaseException as exc:
             self._abandon()
@@ -342,15 +339,4 @@ class LiveEncoderSink(EncoderSink):
 
     @classmethod
     def open(cls, url: str, stream: OutputStream, encoding: Encoding) -> LiveEncoderSink:
-        return cls(
-            url,
-            file=url,
-            format=cls.container_format,
-            live=True,
-            width=stream.width,
-            height=stream.height,
-            rate=stream.rate,
-            time_base=stream.time_base,
-            audio=stream.audio,
-            **encoding,
-        )
+        return cls(url, stream, file=url, format=cls.container_format, live=True, **encoding)

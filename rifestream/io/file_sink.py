@@ -38,15 +38,4 @@ class FileSink(EncoderSink):
         check_file_path(path)
         if not os.path.splitext(path)[1]:
             raise RifestreamError(f"{path}: give the file an extension ({', '.join(FILE_EXTENSIONS)}) for its format")
-        return cls(
-            url,
-            file=path,
-            format=None,
-            live=False,
-            width=stream.width,
-            height=stream.height,
-            rate=stream.rate,
-            time_base=stream.time_base,
-            audio=stream.audio,
-            **encoding,
-        )
+        return cls(url, stream, file=path, format=None, live=False, **encoding)

@@ -21,12 +21,14 @@ and ``rifestream.io.sinks.open_sink``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rifestream.errors import RifestreamError
 from rifestream.io.endpoint import BadUrl
 
 if TYPE_CHECKING:
+    from rifestream.io.kind import Kind
     from rifestream.io.sink_base import Sink
     from rifestream.io.source_base import Source
 
@@ -125,19 +127,18 @@ def sink_kind(url: str) -> type[Sink]:
 
 def check_source_url(url: str) -> str:
     """``url`` if its kind takes its form (host, port, …; nothing is opened), else ``BadUrl``."""
-    try:
-        kind = source_kind(url)
-    except RifestreamError:
-        raise BadUrl(url, f"a source URL: {SOURCE_FORMS}") from None
-    kind.check_url(url.strip())
-    return url
+    return _checked(url, source_kind, f"a source URL: {SOURCE_FORMS}")
 
 
 def check_sink_url(url: str) -> str:
     """``url`` if it names a sink kind and that kind takes its form (nothing is opened), else ``BadUrl``."""
+    return _checked(url, sink_kind, f"a sink URL: {SINK_FORMS}")
+
+
+def _checked(url: str, kind_of: Callable[[str], type[Kind]], what: str) -> str:
     try:
-        kind = sink_kind(url)
+        kind = kind_of(url)
     except RifestreamError:
-        raise BadUrl(url, f"a sink URL: {SINK_FORMS}") from None
+        raise BadUrl(url, what) from None
     kind.check_url(url.strip())
     return url

@@ -3,13 +3,13 @@ every sink offers (write output frames, accept the input's audio, close and flus
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import ClassVar, TypedDict
 
-from rifestream.io.endpoint import check_network_url
 from rifestream.io.frames import OutputFrame, SourceAudio
+from rifestream.io.kind import Kind
 from rifestream.io.stream_info import AudioInfo
 
 
@@ -48,7 +48,7 @@ class SinkStats:
     audio_dropped: int = 0
 
 
-class Sink(ABC):
+class Sink(Kind):
     """An output. ``write`` may block while it encodes (run it in a thread); the feed never blocks.
 
     ``close()`` flushes and finalises (a file is playable after it); it is
@@ -66,14 +66,7 @@ class Sink(ABC):
     encodes: ClassVar[bool] = True
     reconnectable: ClassVar[bool] = False
 
-    url: str
     stats: SinkStats
-
-    @classmethod
-    def check_url(cls, url: str) -> None:
-        """Raise ``BadUrl`` when ``url`` is not in a form this kind takes (no I/O; the config calls it)."""
-        if "://" in url:
-            check_network_url(url)
 
     @classmethod
     @abstractmethod
@@ -102,12 +95,3 @@ class Sink(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush and release; safe to call twice, from any thread."""
-
-    def __enter__(self) -> Sink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"

@@ -4,12 +4,12 @@ iterator meant for a thread, whether it delivers at its own pace, and close())."
 from __future__ import annotations
 
 import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rifestream.io.endpoint import check_network_url
 from rifestream.io.frames import SourceAudio, SourceFrame
+from rifestream.io.kind import Kind
 from rifestream.io.stream_info import StreamInfo
 
 
@@ -35,7 +35,7 @@ class SourceStats:
     decode_errors: int = 0
 
 
-class Source(ABC):
+class Source(Kind):
     """A video input. ``read()`` yields ``SourceFrame``s and, if the input has audio, ``SourceAudio``
     packets, in arrival order; it blocks, so run it in a thread (PyAV releases the GIL while it
     demuxes and decodes).
@@ -45,19 +45,12 @@ class Source(ABC):
     frame, or within the read timeout while it waits on the network.
     """
 
-    url: str
     info: StreamInfo
     realtime: bool = False  # we pace it to its timestamps (a file read in real time)
 
     def __init__(self) -> None:
         self.stats = SourceStats()
         self._stop = threading.Event()
-
-    @classmethod
-    def check_url(cls, url: str) -> None:
-        """Raise ``BadUrl`` when ``url`` is not in a form this kind takes (no I/O; the config calls it)."""
-        if "://" in url:
-            check_network_url(url)
 
     @classmethod
     @abstractmethod
@@ -93,12 +86,3 @@ class Source(ABC):
     def _release(self) -> None:
         """Free what the source holds (subclasses); called by close() and when read() ends."""
         return None
-
-    def __enter__(self) -> Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"

@@ -175,21 +175,6 @@ class FeedPublisher(Sink):
     stage = "feed"
     encodes = False
 
-    @classmethod
-    def check_url(cls, url: str) -> None:
-        check_zmq_url(url, lowest_port=0)  # port 0: any free port (the publisher binds)
-
-    @classmethod
-    def open(cls, url: str, stream: OutputStream, encoding: Encoding) -> FeedPublisher:
-        pix_fmt = encoding.get("pix_fmt")
-        return cls(
-            url,
-            time_base=stream.time_base,
-            source_time_base=stream.source_time_base,
-            rate=stream.rate,
-            **({"pix_fmt": pix_fmt} if pix_fmt else {}),
-        )
-
     def __init__(
         self,
         url: str,
@@ -234,6 +219,21 @@ class FeedPublisher(Sink):
         self._lock = threading.RLock()  # re-entrant: see close()
         self._sending = False
         self._close_pending = False
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        check_zmq_url(url, lowest_port=0)  # port 0: any free port (the publisher binds)
+
+    @classmethod
+    def open(cls, url: str, stream: OutputStream, encoding: Encoding) -> FeedPublisher:
+        pix_fmt = encoding.get("pix_fmt")
+        return cls(
+            url,
+            time_base=stream.time_base,
+            source_time_base=stream.source_time_base,
+            rate=stream.rate,
+            **({"pix_fmt": pix_fmt} if pix_fmt else {}),
+        )
 
     @property
     def subscribers(self) -> int:
