@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard, prometheus, stat, table, timeseries
@@ -28,6 +29,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import prometheus as prometheus_model
 
+PanelBuilder = TypeVar("PanelBuilder", stat.Panel, table.Panel, timeseries.Panel)
 OUTPUT = Path(__file__).resolve().parents[1] / "monitoring" / "grafana" / "dashboards" / "rifestream.json"
 
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -52,21 +54,33 @@ def quantile(q: str, histogram: str, by: str = "") -> str:
     return f"histogram_quantile({q}, sum by ({labels}) (rate({series(histogram + '_bucket')}{RATE_WINDOW})))"
 
 
-def query(expr: str, legend: str, ref_id: str) -> prometheus.Dataquery:
-    return prometheus.Dataquery().datasource(DATASOURCE).expr(expr).legend_format(legend).ref_id(ref_id).range()
+def summed(metric: str, *matchers: str, by: str = "", fn: str = "rate") -> str:
+    """``fn`` of a counter over the rate window, summed per instance and stream (and ``by``)."""
+    labels = ", ".join(["instance", "stream", *([by] if by else [])])
+    return f"sum by ({labels}) ({fn}({series(metric, *matchers)}{RATE_WINDOW}))"
+
+
+def legend(*labels: str) -> str:
+    """A series name: its instance and stream, then ``labels`` (``{{stage}}``, ``p95`` …)."""
+    return " ".join(["{{instance}}", "{{stream}}", *labels])
+
+
+def query(expr: str, name: str, ref_id: str) -> prometheus.Dataquery:
+    return prometheus.Dataquery().datasource(DATASOURCE).expr(expr).legend_format(name).ref_id(ref_id).range()
+
+
+def placed(panel: PanelBuilder, panel_id: int, title: str, grid: tuple[int, int, int, int]) -> PanelBuilder:
+    """``panel`` with its id, title, data source and place on the 24-column grid (x, y, width, height)."""
+    x, y, w, h = grid
+    return panel.id(panel_id).title(title).datasource(DATASOURCE).grid_pos(model.GridPos(x=x, y=y, w=w, h=h))
 
 
 def stat_panel(
     panel_id: int, title: str, grid: tuple[int, int, int, int], expr: str, *, unit: str = "", description: str = ""
 ) -> stat.Panel:
-    x, y, w, h = grid
     panel = (
-        stat.Panel()
-        .id(panel_id)
-        .title(title)
-        .datasource(DATASOURCE)
-        .grid_pos(model.GridPos(x=x, y=y, w=w, h=h))
-        .with_target(query(expr, "{{instance}} {{stream}}", "A"))
+        placed(stat.Panel(), panel_id, title, grid)
+        .with_target(query(expr, legend(), "A"))
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.AREA)
@@ -91,13 +105,8 @@ def graph_panel(
     dashed: dict[str, list[model.DynamicConfigValue]] | None = None,
 ) -> timeseries.Panel:
     """A time series panel of (expr, legend) queries, refIds A, B, …; ``dashed`` restyles some by refId."""
-    x, y, w, h = grid
     panel = (
-        timeseries.Panel()
-        .id(panel_id)
-        .title(title)
-        .datasource(DATASOURCE)
-        .grid_pos(model.GridPos(x=x, y=y, w=w, h=h))
+        placed(timeseries.Panel(), panel_id, title, grid)
         .unit(unit)
         .draw_style(common.GraphDrawStyle.LINE)
         .line_width(1)
@@ -114,8 +123,8 @@ def graph_panel(
             common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING)
         )
     )
-    for i, (expr, legend) in enumerate(queries):
-        panel = panel.with_target(query(expr, legend, chr(ord("A") + i)))
+    for i, (expr, name) in enumerate(queries):
+        panel = panel.with_target(query(expr, name, chr(ord("A") + i)))
     for ref_id, properties in (dashed or {}).items():
         panel = panel.override_by_query(ref_id, properties)
     if description:
@@ -148,10 +157,9 @@ def variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVariable]:
 def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
     e2e = "rifestream_end_to_end_latency_seconds"
     stage = "rifestream_stage_latency_seconds"
-    by_kind = "sum by (instance, stream, {by}) ({fn}({metric}{window}))"
-    fallbacks = series("rifestream_fallbacks_total", 'reason!="scene_cut"')
-    in_between = series("rifestream_output_frames_total", 'kind!="passed_through"')
     budget = series("rifestream_latency_budget_seconds")
+    fallbacks = summed("rifestream_fallbacks_total", 'reason!="scene_cut"')
+    in_between = summed("rifestream_output_frames_total", 'kind!="passed_through"')
     source_up = (
         stat_panel(
             1,
@@ -177,12 +185,8 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
         )
     )
     build = (
-        table.Panel()
-        .id(5)
-        .title("Build")
+        placed(table.Panel(), 5, "Build", (19, 0, 5, 4))
         .description("Version, model and device of each stream's job.")
-        .datasource(DATASOURCE)
-        .grid_pos(model.GridPos(x=19, y=0, w=5, h=4))
         .with_target(
             prometheus.Dataquery()
             .datasource(DATASOURCE)
@@ -209,8 +213,7 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             4,
             "Fallback share (in-between frames)",
             (14, 0, 5, 4),
-            f"sum by (instance, stream) (rate({fallbacks}{RATE_WINDOW})) / "
-            f"sum by (instance, stream) (rate({in_between}{RATE_WINDOW}))",
+            f"{fallbacks} / {in_between}",
             unit="percentunit",
             description=(
                 "Share of in-between frames made by a fallback (reduced scale, blend, repeat); scene cuts excluded."
@@ -223,12 +226,12 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             (0, 4, 12, 9),
             "s",
             [
-                (quantile("0.5", e2e), "{{instance}} {{stream}} p50"),
-                (quantile("0.95", e2e), "{{instance}} {{stream}} p95"),
-                (quantile("0.99", e2e), "{{instance}} {{stream}} p99"),
+                (quantile("0.5", e2e), legend("p50")),
+                (quantile("0.95", e2e), legend("p95")),
+                (quantile("0.99", e2e), legend("p99")),
                 (
                     f"{budget} + 1 / {series('rifestream_input_frames_per_second')}",
-                    "{{instance}} {{stream}} budget + 1 input interval",
+                    legend("budget + 1 input interval"),
                 ),
             ],
             description=(
@@ -243,10 +246,10 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             (12, 4, 12, 9),
             "s",
             [
-                (quantile("0.5", stage, by="stage"), "{{instance}} {{stream}} {{stage}} p50"),
-                (quantile("0.95", stage, by="stage"), "{{instance}} {{stream}} {{stage}} p95"),
-                (quantile("0.99", stage, by="stage"), "{{instance}} {{stream}} {{stage}} p99"),
-                (budget, "{{instance}} {{stream}} budget"),
+                (quantile("0.5", stage, by="stage"), legend("{{stage}} p50")),
+                (quantile("0.95", stage, by="stage"), legend("{{stage}} p95")),
+                (quantile("0.99", stage, by="stage"), legend("{{stage}} p99")),
+                (budget, legend("budget")),
             ],
             description="Time one stage took for one frame. Stages with no frames show no line.",
             dashed={"D": BUDGET_LINE},
@@ -257,9 +260,9 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             (0, 13, 12, 8),
             "fps",
             [
-                (series("rifestream_input_frames_per_second"), "{{instance}} {{stream}} input"),
-                (series("rifestream_output_frames_per_second"), "{{instance}} {{stream}} output"),
-                (series("rifestream_target_output_frames_per_second"), "{{instance}} {{stream}} target"),
+                (series("rifestream_input_frames_per_second"), legend("input")),
+                (series("rifestream_output_frames_per_second"), legend("output")),
+                (series("rifestream_target_output_frames_per_second"), legend("target")),
             ],
             dashed={"C": BUDGET_LINE},
         ),
@@ -268,14 +271,7 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             "Output frames by kind",
             (12, 13, 12, 8),
             "fps",
-            [
-                (
-                    by_kind.format(
-                        by="kind", fn="rate", metric=series("rifestream_output_frames_total"), window=RATE_WINDOW
-                    ),
-                    "{{instance}} {{stream}} {{kind}}",
-                )
-            ],
+            [(summed("rifestream_output_frames_total", by="kind"), legend("{{kind}}"))],
             description=(
                 "passed_through = source frames; interpolated = model (any scale); "
                 "classical, blended and repeated = fallbacks."
@@ -287,16 +283,8 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             (0, 21, 12, 8),
             "fps",
             [
-                (
-                    by_kind.format(
-                        by="reason", fn="rate", metric=series("rifestream_fallbacks_total"), window=RATE_WINDOW
-                    ),
-                    "{{instance}} {{stream}} {{reason}}",
-                ),
-                (
-                    f"sum by (instance, stream) (rate({series('rifestream_scene_cuts_total')}{RATE_WINDOW}))",
-                    "{{instance}} {{stream}} scene cuts",
-                ),
+                (summed("rifestream_fallbacks_total", by="reason"), legend("{{reason}}")),
+                (summed("rifestream_scene_cuts_total"), legend("scene cuts")),
             ],
         ),
         graph_panel(
@@ -304,17 +292,7 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             "Drops by stage and reason",
             (12, 21, 12, 8),
             "fps",
-            [
-                (
-                    by_kind.format(
-                        by="stage, reason",
-                        fn="rate",
-                        metric=series("rifestream_dropped_frames_total"),
-                        window=RATE_WINDOW,
-                    ),
-                    "{{instance}} {{stream}} {{stage}} {{reason}}",
-                )
-            ],
+            [(summed("rifestream_dropped_frames_total", by="stage, reason"), legend("{{stage}} {{reason}}"))],
         ),
         graph_panel(
             12,
@@ -322,8 +300,8 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             (0, 29, 12, 8),
             "short",
             [
-                (series("rifestream_queue_depth"), "{{instance}} {{stream}} {{queue}}"),
-                (series("rifestream_queue_capacity"), "{{instance}} {{stream}} {{queue}} capacity"),
+                (series("rifestream_queue_depth"), legend("{{queue}}")),
+                (series("rifestream_queue_capacity"), legend("{{queue}} capacity")),
             ],
             dashed={"B": CAPACITY_LINE},
         ),
@@ -333,13 +311,8 @@ def panels() -> list[stat.Panel | table.Panel | timeseries.Panel]:
             (12, 29, 12, 8),
             "short",
             [
-                (
-                    by_kind.format(
-                        by="side", fn="increase", metric=series("rifestream_reconnects_total"), window=RATE_WINDOW
-                    ),
-                    "{{instance}} {{stream}} {{side}} reconnects",
-                ),
-                (series("rifestream_source_up"), "{{instance}} {{stream}} source up"),
+                (summed("rifestream_reconnects_total", by="side", fn="increase"), legend("{{side}} reconnects")),
+                (series("rifestream_source_up"), legend("source up")),
             ],
         ),
         graph_panel(
