@@ -11,7 +11,7 @@ from collections.abc import Callable
 class Backoff:
     """Delays ``initial, 2·initial, 4·initial, …`` capped at ``maximum``; ``reset()`` after a success."""
 
-    def __init__(self, initial: float = 0.5, maximum: float = 10.0) -> None:
+    def __init__(self, initial: float, maximum: float) -> None:
         if initial <= 0 or maximum < initial:
             raise ValueError(f"need 0 < initial ≤ maximum, got {initial}, {maximum}")
         self.initial = initial
@@ -30,8 +30,8 @@ class Backoff:
 def wait_to_retry(
     delay: float,
     stop: threading.Event,
-    probe: Callable[[], bool] | None = None,
-    look_every: float = 0.25,
+    probe: Callable[[], bool] | None,
+    look_every: float,
 ) -> bool:
     """Wait before the next full open of a lost endpoint; False if ``stop`` was set meanwhile.
 

@@ -75,7 +75,7 @@ class SinkWorker:
         live: bool,
         stall_timeout: float | None = None,
         start_timeout: float | None = None,
-        look_every: float = 0.25,
+        look_every: float,
         on_failure: Callable[[BaseException], None] | None = None,
         on_reopen: Callable[[bool], None] | None = None,
     ) -> None:

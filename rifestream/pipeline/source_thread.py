@@ -67,7 +67,7 @@ class SourceThread:
         stats: RunStats,
         backoff: Backoff,
         on_failure: Callable[[BaseException], None],
-        look_every: float = 0.25,
+        look_every: float,
     ) -> None:
         self._source = source
         self._reopen = reopen
@@ -205,7 +205,7 @@ class FirstOpen:
     """
 
     def __init__(
-        self, open_source: Callable[[], Source], *, backoff: Backoff, stats: RunStats, look_every: float = 0.25
+        self, open_source: Callable[[], Source], *, backoff: Backoff, stats: RunStats, look_every: float
     ) -> None:
         self._open = open_source
         self._backoff = backoff
