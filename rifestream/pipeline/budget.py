@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rifestream.config import LADDER_STEPS as LADDER
 from rifestream.errors import RifestreamError
-
-LADDER = ("model", "scale", "classical", "blend", "repeat")
-FALLBACK_REASONS = ("scale", "classical", "blend", "repeat", "scene_cut")
 
 
 @dataclass
