@@ -1,0 +1,326 @@
+"""A fleet across machines: each stream a Ray actor running the in-process fleet (``pipeline.fleet``)
+of that one stream, placed by Ray on the cluster's nodes and restarted by Ray when its process dies.
+
+::
+
+    rifestream fleet cams.toml --ray 10.0.0.5:6379     (the driver: creates the actors, waits)
+      └─ actor "rifestream-cam1" (num_cpus, num_gpus)   ─ Fleet([cam1]) ─ /metrics on NODE_IP:PORT
+      └─ actor "rifestream-cam2" …
+
+Each actor declares its resources (``num_cpus``; ``num_gpus`` for a CUDA stream, a fraction for a
+small one) and is spread over the nodes (Ray's ``SPREAD`` strategy). When an actor's process dies,
+Ray starts it again (``max_restarts``) and the driver's pending ``wait`` is retried on it
+(``max_task_retries``): the stream starts again for what is left of the fleet's duration, and a
+file sink goes on in a new file beside the first (``cam1.mp4`` → ``cam1.restart1.mp4``), leaving
+what was written before the crash as it was; network sinks (rtmp://, zmq://) simply resume.
+A file sink's relative path is taken from the driver's working directory; on several machines it
+must lie on a filesystem every node shares (or use network sinks).
+
+Each actor serves its stream's ``/metrics`` and ``/healthz`` on its node's address and a free
+port. The driver writes the endpoints to a Prometheus ``file_sd`` targets file (``targets_file``),
+rewritten when an actor comes back on another port, so one Prometheus scrapes every stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rifestream.config import FleetStream
+from rifestream.errors import RifestreamError
+from rifestream.pipeline.fleet import FleetOutcome, StreamOutcome
+
+log = logging.getLogger(__name__)
+
+ACTOR_PREFIX = "rifestream-"
+MAX_RESTARTS = 3
+REFRESH_S = 2.0  # how often the driver looks for an actor serving its metrics on a new port
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise RifestreamError("--ray needs Ray: pip install 'rifestream[ray]' (or pip install 'ray>=2.40')") from None
+    return ray
+
+
+def restart_path(path: str, restart: int) -> str:
+    """``cam1.mp4`` → ``cam1.restart1.mp4``: where a restarted stream's file sink goes on."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.restart{restart}{p.suffix}"))
+
+
+def _with_file_sinks(stream: FleetStream, where: Callable[[str], str]) -> FleetStream:
+    """The stream with each file sink's path replaced by ``where(path)``; other sinks as they are."""
+    from rifestream.io.file_sink import FileSink
+    from rifestream.io.registry import sink_kind
+
+    sinks = tuple(
+        dataclasses.replace(sink, url=where(sink.url)) if issubclass(sink_kind(sink.url), FileSink) else sink
+        for sink in stream.pipeline.sinks
+    )
+    return FleetStream(name=stream.name, pipeline=stream.pipeline.model_copy(update={"sinks": sinks}))
+
+
+def sinks_from_here(stream: FleetStream) -> FleetStream:
+    """File sinks made absolute from the driver's working directory (an actor's own is not)."""
+    return _with_file_sinks(stream, lambda path: os.path.abspath(os.path.expanduser(path)))
+
+
+def sinks_after_restart(stream: FleetStream) -> FleetStream:
+    """The stream with each file sink moved to the first ``.restartN`` name not yet written."""
+
+    def next_free(path: str) -> str:
+        n = 1
+        while os.path.exists(restart_path(path, n)):
+            n += 1
+        return restart_path(path, n)
+
+    return _with_file_sinks(stream, next_free)
+
+
+@dataclass(frozen=True)
+class ActorInfo:
+    name: str
+    host: str
+    port: int | None
+    pid: int
+    node_id: str
+    restarted: bool
+
+
+class StreamActor:
+    """One stream in its own process (a Ray actor). ``wait(deadline)`` starts the stream (once) and
+    returns its outcome: the driver calls it once, and Ray calls it again on a restarted actor (the
+    task retried), which so resumes the stream for the time left until ``deadline`` (wall clock)."""
+
+    def __init__(self, stream: FleetStream, max_batch: int) -> None:
+        import warnings
+
+        import ray
+
+        from rifestream.metrics import FleetMetrics
+
+        context = ray.get_runtime_context()
+        with warnings.catch_warnings():  # Ray 2.60 warns about its own use of a deprecated property here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.restarted = bool(context.was_current_actor_reconstructed)
+        if self.restarted:
+            stream = sinks_after_restart(stream)
+            log.warning("stream %s: its actor was restarted; file sinks go on in .restartN files", stream.name)
+        self.stream = stream
+        self.max_batch = max_batch
+        self.node_id = context.get_node_id()
+        self.host = ray.util.get_node_ip_address()
+        self.metrics = FleetMetrics() if stream.pipeline.metrics.enabled else None
+        self.server = self.metrics.serve(0, self.host) if self.metrics is not None else None
+        self.fleet = None
+        self._lock = threading.Lock()
+        self._stop_asked = False
+        self._outcome: FleetOutcome | None = None
+        self._done = threading.Event()
+
+    def info(self) -> ActorInfo:
+        port = self.server.port if self.server is not None else None
+        return ActorInfo(self.stream.name, self.host, port, os.getpid(), self.node_id, self.restarted)
+
+    def wait(self, deadline: float | None) -> StreamOutcome:
+        with self._lock:
+            if self.fleet is None:
+                self._start(None if deadline is None else max(0.1, deadline - time.time()))
+        self._done.wait()
+        assert self._outcome is not None
+        return self._outcome.streams[0]
+
+    def _start(self, duration: float | None) -> None:
+        import asyncio
+
+        from rifestream.pipeline.fleet import Fleet
+
+        fleet = self.fleet = Fleet([self.stream], metrics=self.metrics, duration=duration, max_batch=self.max_batch)
+        if self._stop_asked:
+            fleet.stop()
+
+        def run() -> None:
+            try:
+                self._outcome = asyncio.run(fleet.run())
+            except BaseException as exc:  # noqa: BLE001 - reported as the stream's error
+                error = f"{type(exc).__name__}: {exc}"
+                self._outcome = FleetOutcome([StreamOutcome(self.stream.name, None, error)], {})
+            finally:
+                if self.server is not None:
+                    self.server.stop()
+                self._done.set()
+
+        threading.Thread(target=run, name=f"stream-{self.stream.name}", daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop_asked = True
+            if self.fleet is not None:
+                self.fleet.stop()
+
+
+class RayFleet:
+    """The driver: an actor per stream on the cluster at ``address``. ``start()`` places them and starts
+    every stream (once all actors are up); ``wait()`` collects the outcomes; ``stop()``; ``close()``.
+
+    ``address``: ``auto`` (``RAY_ADDRESS``, else a Ray started here for this run) or HOST:PORT.
+    ``num_cpus`` per stream; ``num_gpus`` per CUDA stream (a fraction packs small streams on one GPU)."""
+
+    def __init__(
+        self,
+        streams: Sequence[FleetStream],
+        *,
+        address: str = "auto",
+        duration: float | None = None,
+        max_batch: int = 8,
+        num_cpus: float = 1.0,
+        num_gpus: float = 1.0,
+        max_restarts: int = MAX_RESTARTS,
+        targets_file: str | Path | None = None,
+    ) -> None:
+        self.streams = list(streams)
+        self.address = address
+        self.duration = duration
+        self.max_batch = max_batch
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.max_restarts = max_restarts
+        self.targets_file = Path(targets_file) if targets_file is not None else None
+        self.actors: dict[str, Any] = {}
+        self._ray = require_ray()
+        self._connected_here = False
+        self._stopping = threading.Event()
+        self._targets: list[tuple[str, str]] = []
+        self._waits: dict[Any, str] = {}  # each actor's wait() call → its stream
+
+    def start(self) -> None:
+        ray = self._ray
+        if not ray.is_initialized():
+            address = None if self.address == "auto" else self.address
+            try:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise RifestreamError(f"--ray {self.address}: cannot connect to the Ray cluster ({exc})") from None
+            self._connected_here = True
+        remote = ray.remote(StreamActor)
+        for stream in map(sinks_from_here, self.streams):
+            gpus = self.num_gpus if stream.pipeline.engine.device.startswith("cuda") else 0
+            self.actors[stream.name] = remote.options(
+                name=f"{ACTOR_PREFIX}{stream.name}",
+                num_cpus=self.num_cpus,
+                num_gpus=gpus,
+                max_restarts=self.max_restarts,
+                max_task_retries=-1,
+                max_concurrency=4,  # wait() blocks; info() and stop() answer meanwhile
+                scheduling_strategy="SPREAD",
+            ).remote(stream, self.max_batch)
+        self.infos(timeout=300)  # every actor is up: the duration counts from here, for all of them
+        deadline = None if self.duration is None else time.time() + self.duration
+        self._waits = {actor.wait.remote(deadline): name for name, actor in self.actors.items()}
+        self.write_targets()
+
+    def infos(self, timeout: float = 30.0) -> dict[str, ActorInfo]:
+        """Where each actor runs and serves its metrics (waits for actors still starting)."""
+        refs = {name: actor.info.remote() for name, actor in self.actors.items()}
+        return dict(zip(refs, self._ray.get(list(refs.values()), timeout=timeout), strict=True))
+
+    def write_targets(self, timeout: float = 30.0) -> None:
+        """The actors' metrics endpoints as a Prometheus file_sd targets file (rewritten atomically)."""
+        if self.targets_file is None:
+            return
+        infos = self.infos(timeout)
+        targets = sorted((i.name, f"{i.host}:{i.port}") for i in infos.values() if i.port is not None)
+        if targets == self._targets:
+            return
+        self._targets = targets
+        groups = [{"targets": [where], "labels": {"fleet_stream": name}} for name, where in targets]
+        tmp = self.targets_file.with_suffix(self.targets_file.suffix + ".tmp")
+        tmp.write_text(json.dumps(groups, indent=2) + "\n")
+        tmp.replace(self.targets_file)
+
+    def wait(self) -> FleetOutcome:
+        """Every stream's outcome, once all have ended (an actor that dies is restarted by Ray)."""
+        ray = self._ray
+        pending = dict(self._waits)
+        results: dict[str, StreamOutcome] = {}
+        refresh = REFRESH_S if self.targets_file is not None else None
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=refresh)
+            for ref in ready:
+                name = pending.pop(ref)
+                try:
+                    results[name] = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # restarts used up, or the cluster lost it
+                    results[name] = StreamOutcome(name, None, f"its Ray actor failed for good ({type(exc).__name__})")
+            if not ready and not self._stopping.is_set():
+                try:
+                    self.write_targets()
+                except ray.exceptions.GetTimeoutError:
+                    log.debug("an actor is restarting; targets kept")
+        return FleetOutcome([results[s.name] for s in self.streams], {})
+
+    def stop(self) -> None:
+        """Every actor's stream stops cleanly (drained, flushed, closed). Safe from any thread."""
+        self._stopping.set()
+        for actor in self.actors.values():
+            actor.stop.remote()
+
+    def close(self) -> None:
+        """Let the actors go and disconnect (if this driver connected)."""
+        for actor in self.actors.values():
+            self._ray.kill(actor, no_restart=True)
+        self.actors.clear()
+        if self._connected_here:
+            self._ray.shutdown()
+
+
+def run_on_ray(
+    streams: Sequence[FleetStream],
+    *,
+    address: str,
+    duration: float | None = None,
+    max_batch: int = 8,
+    num_cpus: float = 1.0,
+    num_gpus: float = 1.0,
+    targets_file: str | None = None,
+    on_started: Callable[[RayFleet], None] | None = None,
+) -> FleetOutcome:
+    """Run the fleet on a Ray cluster until every stream ends; SIGINT/SIGTERM stop every stream."""
+    fleet = RayFleet(
+        streams,
+        address=address,
+        duration=duration,
+        max_batch=max_batch,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        targets_file=targets_file,
+    )
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: fleet.stop())
+    try:
+        fleet.start()
+        infos = fleet.infos()
+        for info in infos.values():
+            log.info("stream %s: actor pid %d on node %s, metrics on %s:%s",
+                     info.name, info.pid, info.node_id[:8], info.host, info.port)  # fmt: skip
+        if on_started is not None:
+            on_started(fleet)
+        return fleet.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        fleet.close()
