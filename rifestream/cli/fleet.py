@@ -47,6 +47,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="most pairs of in-between frames in one model call (1: one call per pair; default 8)",
     )
     p.add_argument(
+        "--ray-cpus", type=float, default=1.0, metavar="N", help="with --ray: CPUs each stream's actor declares"
+    )
+    p.add_argument(
+        "--ray-gpus",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="with --ray: GPUs each CUDA stream's actor declares (a fraction, e.g. 0.25, packs small streams)",
+    )
+    p.add_argument(
         "--targets-file",
         metavar="PATH",
         help="with --ray: write the actors' metrics endpoints here (Prometheus file_sd JSON)",
@@ -67,11 +77,20 @@ def run(args: argparse.Namespace) -> int:
         check_value("metrics.port", args.metrics_port, "--metrics-port")
     if args.max_batch < 1:
         raise RifestreamError(f"--max-batch: expected a whole number ≥ 1, got {args.max_batch}")
+    for flag, value in (("--ray-cpus", args.ray_cpus), ("--ray-gpus", args.ray_gpus)):
+        if not 0 < value <= 1024:
+            raise RifestreamError(f"{flag}: expected a number above 0 (a fraction is fine), got {value:g}")
     if args.ray is not None:
         from rifestream.pipeline.fleet_ray import run_on_ray
 
         outcome = run_on_ray(
-            streams, address=args.ray, duration=args.duration, max_batch=args.max_batch, targets_file=args.targets_file
+            streams,
+            address=args.ray,
+            duration=args.duration,
+            max_batch=args.max_batch,
+            num_cpus=args.ray_cpus,
+            num_gpus=args.ray_gpus,
+            targets_file=args.targets_file,
         )
     else:
         from rifestream.cli.run import loop_factory
