@@ -12,8 +12,9 @@ as the pair's cost and steps down if it is too slow).
 
 Batches hold a power of two of pairs (1, 2, 4, … ``max_batch``; five ready pairs run
 as four, then one): each batch size is a compiled network (OpenVINO on a CPU) or a
-captured CUDA graph, so a few fixed sizes keep them cached. ``max_batch=1`` is the
-"one call per pair" baseline: the same serialised model, no batching.
+captured CUDA graph, so a few fixed sizes keep them cached. ``max_batch=1`` is
+"one call per pair": the same serialised model, no batching (the fleet's default on a CPU, where
+batching measured slower: docs/BENCHMARKS.md, "Fleet").
 
 The model runs in one thread at a time (an OpenVINO request, a CUDA graph and the
 CPU model's DIS are not shared across threads); everything else a frame loop does

@@ -80,6 +80,13 @@ class FleetOutcome:
         return "\n".join(lines)
 
 
+def default_max_batch(device_type: str) -> int:
+    """Pairs per model call by default: 8 on CUDA; 1 on a CPU, where batching measured slower
+    (docs/BENCHMARKS.md, "Fleet": the CPU model's DIS prior and full-size warps gain nothing from a
+    batch, and one stream's model call overlaps the others' decode and encode better unbatched)."""
+    return 8 if device_type == "cuda" else 1
+
+
 def engine_key(config: PipelineConfig) -> tuple:
     """Streams with the same key share one engine (and so batch): model, device, precision, scale."""
     engine = config.engine
@@ -101,8 +108,9 @@ def check_streams(streams: Sequence[FleetStream]) -> None:
 class Fleet:
     """Runs ``streams`` together; ``await run()`` returns a ``FleetOutcome``; ``stop()`` ends them all.
 
-    ``duration`` (seconds) replaces every stream's own; ``max_batch`` 1: one model call per pair
-    (no batching); ``metrics``: where each stream's metrics go (None: none)."""
+    ``duration`` (seconds) replaces every stream's own; ``max_batch``: most pairs in one model call,
+    1: one call per pair; None: ``default_max_batch`` of the engine's device; ``metrics``: where each
+    stream's metrics go (None: none)."""
 
     def __init__(
         self,
@@ -110,7 +118,7 @@ class Fleet:
         *,
         metrics: FleetMetrics | None = None,
         duration: float | None = None,
-        max_batch: int = 8,
+        max_batch: int | None = None,
         handle_signals: bool = False,
         on_runner: Callable[[str, Runner], None] | None = None,
     ) -> None:
@@ -149,7 +157,7 @@ class Fleet:
                     engine, label, force = build_engine(config, stats)
                     set_cpu_threads(config, engine)
                     if isinstance(engine, Interpolator):
-                        shared = SharedEngine(engine, self.max_batch)
+                        shared = SharedEngine(engine, self.max_batch or default_max_batch(engine.device.type))
                         self.shared[f"{label} on {engine.device}"] = shared
                         engine = shared
                     engines[key] = (engine, label, force)
@@ -249,7 +257,7 @@ def run_fleet(
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     duration: float | None = None,
-    max_batch: int = 8,
+    max_batch: int | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
     on_ready: Callable[[Fleet], None] | None = None,
     on_metrics: Callable[[Any], None] | None = None,

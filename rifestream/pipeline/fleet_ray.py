@@ -104,7 +104,7 @@ class StreamActor:
     returns its outcome: the driver calls it once, and Ray calls it again on a restarted actor (the
     task retried), which so resumes the stream for the time left until ``deadline`` (wall clock)."""
 
-    def __init__(self, stream: FleetStream, max_batch: int) -> None:
+    def __init__(self, stream: FleetStream, max_batch: int | None) -> None:
         import warnings
 
         import ray
@@ -175,7 +175,8 @@ class RayFleet:
     """The driver: an actor per stream on the cluster at ``address``. ``start()`` places them and starts
     every stream (once all actors are up); ``wait()`` collects the outcomes; ``stop()``; ``close()``.
 
-    ``address``: ``auto`` (``RAY_ADDRESS``, else a Ray started here for this run) or HOST:PORT.
+    ``address``: ``auto`` (``RAY_ADDRESS``, else the cluster ``ray start`` last started on this machine,
+    else a Ray started here for this run) or HOST:PORT.
     ``num_cpus`` per stream; ``num_gpus`` per CUDA stream (a fraction packs small streams on one GPU)."""
 
     def __init__(
@@ -184,7 +185,7 @@ class RayFleet:
         *,
         address: str = "auto",
         duration: float | None = None,
-        max_batch: int = 8,
+        max_batch: int | None = None,
         num_cpus: float = 1.0,
         num_gpus: float = 1.0,
         max_restarts: int = MAX_RESTARTS,
@@ -205,15 +206,21 @@ class RayFleet:
         self._targets: list[tuple[str, str]] = []
         self._waits: dict[Any, str] = {}  # each actor's wait() call → its stream
 
+    def connect(self) -> None:
+        """Join the cluster (``ray.init``, which also takes over SIGTERM: install handlers after it)."""
+        ray = self._ray
+        if ray.is_initialized():
+            return
+        address = None if self.address == "auto" else self.address
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise RifestreamError(f"--ray {self.address}: cannot connect to the Ray cluster ({exc})") from None
+        self._connected_here = True
+
     def start(self) -> None:
         ray = self._ray
-        if not ray.is_initialized():
-            address = None if self.address == "auto" else self.address
-            try:
-                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise RifestreamError(f"--ray {self.address}: cannot connect to the Ray cluster ({exc})") from None
-            self._connected_here = True
+        self.connect()
         remote = ray.remote(StreamActor)
         for stream in map(sinks_from_here, self.streams):
             gpus = self.num_gpus if stream.pipeline.engine.device.startswith("cuda") else 0
@@ -291,7 +298,7 @@ def run_on_ray(
     *,
     address: str,
     duration: float | None = None,
-    max_batch: int = 8,
+    max_batch: int | None = None,
     num_cpus: float = 1.0,
     num_gpus: float = 1.0,
     targets_file: str | None = None,
@@ -308,10 +315,11 @@ def run_on_ray(
         targets_file=targets_file,
     )
     previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: fleet.stop())
     try:
+        fleet.connect()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: fleet.stop())
         fleet.start()
         infos = fleet.infos()
         for info in infos.values():
