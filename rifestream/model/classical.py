@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rifestream.model.warp import warp
+from rifestream.model.warp import Backend, warp
+
+_LUMA = (0.299, 0.587, 0.114)
 
 PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -30,12 +32,13 @@ PRESETS = {
 
 
 def grey_u8(img: torch.Tensor, level: int) -> np.ndarray:
-    """A (1, 3, H, W) image in [0, 1] as an (H/level, W/level) uint8 grey array (area-averaged)."""
-    x = img[0].float()
-    if level > 1:
-        x = F.avg_pool2d(x[None], level)[0]
-    grey = x[0] * 0.299 + x[1] * 0.587 + x[2] * 0.114
-    return grey.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    """A (1, 3, H, W) image in [0, 1] as an (H/level, W/level) uint8 grey array (area-averaged).
+
+    Luma weights and the area average are one strided convolution (several times cheaper on a
+    CPU than pooling three planes and summing them)."""
+    weights = torch.tensor(_LUMA, dtype=torch.float32, device=img.device).view(1, 3, 1, 1) / (level * level)
+    grey = F.conv2d(img[:1].float(), weights.expand(1, 3, level, level), stride=level)[0, 0]
+    return grey.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
 class DISFlow:
@@ -45,7 +48,7 @@ class DISFlow:
     is not shared between threads).
     """
 
-    def __init__(self, preset: str = "fast", level: int = 1) -> None:
+    def __init__(self, preset: str = "fast", level: int = 1, finest_scale: int | None = None) -> None:
         if preset not in PRESETS:
             raise ValueError(f"DIS preset must be one of {', '.join(PRESETS)}, got {preset!r}")
         if level not in (1, 2, 4, 8):
@@ -53,6 +56,8 @@ class DISFlow:
         self.preset = preset
         self.level = level
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        if finest_scale is not None:  # the pyramid level DIS stops at (0: the given grid); the presets say 1 or 2
+            self._dis.setFinestScale(int(finest_scale))
 
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor, level: int | None = None) -> torch.Tensor:
         """(1, 4, H/level, W/level) float32 on the CPU: F(0→1) in 0:2, F(1→0) in 2:4, in pixels of that grid."""
@@ -67,19 +72,57 @@ class DISFlow:
         return np.concatenate((f01, f10), axis=2)
 
 
+def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (N, C, h, w) to ``size`` (half-pixel centres, as ``align_corners=False``).
+
+    Outside autograd on a CPU each plane goes through ``cv2.resize`` (same values to ~1e-6, several
+    times faster than CPU ``F.interpolate`` for the many-channel, full-size upsamplings here)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if x.device.type != "cpu" or x.dtype != torch.float32 or (torch.is_grad_enabled() and x.requires_grad):
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    src = x.contiguous()
+    out = x.new_empty((*x.shape[:2], *size))
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            cv2.resize(src[i, k].numpy(), (size[1], size[0]), dst=out[i, k].numpy(), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A flow field (N, 2k, h, w) in pixels of its own grid, resized to ``size`` with its values rescaled."""
     h, w = flow.shape[-2:]
     if (h, w) == tuple(size):
         return flow
-    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
     scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
-    return out * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
+    return upsample(flow, size) * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
 
 
 def linear_intermediate(flows: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """F(t→0) ≈ −t·F(0→1) and F(t→1) ≈ −(1−t)·F(1→0) from (N, 4, H, W) flows and (N, 1, 1, 1) times."""
     return torch.cat((-t * flows[:, 0:2], -(1.0 - t) * flows[:, 2:4]), 1)
+
+
+def intermediate_flows(
+    flows: torch.Tensor, t: torch.Tensor, iters: int = 0, backend: Backend | None = None
+) -> torch.Tensor:
+    """F(t→0), F(t→1) from (N, 4, H, W) pair flows: the linear approximation, then ``iters`` fixed-point steps.
+
+    The linear approximation reads the motion at the pixel's own position in frame 0 (or 1), but a
+    pixel at time t came from ``x + F(t→0)(x)``. Each step reads the pair flow there instead,
+    F(t→0)(x) ← −t·F(0→1)(x + F(t→0)(x)) (alike for frame 1): exact for a pan, and for a zoom,
+    rotation or the smooth flow DIS gives across a moving edge the error shrinks by t·|∇F| a step.
+    (Where one side is occluded, neither frame holds the pixel: that is the network's mask's job.)
+    Measured on the held-out clips (DIS fast, finest level 1, half grid; docs/MODEL_CARD_LITE.md):
+    two steps gave +0.5 dB on large synthetic motion and +0.05 to +0.1 dB on other kinds.
+    """
+    mid = linear_intermediate(flows, t)
+    for _ in range(iters):
+        mid = torch.cat(
+            (-t * warp(flows[:, 0:2], mid[:, 0:2], backend), -(1.0 - t) * warp(flows[:, 2:4], mid[:, 2:4], backend)),
+            1,
+        )
+    return mid
 
 
 def classical_frames(img0: torch.Tensor, img1: torch.Tensor, flows: torch.Tensor, ts: Sequence[float]) -> torch.Tensor:
@@ -89,6 +132,6 @@ def classical_frames(img0: torch.Tensor, img1: torch.Tensor, flows: torch.Tensor
     flows = resize_flow(flows.to(img0.device, img0.dtype), (h, w)).expand(n, -1, -1, -1)
     t = torch.tensor(list(ts), dtype=img0.dtype, device=img0.device).view(n, 1, 1, 1)
     mid = linear_intermediate(flows, t)
-    w0 = warp(img0.expand(n, -1, -1, -1), mid[:, 0:2])
-    w1 = warp(img1.expand(n, -1, -1, -1), mid[:, 2:4])
+    w0 = warp(img0.expand(n, -1, -1, -1), mid[:, 0:2], "opencv")
+    w1 = warp(img1.expand(n, -1, -1, -1), mid[:, 2:4], "opencv")
     return (w0 + w1) * 0.5

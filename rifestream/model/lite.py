@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rifestream.model.classical import PRESETS, DISFlow, linear_intermediate, resize_flow
+from rifestream.model.classical import PRESETS, DISFlow, intermediate_flows, resize_flow, upsample
 from rifestream.model.warp import warp
 
 #: A flow in pixels of the network's grid is divided by this before entering the network.
@@ -39,6 +39,10 @@ class LiteConfig:
     net_level: int = 4
     flow_level: int = 2
     dis_preset: str = "medium"
+    flow_iters: int = 0  # fixed-point steps of the intermediate flows (classical.intermediate_flows)
+    # DIS's finest pyramid level on the flow grid (None: the preset's). "fast" stops 2 levels above
+    # its input; on a half grid, 1 gives the flow detail of full-size "fast" at less cost.
+    dis_finest_scale: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.widths) != 2 or any(int(c) < 4 for c in self.widths):
@@ -48,6 +52,10 @@ class LiteConfig:
                 f"{self.name}: net_level must be 2, 4 or 8 and flow_level 1, 2 or 4 (at most net_level), "
                 f"got {self.net_level} and {self.flow_level}"
             )
+        if self.dis_finest_scale is not None and not 0 <= int(self.dis_finest_scale) <= 3:
+            raise ValueError(f"{self.name}: dis_finest_scale must be 0 to 3, got {self.dis_finest_scale}")
+        if not 0 <= int(self.flow_iters) <= 4:
+            raise ValueError(f"{self.name}: flow_iters must be 0 to 4, got {self.flow_iters}")
         if self.dis_preset not in PRESETS:
             raise ValueError(f"{self.name}: dis_preset must be one of {', '.join(PRESETS)}, got {self.dis_preset!r}")
 
@@ -68,6 +76,8 @@ class LiteConfig:
             net_level=int(data["net_level"]),
             flow_level=int(data["flow_level"]),
             dis_preset=str(data["dis_preset"]),
+            flow_iters=int(data.get("flow_iters", 0)),
+            dis_finest_scale=None if data.get("dis_finest_scale") is None else int(data["dis_finest_scale"]),
         )
 
 
@@ -147,7 +157,7 @@ class LiteNet(nn.Module):
     def prior(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """DIS flows (1, 4, h, w) of one (1, 3, H, W) pair on this model's flow grid."""
         if self._dis is None:
-            self._dis = DISFlow(self.config.dis_preset, self.config.flow_level)
+            self._dis = DISFlow(self.config.dis_preset, self.config.flow_level, self.config.dis_finest_scale)
         flow_level, _ = self.levels(scale)
         return self._dis(img0, img1, flow_level).to(img0.device)
 
@@ -170,7 +180,6 @@ class LiteNet(nn.Module):
         flows: torch.Tensor | None = None,
     ) -> LiteOutput:
         n, _, h, w = img0.shape
-        img0, img1 = img0.clamp(0.0, 1.0), img1.clamp(0.0, 1.0)
         if flows is None:
             flows = torch.cat([self.prior(img0[i : i + 1], img1[i : i + 1], scale) for i in range(n)])
         if flows.shape[0] != n:
@@ -181,17 +190,23 @@ class LiteNet(nn.Module):
             t = img0.new_full((n, 1, 1, 1), float(timestep))
         _, net_level = self.levels(scale)
         hs, ws = h // net_level, w // net_level
+        # Outside autograd on a CPU every warp is cv2.remap (several times faster than grid_sample
+        # there); training (autograd) and other devices take the torch reference.
+        mid_fine = intermediate_flows(flows.to(img0.dtype), t, self.config.flow_iters, "opencv")
         small0 = F.avg_pool2d(img0, net_level)
         small1 = F.avg_pool2d(img1, net_level)
-        mid = linear_intermediate(resize_flow(flows.to(img0.dtype), (hs, ws)), t)
-        sw0 = warp(small0, mid[:, 0:2])
-        sw1 = warp(small1, mid[:, 2:4])
+        mid = resize_flow(mid_fine, (hs, ws))
+        sw0 = warp(small0, mid[:, 0:2], "opencv")
+        sw1 = warp(small1, mid[:, 2:4], "opencv")
         x = torch.cat((small0, small1, sw0, sw1, mid / FLOW_NORM, t.expand(n, 1, hs, ws)), 1)
         out = (self._runner or self.refine)(x)
-        flow = resize_flow(mid + out[:, 0:4] * FLOW_NORM, (h, w))
-        up = F.interpolate(out[:, 4:8], size=(h, w), mode="bilinear", align_corners=False)
-        mask = torch.sigmoid(up[:, 0:1])
-        w0 = warp(img0, flow[:, 0:2])
-        w1 = warp(img1, flow[:, 2:4])
-        frame = w0 * mask + w1 * (1.0 - mask) + up[:, 1:4] * 0.1
+        # the corrections are in pixels of the network's grid: one upsampling of all eight channels,
+        # then the flow channels scaled to full-size pixels
+        up = upsample(out, (h, w))
+        grid_to_full = torch.tensor([w / ws, h / hs], dtype=up.dtype).repeat(2).view(1, 4, 1, 1) * FLOW_NORM
+        flow = resize_flow(mid_fine, (h, w)) + up[:, 0:4] * grid_to_full.to(up.device)
+        mask = torch.sigmoid(up[:, 4:5])
+        w0 = warp(img0, flow[:, 0:2], "opencv")
+        w1 = warp(img1, flow[:, 2:4], "opencv")
+        frame = w1 + mask * (w0 - w1) + up[:, 5:8] * 0.1
         return LiteOutput(frame=frame, flow=flow, mask=mask)

@@ -16,19 +16,20 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from pydantic.dataclasses import dataclass
 
 from rifestream.errors import RifestreamError
 from rifestream.model.checkpoint import save_model
 from rifestream.model.classical import DISFlow, classical_frames
 from rifestream.model.lite import LiteConfig, LiteNet
 from rifestream.train.augment import random_augment
-from rifestream.train.config import read_settings
+from rifestream.train.config import TRAINING, load_settings
 from rifestream.train.data import VideoTriplets, decode_clip
 from rifestream.train.loss import multiscale_l1
 from rifestream.train.scenes import make_scene_triplet
@@ -36,7 +37,7 @@ from rifestream.train.scenes import make_scene_triplet
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(config=TRAINING)  # checked as train/config.py's TrainConfig is
 class LiteTrainConfig:
     # [model]
     name: str = "rifestream-lite"
@@ -44,6 +45,8 @@ class LiteTrainConfig:
     net_level: int = 4
     flow_level: int = 2
     dis_preset: str = "medium"
+    flow_iters: int = 0
+    dis_finest_scale: int | None = None
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
     train_clips: list[str] = field(default_factory=list)
@@ -83,7 +86,15 @@ class LiteTrainConfig:
             raise RifestreamError(f"synthetic_share must lie in [0, 1], got {self.synthetic_share}")
 
     def model_config(self) -> LiteConfig:
-        return LiteConfig(self.name, tuple(self.widths), self.net_level, self.flow_level, self.dis_preset)
+        return LiteConfig(
+            self.name,
+            tuple(self.widths),
+            self.net_level,
+            self.flow_level,
+            self.dis_preset,
+            self.flow_iters,
+            self.dis_finest_scale,
+        )
 
     def clip_spec(self, entry: str) -> tuple[Path, int, int | None]:
         """(path, first frame, last frame or None) of a clip entry."""
@@ -97,16 +108,8 @@ class LiteTrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> LiteTrainConfig:
-        """Read a ``[model] family = "lite"`` training TOML (the tables as :func:`read_settings` merges them)."""
-        flat = read_settings(path)
-        flat.pop("family", None)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(flat) - known)
-        if unknown:
-            raise RifestreamError(
-                f"{path}: unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**flat)
+        """Read a ``[model] family = "lite"`` training TOML (a bad setting: ``FILE: TABLE.KEY: expected …``)."""
+        return load_settings(cls, path)
 
 
 def load_frames(config: LiteTrainConfig, entry: str) -> list[np.ndarray]:
@@ -143,7 +146,7 @@ class LiteBatches:
         self.config = config
         self.real = real
         self.textures = textures
-        self.dis = DISFlow(config.dis_preset, config.flow_level)
+        self.dis = DISFlow(config.dis_preset, config.flow_level, config.dis_finest_scale)
         self.rng = np.random.default_rng(config.seed)
 
     def _real_sample(self) -> dict:

@@ -1,0 +1,103 @@
+"""The CPU model's fast paths give the reference's numbers: cv2.remap warps, cv2.resize upsampling,
+the one-convolution grey image, and the fixed-point intermediate flows put a moving edge where it is."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rifestream.model.classical import grey_u8, intermediate_flows, linear_intermediate, resize_flow, upsample
+from rifestream.model.lite import LiteConfig, LiteNet
+from rifestream.model.warp import warp
+
+
+def _smooth_image(h: int, w: int) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.linspace(0, 6, h), torch.linspace(0, 9, w), indexing="ij")
+    return (torch.stack([torch.sin(xs + ys), torch.cos(1.3 * xs), torch.sin(2 * ys)]) * 0.5 + 0.5)[None]
+
+
+def _swirl(h: int, w: int, amplitude: float) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.linspace(0, 3, h), torch.linspace(0, 3, w), indexing="ij")
+    return torch.stack([torch.sin(ys) * amplitude, torch.cos(xs) * amplitude])[None]
+
+
+def test_opencv_warp_matches_grid_sample_inside_and_past_the_border():
+    img = _smooth_image(90, 160).expand(2, -1, -1, -1)
+    flow = torch.cat((_swirl(90, 160, 25.0), _swirl(90, 160, -40.0)))  # reaches far past every edge
+    ref = warp(img, flow, "torch")
+    fast = warp(img, flow, "opencv")
+    assert fast.shape == ref.shape
+    assert float((fast - ref).abs().max()) < 1e-4
+
+
+def test_opencv_warp_gives_way_to_torch_where_a_gradient_is_needed():
+    img = _smooth_image(24, 32)
+    flow = _swirl(24, 32, 3.0).requires_grad_(True)
+    out = warp(img, flow, "opencv")
+    out.sum().backward()
+    assert flow.grad is not None and float(flow.grad.abs().sum()) > 0
+
+
+def test_upsample_matches_bilinear_interpolate_and_keeps_autograd():
+    x = torch.randn(2, 8, 23, 40)
+    ref = F.interpolate(x, size=(92, 160), mode="bilinear", align_corners=False)
+    assert float((upsample(x, (92, 160)) - ref).abs().max()) < 1e-5
+    y = x.clone().requires_grad_(True)
+    upsample(y, (92, 160)).sum().backward()
+    assert y.grad is not None
+    flow = torch.full((1, 2, 10, 20), 3.0)
+    assert torch.allclose(resize_flow(flow, (40, 80)), torch.full((1, 2, 40, 80), 12.0))
+
+
+def test_grey_image_is_the_area_average_of_luma_to_one_level():
+    img = torch.rand(1, 3, 64, 96)
+    for level in (1, 2, 4):
+        pooled = F.avg_pool2d(img, level)[0]
+        luma = pooled[0] * 0.299 + pooled[1] * 0.587 + pooled[2] * 0.114
+        ref = luma.mul(255).round().clamp(0, 255).numpy().astype(np.int16)
+        got = grey_u8(img, level).astype(np.int16)
+        assert got.shape == (64 // level, 96 // level)
+        assert np.abs(got - ref).max() <= 1
+
+
+def test_fixed_point_intermediate_flows_follow_a_zoom_where_the_linear_ones_lag():
+    """A zoom F(0->1)(x) = k (x - c): the pixel at x at time t came from p with p + t k (p - c) = x, so
+    F(t->0)(x) = -t k (x - c) / (1 + t k). The linear approximation drops the 1 / (1 + t k); each
+    fixed-point step shrinks its error by the factor t k."""
+    h, w, k, t_val = 64, 96, 0.2, 0.5
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    f01 = torch.stack((k * (xs - cx), k * (ys - cy)))
+    flows = torch.cat((f01, -f01 / (1 + k)))[None]  # F(1->0) of the same zoom
+    t = torch.full((1, 1, 1, 1), t_val)
+    truth = -t_val * k * torch.stack((xs - cx, ys - cy)) / (1 + t_val * k)
+    inner = (slice(None), slice(16, 48), slice(24, 72))  # away from the border (sampling clamps there)
+    linear_err = float((linear_intermediate(flows, t)[0, 0:2] - truth)[inner].abs().max())
+    for backend in ("torch", "opencv"):
+        mid = intermediate_flows(flows, t, iters=2, backend=backend)
+        assert float((mid[0, 0:2] - truth)[inner].abs().max()) < 0.02 * linear_err
+    pan = torch.zeros(1, 4, h, w)
+    pan[:, 0], pan[:, 2] = 5.0, -5.0  # a uniform pan: the linear approximation is already exact
+    assert torch.allclose(intermediate_flows(pan, t, iters=2), linear_intermediate(pan, t))
+
+
+def test_untrained_model_with_a_finer_flow_grid_is_the_warp_of_its_fixed_point_flows():
+    """Flow grid 2, network grid 4: the network's zero output leaves the full-size flow the upsampled
+    fixed-point flow of the DIS grid (not a coarser one from the network's grid)."""
+    model = LiteNet(LiteConfig("t", (8, 8), net_level=4, flow_level=2, dis_preset="fast", flow_iters=2)).eval()
+    h, w = 64, 96
+    a = _smooth_image(h, w)
+    b = torch.roll(a, shifts=(2, 6), dims=(2, 3))
+    with torch.inference_mode():
+        flows = model.prior(a, b)
+        out = model.forward_all(a, b, 0.5, flows=flows)
+        t = torch.full((1, 1, 1, 1), 0.5)
+        mid = resize_flow(intermediate_flows(flows, t, 2), (h, w))
+        ref = (warp(a, mid[:, 0:2]) + warp(b, mid[:, 2:4])) * 0.5
+    assert flows.shape[-2:] == (h // 2, w // 2)
+    assert float((out.flow - mid).abs().max()) < 1e-4
+    assert float((out.frame - ref).abs().max()) < 1e-4
+    assert math.isclose(float(out.mask.mean()), 0.5, abs_tol=1e-6)
