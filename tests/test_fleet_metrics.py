@@ -3,15 +3,12 @@ fleet and per stream over a real socket, names bounded and unique."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-
 import pytest
 from prometheus_client import CollectorRegistry
 
 from rifestream import __version__
 from rifestream.metrics import FleetMetrics, PipelineMetrics
+from tests.test_fleet import get_json
 
 
 class FakeClock:
@@ -20,14 +17,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def test_each_stream_counts_under_its_own_label() -> None:
@@ -75,23 +64,23 @@ def test_healthz_reports_the_fleet_and_each_stream() -> None:
     fleet = FleetMetrics(CollectorRegistry(), clock=clock, stale_after=5.0)
     good, failed = fleet.stream("good"), fleet.stream("failed")
     with fleet.serve(port=0) as server:
-        status, body = get(f"{server.url}/healthz")
+        status, body = get_json(f"{server.url}/healthz")
         assert status == 503 and body["status"] == "unavailable" and body["streams_total"] == 2
 
         for m in (good, failed):
             m.set_source_up(True)
             m.frame_in()
-        status, body = get(f"{server.url}/healthz")
+        status, body = get_json(f"{server.url}/healthz")
         assert status == 200 and body["status"] == "ok" and body["streams_ready"] == 2
 
         failed.ended("rtsp://cam/1: connection refused (gave up after 10 s)")
-        status, body = get(f"{server.url}/healthz")
+        status, body = get_json(f"{server.url}/healthz")
         assert status == 503 and body["status"] == "degraded" and body["streams_ready"] == 1
         assert body["streams"]["failed"]["status"] == "ended"
         assert body["streams"]["failed"]["error"].startswith("rtsp://cam/1: connection refused")
-        assert get(f"{server.url}/healthz?stream=good") == (200, {**body["streams"]["good"]})
-        assert get(f"{server.url}/healthz?stream=failed")[0] == 503
-        status, body = get(f"{server.url}/healthz?stream=nope")
+        assert get_json(f"{server.url}/healthz?stream=good") == (200, {**body["streams"]["good"]})
+        assert get_json(f"{server.url}/healthz?stream=failed")[0] == 503
+        status, body = get_json(f"{server.url}/healthz?stream=nope")
         assert status == 503 and body["status"] == "unknown stream" and body["streams"] == ["good", "failed"]
 
     registry = fleet.registry
