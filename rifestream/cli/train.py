@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def positive_minutes(text: str) -> float:
@@ -99,12 +100,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     import torch
 
     from rifestream.errors import RifestreamError
-    from rifestream.train.config import default_config, load_config
+    from rifestream.train.config import default_config, load_config, replaced
     from rifestream.train.trainer import distributed_rank, resumed_config, train
 
     if args.device is not None:
@@ -122,20 +122,9 @@ def run(args: argparse.Namespace) -> int:
         cfg = resumed_config(args.out)
     else:
         cfg = load_config(args.config) if args.config else default_config()
-    if args.clips_dir:
-        cfg.clips_dir = args.clips_dir
-    if args.clips:
-        cfg.clips_dir = ""
-        cfg.train_clips = [str(Path(c).resolve()) for c in args.clips]
-        cfg.val_clips = []
-    if args.val:
-        cfg.val_clips = [str(Path(c).resolve()) for c in args.val]
     if args.synthetic_share is not None and not 0.0 <= args.synthetic_share <= 1.0:
         raise RifestreamError(f"--synthetic-share {args.synthetic_share}: must be between 0 and 1")
-    for name in ("steps", "batch", "crop", "lr", "synthetic_share"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(cfg, name, value)
+    cfg = replaced(cfg, settings_from_flags(args, val_clips=[]))
     if not cfg.train_clips and cfg.synthetic_share < 1.0:
         raise RifestreamError(
             "no training videos: name them (rifestream train CLIP [CLIP ...]) or give a --config "
@@ -170,6 +159,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+FLAG_SETTINGS = ("steps", "batch", "crop", "lr", "synthetic_share")  # flags named as the setting they change
+
+
+def settings_from_flags(args: argparse.Namespace, **when_clips_named: Any) -> dict[str, Any]:
+    """The training settings the flags change; ``when_clips_named``: what naming clips also changes."""
+    from pathlib import Path
+
+    changes = {name: getattr(args, name) for name in FLAG_SETTINGS if getattr(args, name) is not None}
+    if args.clips_dir:
+        changes["clips_dir"] = args.clips_dir
+    if args.clips:
+        changes.update(clips_dir="", train_clips=[str(Path(c).resolve()) for c in args.clips], **when_clips_named)
+    if args.val:
+        changes["val_clips"] = [str(Path(c).resolve()) for c in args.val]
+    return changes
+
+
 def _is_lite_config(path: str) -> bool:
     """Whether a training TOML is for the CPU model (``[model] family = "lite"``)."""
     from rifestream.errors import RifestreamError
@@ -183,11 +189,11 @@ def _is_lite_config(path: str) -> bool:
 
 def _run_lite(args: argparse.Namespace) -> int:
     """Train the CPU model (rifestream-lite) from a ``family = "lite"`` config."""
-    from pathlib import Path
 
     import torch
 
     from rifestream.errors import RifestreamError
+    from rifestream.train.config import replaced
     from rifestream.train.lite import LiteTrainConfig, train_lite
 
     unsupported = [
@@ -206,21 +212,10 @@ def _run_lite(args: argparse.Namespace) -> int:
             f"{', '.join(unsupported)}: not available for the CPU model's config (it trains on the CPU, "
             "from scratch or --init, bounded by --steps or --max-minutes)"
         )
-    cfg = LiteTrainConfig.load(args.config)
-    if args.clips_dir:
-        cfg.clips_dir = args.clips_dir
-    if args.clips:
-        cfg.clips_dir = ""
-        cfg.train_clips = [str(Path(c).resolve()) for c in args.clips]
-    if args.val:
-        cfg.val_clips = [str(Path(c).resolve()) for c in args.val]
-    for name in ("steps", "batch", "crop", "lr", "synthetic_share"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(cfg, name, value)
+    changes = settings_from_flags(args)
     if args.name:
-        cfg.name = args.name
-    cfg.__post_init__()  # the overrides pass the same checks as the file
+        changes["name"] = args.name
+    cfg = replaced(LiteTrainConfig.load(args.config), changes)  # the flags pass the same checks as the file
     for entry in cfg.train_clips + cfg.val_clips:
         path = cfg.clip_spec(entry)[0]
         if not path.is_file():

@@ -21,6 +21,23 @@ from rifestream.errors import RifestreamError
 from rifestream.io.url_redact import redact_text
 
 RULE = "rule"  # an error type whose ctx["message"] is the whole text after the key (a rule across keys)
+# The words of pydantic's own errors for plain types and bounds.
+_WORDS = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "too_short": "a list of at least {min_length}",
+    "too_long": "a list of at most {max_length}",
+    "greater_than": "a number > {gt}",
+    "greater_than_equal": "a number ≥ {ge}",
+    "less_than": "a number < {lt}",
+    "less_than_equal": "a number ≤ {le}",
+    "literal_error": "{expected}",
+}
 _TABLE_TYPES = ("model_type", "model_attributes_type", "dataclass_type", "dataclass_exact_type", "dict_type")
 
 
@@ -104,6 +121,8 @@ def one_line(error: ValidationError, origin: str, model: type, prefix: str = "")
         text = f"expected {field.description if field and field.description else 'a value'}"
     elif kind in _TABLE_TYPES:
         text = f"expected a table, got {shown(first['input'])}"
+    elif kind in _WORDS:  # a plain annotation (int, float, tuple[int, ...]) of a model with strict types
+        text = f"expected {_WORDS[kind].format(**ctx)}, got {shown(first['input'])}"
     else:  # a check with no words of its own: pydantic's
         text = f"{first['msg'][:1].lower()}{first['msg'][1:]}, got {shown(first['input'])}"
     return RifestreamError(f"{origin}: {key}: {text}")
