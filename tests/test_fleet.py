@@ -212,3 +212,63 @@ sinks = ["b.mkv"]
         assert len(times) >= 30, (name, len(times))  # playable to the end, every frame 1/60 s after the last
         steps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert all(abs(step - Fraction(1, 60)) <= Fraction(1, 1000) for step in steps), set(steps)  # mkv: 1 ms
+
+
+@pytest.mark.slow
+def test_a_source_lost_mid_run_reconnects_while_the_other_stream_keeps_its_rate(rtsp_server, tmp_path: Path) -> None:
+    """A camera (GStreamer's RTSP server) killed mid-run and brought back: its stream reconnects on
+    its own; the test-scene stream beside it never stops making 60 frames a second."""
+    import threading
+
+    from rifestream.metrics import FleetMetrics
+
+    body = f"""
+[defaults]
+latency = {{ force_step = "blend" }}
+
+[[streams]]
+name = "cam"
+source = {{ url = "{rtsp_server.url}" }}
+sinks = ["{tmp_path}/cam.mkv"]
+
+[[streams]]
+name = "scene"
+source = {{ url = "testsrc:?size=96x64&fps=30" }}
+sinks = ["{tmp_path}/scene.mp4"]
+"""
+    streams = load_fleet(write(tmp_path / "fleet.toml", body)).streams
+    metrics = FleetMetrics()
+    fleet = Fleet(streams, metrics=metrics, duration=12)
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(outcome=asyncio.run(fleet.run())))
+    runner.start()
+
+    def sample(name: str, stream: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(name, {"stream": stream, **labels}) or 0.0
+
+    def wait_until(what: str, check, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    try:
+        wait_until("camera frames", lambda: sample("rifestream_input_frames_total", "cam") >= 30, 30)
+        rtsp_server.kill()
+        wait_until("the loss seen", lambda: sample("rifestream_source_up", "cam") == 0, 15)
+        lost_at = sample("rifestream_input_frames_total", "cam")
+        time.sleep(1.5)
+        rtsp_server.start()
+        wait_until("frames again", lambda: sample("rifestream_input_frames_total", "cam") >= lost_at + 30, 30)
+    finally:
+        fleet.stop()
+        runner.join(60)
+    outcome = result["outcome"]
+    assert not outcome.failed, outcome.format()
+    cam, scene = outcome.streams
+    assert cam.summary.reconnects.get("source", 0) >= 1
+    # the scene stream kept its rate through the camera's outage: 60 fps, no gap in its timeline
+    assert 54 < scene.summary.output_fps < 66, scene.summary.format()
+    times = frame_times(tmp_path / "scene.mp4")
+    assert len(times) >= 0.9 * 60 * scene.summary.seconds - 60  # the warm-up second is not counted
+    assert {b - a for a, b in zip(times, times[1:], strict=False)} == {Fraction(1, 60)}
