@@ -383,27 +383,3 @@ def check_value(key: str, value: Any, name: str) -> Any:
 
 def _annotated(annotation: Any, metadata: list[Any]) -> Any:
     return Annotated[(annotation, *metadata)]
-
-
-__all__ = [
-    "DEFAULT_SOURCE",
-    "LADDER_STEPS",
-    "PRESET_KEYS",
-    "EncoderSettings",
-    "EngineSettings",
-    "Layer",
-    "LatencySettings",
-    "MetricsSettings",
-    "ModelSettings",
-    "PipelineConfig",
-    "RateSettings",
-    "ReconnectSettings",
-    "SinkSpec",
-    "SourceSettings",
-    "check_layer",
-    "check_value",
-    "load_config",
-    "merge",
-    "resolve",
-    "validate_pipeline",
-]

@@ -50,13 +50,7 @@ def build_engine(config: PipelineConfig, stats: RunStats) -> tuple[Any, str, str
         stats.note("no model available: in-between frames blended")
         return engine, "none (blend fallback)", "blend"
     model = config.model.ref or default
-    engine = Interpolator(
-        model,
-        device=settings.device,
-        precision=settings.precision,
-        scale=settings.scale,
-        cupy_kernels=settings.cupy_kernels,
-    )
+    engine = Interpolator(model, **settings.model_dump(include={"device", "precision", "scale", "cupy_kernels"}))
     return engine, model, force
 
 
