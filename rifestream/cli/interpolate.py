@@ -60,11 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--codec", dest="encoder.codec", metavar="CODEC", help="video encoder: libx264 (default), ffv1 (lossless), …"
     )
     p.add_argument(
-        "--crf",
-        dest="encoder.crf",
-        metavar="CRF",
-        type=int,
-        help="quality for libx264/libx265, lower is better (default 18)",
+        "--crf", dest="encoder.crf", metavar="N", type=int, help="x264/x265 quality, lower is better (default 18)"
     )
     p.add_argument(
         "--scene-threshold",
