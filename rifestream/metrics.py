@@ -117,7 +117,6 @@ from rifestream import __version__
 from rifestream.errors import RifestreamError
 
 PREFIX = "rifestream"
-DEFAULT_METRICS_PORT = 9108
 
 OUTPUT_KINDS = ("passed_through", "interpolated", "classical", "blended", "repeated")
 FALLBACK_REASONS = ("scale", "classical", "blend", "repeat", "scene_cut")
@@ -519,7 +518,7 @@ class PipelineMetrics:
         return ready, details
 
     # -- exposition ----------------------------------------------------------------------------
-    def serve(self, port: int = DEFAULT_METRICS_PORT, host: str = "127.0.0.1") -> MetricsServer:
+    def serve(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
         """Serve ``/metrics`` and ``/healthz`` on one port (0 picks a free one) from a daemon thread."""
         return MetricsServer(self.registry, self.health, port, host)
 
@@ -565,7 +564,7 @@ class FleetMetrics:
             "streams": {name: details for name, (_, details) in answers.items()},
         }
 
-    def serve(self, port: int = DEFAULT_METRICS_PORT, host: str = "127.0.0.1") -> MetricsServer:
+    def serve(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
         """Serve ``/metrics`` (every stream) and ``/healthz`` on one port (0 picks a free one)."""
         return MetricsServer(self.registry, self.health, port, host)
 
