@@ -124,6 +124,21 @@ def test_flags_override_the_file_and_the_file_overrides_the_default(tmp_path):
     assert config.metrics.port == 0 and config.engine.precision == "fp16" and config.engine.device == "cuda"
 
 
+def test_every_flag_that_sets_a_pipeline_key_names_a_key_of_the_model():
+    """run's flags carry their key as dest, interpolate's map theirs by ARGUMENTS: a typo fails here."""
+    from rifestream.cli import interpolate as interpolate_cli
+    from rifestream.config import PipelineConfig
+    from rifestream.config.errors import field_at
+
+    parser = argparse.ArgumentParser()
+    run_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["run"])
+    keys = [key for key in vars(args) if key.split(".")[0] in PipelineConfig.model_fields]
+    assert len(keys) >= 15
+    for key in [*keys, *interpolate_cli.ARGUMENTS]:
+        assert field_at(PipelineConfig, tuple(key.replace("sinks", "sinks.url").split("."))) is not None, key
+
+
 def test_fps_flag_takes_fractions_and_the_model_path_is_relative_to_the_file(tmp_path):
     path = write(tmp_path, '[model]\npath = "weights/flownet.pkl"\n')
     config = load_config(path, flags("--fps", "60000/1001"))
