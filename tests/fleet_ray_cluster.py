@@ -67,6 +67,7 @@ def main(workdir: Path) -> dict:
         )
         report["finite"] = {s.name: s.error for s in outcome.streams}
         report["finite_nodes"] = len({info.node_id for info in seen.values()})
+        report["actors"] = {name: list(info.streams) for name, info in seen.items()}
         report["targets"] = json.loads((workdir / "targets.json").read_text())
         report["endpoints"] = {name: f"{info.host}:{info.port}" for name, info in seen.items()}
 
@@ -74,13 +75,13 @@ def main(workdir: Path) -> dict:
         fleet = RayFleet(load_fleet(workdir / "live.toml").streams, address=cluster.address, duration=120)
         fleet.start()
         try:
-            first = fleet.infos(timeout=120)["live"]
+            first = fleet.infos(timeout=120)["rifestream-live"]
             wait_for("frames before the kill", lambda: output_frames(first.host, first.port) >= 30, 60)
             os.kill(first.pid, signal.SIGKILL)  # a process of the cluster this script started
             killed_at = time.monotonic()
             again = wait_for(
                 "the restarted actor",
-                lambda: (i := fleet.infos(timeout=5)["live"]).pid != first.pid and i,
+                lambda: (i := fleet.infos(timeout=5)["rifestream-live"]).pid != first.pid and i,
                 90,
             )
             wait_for("frames after the restart", lambda: output_frames(again.host, again.port) >= 30, 60)

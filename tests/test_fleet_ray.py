@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from rifestream.config import load_fleet
+from rifestream.pipeline.fleet_ray import groups_of, restart_path
 from tests.test_fleet import assert_doubled, frame_times
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,8 +109,9 @@ def test_a_fleet_on_a_two_node_ray_cluster_with_an_actor_killed(tmp_path: Path, 
     assert report["finite_nodes"] == 2
     for name, frames in (("north", 45), ("south", 60), ("east", 30)):
         assert_doubled(tmp_path / f"{name}.mp4", frames)
+    assert report["actors"] == {f"rifestream-{name}": [name] for name in ("north", "south", "east")}
     # one scrape target per actor, on loopback (the namespace has nothing else)
-    targets = {group["labels"]["fleet_stream"]: group["targets"] for group in report["targets"]}
+    targets = {group["labels"]["rifestream_actor"]: group["targets"] for group in report["targets"]}
     assert targets == {name: [where] for name, where in report["endpoints"].items()}
     assert all(where.startswith("127.0.0.1:") for (where,) in targets.values())
 
@@ -124,3 +127,16 @@ def test_a_fleet_on_a_two_node_ray_cluster_with_an_actor_killed(tmp_path: Path, 
     assert all(abs(step - Fraction(1, 60)) <= Fraction(1, 1000) for step in steps)
     print(f"ray cluster up in {report['cluster_up_s']} s; resumed {report['resumed_after_s']} s after the kill; "
           f"total {report['total_s']} s")  # fmt: skip
+
+
+def test_streams_share_an_actor_only_with_streams_of_their_engine(tmp_path: Path) -> None:
+    body = ""
+    for name, device in (("a", "cpu"), ("b", "cuda"), ("c", "cpu"), ("d", "cpu"), ("e", "cuda")):
+        body += f'[[streams]]\nname = "{name}"\nsource = {{ url = "testsrc:" }}\nsinks = ["{name}.mp4"]\n'
+        body += f'engine = {{ device = "{device}" }}\n'
+    (tmp_path / "fleet.toml").write_text(body)
+    streams = load_fleet(tmp_path / "fleet.toml").streams
+    names = [[s.name for s in group] for group in groups_of(streams, 2)]
+    assert names == [["a", "c"], ["b", "e"], ["d"]]
+    assert [[s.name for s in group] for group in groups_of(streams, 1)] == [["a"], ["b"], ["c"], ["d"], ["e"]]
+    assert restart_path("/rec/cam.mkv", 2) == "/rec/cam.restart2.mkv"

@@ -48,14 +48,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "1 on a CPU, where batching measured slower)",
     )
     p.add_argument(
-        "--ray-cpus", type=float, default=1.0, metavar="N", help="with --ray: CPUs each stream's actor declares"
+        "--ray-group",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --ray: up to N streams of one engine (model, device) per actor, sharing it (batched on CUDA)",
     )
+    p.add_argument("--ray-cpus", type=float, default=1.0, metavar="N", help="with --ray: CPUs per stream")
     p.add_argument(
         "--ray-gpus",
         type=float,
         default=1.0,
         metavar="N",
-        help="with --ray: GPUs each CUDA stream's actor declares (a fraction, e.g. 0.25, packs small streams)",
+        help="with --ray: GPUs each actor of CUDA streams declares (a fraction, e.g. 0.25, packs small ones)",
     )
     p.add_argument(
         "--targets-file",
@@ -78,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         check_value("metrics.port", args.metrics_port, "--metrics-port")
     if args.max_batch is not None and args.max_batch < 1:
         raise RifestreamError(f"--max-batch: expected a whole number ≥ 1, got {args.max_batch}")
+    if args.ray_group < 1:
+        raise RifestreamError(f"--ray-group: expected a whole number ≥ 1, got {args.ray_group}")
     for flag, value in (("--ray-cpus", args.ray_cpus), ("--ray-gpus", args.ray_gpus)):
         if not 0 < value <= 1024:
             raise RifestreamError(f"{flag}: expected a number above 0 (a fraction is fine), got {value:g}")
@@ -89,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             address=args.ray,
             duration=args.duration,
             max_batch=args.max_batch,
+            group=args.ray_group,
             num_cpus=args.ray_cpus,
             num_gpus=args.ray_gpus,
             targets_file=args.targets_file,

@@ -1,15 +1,16 @@
-"""A fleet across machines: each stream a Ray actor running the in-process fleet (``pipeline.fleet``)
-of that one stream, placed by Ray on the cluster's nodes and restarted by Ray when its process dies.
+"""A fleet across machines: each stream (or a group of streams of one engine) a Ray actor running the
+in-process fleet (``pipeline.fleet``) of its streams, placed by Ray on the cluster's nodes and
+restarted by Ray when its process dies.
 
 ::
 
     rifestream fleet cams.toml --ray 10.0.0.5:6379     (the driver: creates the actors, waits)
       └─ actor "rifestream-cam1" (num_cpus, num_gpus)   ─ Fleet([cam1]) ─ /metrics on NODE_IP:PORT
-      └─ actor "rifestream-cam2" …
+      └─ actor "rifestream-cam2+3" (--ray-group 4)      ─ Fleet([cam2 … cam5]): one engine, batched on CUDA
 
-Each actor declares its resources (``num_cpus``; ``num_gpus`` for a CUDA stream, a fraction for a
-small one) and is spread over the nodes (Ray's ``SPREAD`` strategy). When an actor's process dies,
-Ray starts it again (``max_restarts``) and the driver's pending ``wait`` is retried on it
+Each actor declares its resources (``num_cpus`` per stream; ``num_gpus`` for CUDA streams, a
+fraction to pack small ones on one GPU) and is spread over the nodes (Ray's ``SPREAD`` strategy).
+When an actor's process dies, Ray starts it again (``max_restarts``) and the driver's pending ``wait`` is retried on it
 (``max_task_retries``): the stream starts again for what is left of the fleet's duration, and a
 file sink goes on in a new file beside the first (``cam1.mp4`` → ``cam1.restart1.mp4``), leaving
 what was written before the crash as it was; network sinks (rtmp://, zmq://) simply resume.
@@ -91,7 +92,8 @@ def sinks_after_restart(stream: FleetStream) -> FleetStream:
 
 @dataclass(frozen=True)
 class ActorInfo:
-    name: str
+    name: str  # the actor's: ``rifestream-`` and its first stream's name
+    streams: tuple[str, ...]
     host: str
     port: int | None
     pid: int
@@ -99,12 +101,30 @@ class ActorInfo:
     restarted: bool
 
 
-class StreamActor:
-    """One stream in its own process (a Ray actor). ``wait(deadline)`` starts the stream (once) and
-    returns its outcome: the driver calls it once, and Ray calls it again on a restarted actor (the
-    task retried), which so resumes the stream for the time left until ``deadline`` (wall clock)."""
+def groups_of(streams: Sequence[FleetStream], size: int) -> list[list[FleetStream]]:
+    """Streams in actors of at most ``size``, each actor's streams on one engine (same model, device,
+    precision, scale: so they share it and, on CUDA, batch), in file order."""
+    from rifestream.pipeline.fleet import engine_key
 
-    def __init__(self, stream: FleetStream, max_batch: int | None) -> None:
+    groups: list[list[FleetStream]] = []
+    open_groups: dict[tuple, list[FleetStream]] = {}
+    for stream in streams:
+        key = engine_key(stream.pipeline)
+        group = open_groups.get(key)
+        if group is None or len(group) >= size:
+            group = open_groups[key] = []
+            groups.append(group)
+        group.append(stream)
+    return groups
+
+
+class FleetActor:
+    """Streams in their own process (a Ray actor): a ``Fleet`` of them, one engine.
+    ``wait(deadline)`` starts them (once) and returns their outcomes: the driver calls it once, and
+    Ray calls it again on a restarted actor (the task retried), which so resumes the streams for the
+    time left until ``deadline`` (wall clock)."""
+
+    def __init__(self, streams: list[FleetStream], max_batch: int | None) -> None:
         import warnings
 
         import ray
@@ -116,13 +136,15 @@ class StreamActor:
             warnings.simplefilter("ignore", DeprecationWarning)
             self.restarted = bool(context.was_current_actor_reconstructed)
         if self.restarted:
-            stream = sinks_after_restart(stream)
-            log.warning("stream %s: its actor was restarted; file sinks go on in .restartN files", stream.name)
-        self.stream = stream
+            streams = [sinks_after_restart(s) for s in streams]
+            log.warning("streams %s: their actor was restarted; file sinks go on in .restartN files",
+                        ", ".join(s.name for s in streams))  # fmt: skip
+        self.streams = streams
         self.max_batch = max_batch
         self.node_id = context.get_node_id()
         self.host = ray.util.get_node_ip_address()
-        self.metrics = FleetMetrics() if stream.pipeline.metrics.enabled else None
+        metrics_on = any(s.pipeline.metrics.enabled for s in streams)
+        self.metrics = FleetMetrics() if metrics_on else None
         self.server = self.metrics.serve(0, self.host) if self.metrics is not None else None
         self.fleet = None
         self._lock = threading.Lock()
@@ -132,37 +154,38 @@ class StreamActor:
 
     def info(self) -> ActorInfo:
         port = self.server.port if self.server is not None else None
-        return ActorInfo(self.stream.name, self.host, port, os.getpid(), self.node_id, self.restarted)
+        names = tuple(s.name for s in self.streams)
+        return ActorInfo(actor_name(names), names, self.host, port, os.getpid(), self.node_id, self.restarted)
 
-    def wait(self, deadline: float | None) -> StreamOutcome:
+    def wait(self, deadline: float | None) -> list[StreamOutcome]:
         with self._lock:
             if self.fleet is None:
                 self._start(None if deadline is None else max(0.1, deadline - time.time()))
         self._done.wait()
         assert self._outcome is not None
-        return self._outcome.streams[0]
+        return self._outcome.streams
 
     def _start(self, duration: float | None) -> None:
         import asyncio
 
         from rifestream.pipeline.fleet import Fleet
 
-        fleet = self.fleet = Fleet([self.stream], metrics=self.metrics, duration=duration, max_batch=self.max_batch)
+        fleet = self.fleet = Fleet(self.streams, metrics=self.metrics, duration=duration, max_batch=self.max_batch)
         if self._stop_asked:
             fleet.stop()
 
         def run() -> None:
             try:
                 self._outcome = asyncio.run(fleet.run())
-            except BaseException as exc:  # noqa: BLE001 - reported as the stream's error
+            except BaseException as exc:  # noqa: BLE001 - reported as every stream's error
                 error = f"{type(exc).__name__}: {exc}"
-                self._outcome = FleetOutcome([StreamOutcome(self.stream.name, None, error)], {})
+                self._outcome = FleetOutcome([StreamOutcome(s.name, None, error) for s in self.streams], {})
             finally:
                 if self.server is not None:
                     self.server.stop()
                 self._done.set()
 
-        threading.Thread(target=run, name=f"stream-{self.stream.name}", daemon=True).start()
+        threading.Thread(target=run, name="fleet-actor", daemon=True).start()
 
     def stop(self) -> None:
         with self._lock:
@@ -171,13 +194,18 @@ class StreamActor:
                 self.fleet.stop()
 
 
+def actor_name(streams: Sequence[str]) -> str:
+    return f"{ACTOR_PREFIX}{streams[0]}" + (f"+{len(streams) - 1}" if len(streams) > 1 else "")
+
+
 class RayFleet:
-    """The driver: an actor per stream on the cluster at ``address``. ``start()`` places them and starts
-    every stream (once all actors are up); ``wait()`` collects the outcomes; ``stop()``; ``close()``.
+    """The driver: the streams in actors on the cluster at ``address``. ``start()`` places them and
+    starts every stream (once all actors are up); ``wait()`` collects the outcomes; ``stop()``; ``close()``.
 
     ``address``: ``auto`` (``RAY_ADDRESS``, else the cluster ``ray start`` last started on this machine,
-    else a Ray started here for this run) or HOST:PORT.
-    ``num_cpus`` per stream; ``num_gpus`` per CUDA stream (a fraction packs small streams on one GPU)."""
+    else a Ray started here for this run) or HOST:PORT. ``group``: streams per actor (those of one
+    engine only); ``num_cpus`` per stream; ``num_gpus`` per actor of CUDA streams (a fraction packs
+    small ones on one GPU)."""
 
     def __init__(
         self,
@@ -186,6 +214,7 @@ class RayFleet:
         address: str = "auto",
         duration: float | None = None,
         max_batch: int | None = None,
+        group: int = 1,
         num_cpus: float = 1.0,
         num_gpus: float = 1.0,
         max_restarts: int = MAX_RESTARTS,
@@ -195,16 +224,18 @@ class RayFleet:
         self.address = address
         self.duration = duration
         self.max_batch = max_batch
+        self.group = group
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.max_restarts = max_restarts
         self.targets_file = Path(targets_file) if targets_file is not None else None
-        self.actors: dict[str, Any] = {}
+        self.actors: dict[str, Any] = {}  # actor name → handle
+        self.members: dict[str, list[str]] = {}  # actor name → its streams
         self._ray = require_ray()
         self._connected_here = False
         self._stopping = threading.Event()
         self._targets: list[tuple[str, str]] = []
-        self._waits: dict[Any, str] = {}  # each actor's wait() call → its stream
+        self._waits: dict[Any, str] = {}  # each actor's wait() call → the actor
 
     def connect(self) -> None:
         """Join the cluster (``ray.init``, which also takes over SIGTERM: install handlers after it)."""
@@ -221,30 +252,34 @@ class RayFleet:
     def start(self) -> None:
         ray = self._ray
         self.connect()
-        remote = ray.remote(StreamActor)
-        for stream in map(sinks_from_here, self.streams):
-            gpus = self.num_gpus if stream.pipeline.engine.device.startswith("cuda") else 0
-            self.actors[stream.name] = remote.options(
-                name=f"{ACTOR_PREFIX}{stream.name}",
-                num_cpus=self.num_cpus,
-                num_gpus=gpus,
+        remote = ray.remote(FleetActor)
+        for group in groups_of([sinks_from_here(s) for s in self.streams], self.group):
+            names = [s.name for s in group]
+            cuda = group[0].pipeline.engine.device.startswith("cuda")
+            name = actor_name(names)
+            self.members[name] = names
+            self.actors[name] = remote.options(
+                name=name,
+                num_cpus=self.num_cpus * len(group),
+                num_gpus=self.num_gpus if cuda else 0,
                 max_restarts=self.max_restarts,
                 max_task_retries=-1,
                 max_concurrency=4,  # wait() blocks; info() and stop() answer meanwhile
                 scheduling_strategy="SPREAD",
-            ).remote(stream, self.max_batch)
+            ).remote(group, self.max_batch)
         self.infos(timeout=300)  # every actor is up: the duration counts from here, for all of them
         deadline = None if self.duration is None else time.time() + self.duration
         self._waits = {actor.wait.remote(deadline): name for name, actor in self.actors.items()}
         self.write_targets()
 
     def infos(self, timeout: float = 30.0) -> dict[str, ActorInfo]:
-        """Where each actor runs and serves its metrics (waits for actors still starting)."""
+        """Where each actor runs and serves its metrics, by actor name (waits for actors still starting)."""
         refs = {name: actor.info.remote() for name, actor in self.actors.items()}
         return dict(zip(refs, self._ray.get(list(refs.values()), timeout=timeout), strict=True))
 
     def write_targets(self, timeout: float = 30.0) -> None:
-        """The actors' metrics endpoints as a Prometheus file_sd targets file (rewritten atomically)."""
+        """The actors' metrics endpoints as a Prometheus file_sd targets file (rewritten atomically);
+        each series names its stream itself (the ``stream`` label)."""
         if self.targets_file is None:
             return
         infos = self.infos(timeout)
@@ -252,7 +287,7 @@ class RayFleet:
         if targets == self._targets:
             return
         self._targets = targets
-        groups = [{"targets": [where], "labels": {"fleet_stream": name}} for name, where in targets]
+        groups = [{"targets": [where], "labels": {"rifestream_actor": name}} for name, where in targets]
         tmp = self.targets_file.with_suffix(self.targets_file.suffix + ".tmp")
         tmp.write_text(json.dumps(groups, indent=2) + "\n")
         tmp.replace(self.targets_file)
@@ -268,9 +303,10 @@ class RayFleet:
             for ref in ready:
                 name = pending.pop(ref)
                 try:
-                    results[name] = ray.get(ref)
+                    results.update((s.name, s) for s in ray.get(ref))
                 except ray.exceptions.RayError as exc:  # restarts used up, or the cluster lost it
-                    results[name] = StreamOutcome(name, None, f"its Ray actor failed for good ({type(exc).__name__})")
+                    why = f"its Ray actor {name} failed for good ({type(exc).__name__})"
+                    results.update((s, StreamOutcome(s, None, why)) for s in self.members[name])
             if not ready and not self._stopping.is_set():
                 try:
                     self.write_targets()
@@ -279,7 +315,7 @@ class RayFleet:
         return FleetOutcome([results[s.name] for s in self.streams], {})
 
     def stop(self) -> None:
-        """Every actor's stream stops cleanly (drained, flushed, closed). Safe from any thread."""
+        """Every actor's streams stop cleanly (drained, flushed, closed). Safe from any thread."""
         self._stopping.set()
         for actor in self.actors.values():
             actor.stop.remote()
@@ -299,6 +335,7 @@ def run_on_ray(
     address: str,
     duration: float | None = None,
     max_batch: int | None = None,
+    group: int = 1,
     num_cpus: float = 1.0,
     num_gpus: float = 1.0,
     targets_file: str | None = None,
@@ -310,6 +347,7 @@ def run_on_ray(
         address=address,
         duration=duration,
         max_batch=max_batch,
+        group=group,
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         targets_file=targets_file,
@@ -323,8 +361,8 @@ def run_on_ray(
         fleet.start()
         infos = fleet.infos()
         for info in infos.values():
-            log.info("stream %s: actor pid %d on node %s, metrics on %s:%s",
-                     info.name, info.pid, info.node_id[:8], info.host, info.port)  # fmt: skip
+            log.info("%s (%s): pid %d on node %s, metrics on %s:%s", info.name, ", ".join(info.streams),
+                     info.pid, info.node_id[:8], info.host, info.port)  # fmt: skip
         if on_started is not None:
             on_started(fleet)
         return fleet.wait()
