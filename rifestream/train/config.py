@@ -151,15 +151,10 @@ def _tuple_fields(cls: type) -> set[str]:
 def settings_from(
     cls: type[Settings], data: dict[str, Any], origin: str, tables: dict[str, str] | None = None
 ) -> Settings:
-    """``cls`` (a settings dataclass) from flat settings; a bad one is ``ORIGIN: TABLE.KEY: expected …, got …``
+    """``cls`` (a pydantic settings dataclass) from flat settings; a bad one is ``ORIGIN: TABLE.KEY: expected …, got …``
     (``tables``: the table each key was read from, for the message)."""
     tuples = _tuple_fields(cls)
     values = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in data.items()}
-    known = [f.name for f in dataclasses.fields(cls)]  # for a class that is not (yet) a pydantic dataclass too
-    for key in values:
-        if key not in known:
-            where = f"{tables[key]}.{key}" if tables and key in tables else key
-            raise RifestreamError(f"{origin}: {where}: unknown key; expected one of {', '.join(known)}")
     try:
         return cls(**values)
     except ValidationError as exc:
