@@ -5,7 +5,9 @@ that opens itself (``open``), checks the form of its URLs (``check_url``) and,
 for sinks, says what the pipeline needs to know before opening one (``stage``,
 ``encodes``, ``reconnectable``). Adding a kind (SRT, WebRTC, NDI, a GStreamer
 pipeline) is one new module with its class, plus its line in ``SOURCE_KINDS``
-or ``SINK_KINDS`` below: nothing else in the package decides what a URL is.
+or ``SINK_KINDS`` below: nothing else in the package maps a URL to the class
+that handles it (a kind may tell its own schemes apart, as ``AVSource`` does
+live from file-like URLs).
 
 The classes are imported when first asked for, so that looking a URL up (as the
 config does to check it) does not load FFmpeg or ZeroMQ for kinds not in use.
