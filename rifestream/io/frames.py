@@ -55,3 +55,13 @@ class SourceAudio:
     packet: av.Packet
     time: Fraction
     arrival: float
+
+
+def media_kind(item: object) -> str | None:
+    """``"video"`` for a source or output frame, ``"audio"`` for an audio packet, None for anything else
+    (the pipeline's control markers): the bounded queues keep a room of their own for each."""
+    if isinstance(item, SourceFrame | OutputFrame):
+        return "video"
+    if isinstance(item, SourceAudio):
+        return "audio"
+    return None

@@ -44,7 +44,7 @@ from typing import Any
 
 from rifestream.config import EngineSettings, LatencySettings, ReconnectSettings, SinkSpec
 from rifestream.errors import RifestreamError
-from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame
+from rifestream.io.frames import OutputFrame, SourceAudio, SourceFrame, media_kind
 from rifestream.io.registry import sink_kind
 from rifestream.io.sink_base import Sink
 from rifestream.io.source_base import Source
@@ -281,7 +281,7 @@ class Runner:
         )
         source_q: Handoff[SourceItem] = Handoff(
             {"video": self.source_queue, "audio": max(8 * self.source_queue, 64)},
-            _source_kind,
+            media_kind,
             on_depth=lambda depth: self.stats.queue_depth(ENGINE_QUEUE, depth),
         )
         names = queue_names([s.url for s in self.sink_specs])[1:]
@@ -487,14 +487,6 @@ class Runner:
                 self.stats.note(
                     f"{redact_url(w.url)}: {w.dropped_by_sink} frames dropped by the sink (a subscriber not reading)"
                 )
-
-
-def _source_kind(item: SourceItem) -> str | None:
-    if isinstance(item, SourceFrame):
-        return "video"
-    if isinstance(item, SourceAudio):
-        return "audio"
-    return None
 
 
 def _bind(open_sink: SinkOpener, spec: SinkSpec, info: StreamInfo, clock: OutputClock) -> Callable[[], Sink]:

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from rifestream.errors import RifestreamError
 from rifestream.io.endpoint_probe import readiness_probe
-from rifestream.io.frames import OutputFrame, SourceAudio
+from rifestream.io.frames import OutputFrame, SourceAudio, media_kind
 from rifestream.io.sink_base import Sink
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.url_redact import redact_text, redact_url
@@ -49,14 +49,6 @@ log = logging.getLogger(__name__)
 
 SinkItem = OutputFrame | SourceAudio | Marker
 T = TypeVar("T")
-
-
-def item_kind(item: SinkItem) -> str | None:
-    if isinstance(item, OutputFrame):
-        return "video"
-    if isinstance(item, SourceAudio):
-        return "audio"
-    return None
 
 
 class SinkWorker:
@@ -88,7 +80,7 @@ class SinkWorker:
         self.live = live
         self.queue: Handoff[SinkItem] = Handoff(
             {"video": capacity, "audio": max(4 * capacity, 32)},
-            item_kind,
+            media_kind,
             on_depth=lambda depth: stats.queue_depth(queue_name, depth),
         )
         self.stall_timeout = stall_timeout  # None: a write may take as long as it takes (files)
