@@ -1,6 +1,7 @@
 """Run inside a fresh network namespace by tests/test_fleet_ray.py: a two-node Ray cluster on loopback
 (``ray.cluster_utils.Cluster``), the fleet of ``WORKDIR/fleet.toml`` on it, then ``WORKDIR/live.toml``
-with one stream's actor process killed mid-stream. Prints one JSON line of what it saw; the test
+with one stream's actor process killed mid-stream, then ``rifestream interpolate WORKDIR/in
+WORKDIR/many --ray``. Prints one JSON line of what it saw; the test
 checks the files. Stops the cluster it started (its own processes only), whatever happens.
 
     unshare -n bash -c 'ip link set lo up; python3 tests/fleet_ray_cluster.py WORKDIR'
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -91,6 +93,13 @@ def main(workdir: Path) -> dict:
             fleet.stop()
         report["live"] = {s.name: s.error for s in fleet.wait().streams}
         fleet.close()
+
+        # 3. offline: the files of WORKDIR/in spread over the cluster's workers by `interpolate --ray`
+        ray.shutdown()  # the command is a driver of its own
+        command = [sys.executable, "-m", "rifestream", "interpolate", str(workdir / "in"), str(workdir / "many"),
+                   "--ray", cluster.address, "--device", "cpu", "--no-progress"]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        report["many"] = {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-3000:]}
     finally:
         ray.shutdown()
         cluster.shutdown()

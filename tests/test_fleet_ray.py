@@ -1,6 +1,7 @@
 """The fleet on a real two-node Ray cluster on loopback: three test-scene streams as actors spread over
 both nodes into three files (2x their input at the right times), a file_sd targets file of their
-metrics, and an actor whose process is killed restarted by Ray, its output resumed.
+metrics, an actor whose process is killed restarted by Ray, its output resumed; and
+``rifestream interpolate FOLDER OUT --ray`` spreading files over the cluster.
 
 Ray advertises the machine's first non-loopback address even when told 127.0.0.1, so the cluster
 and the fleet run inside a fresh network namespace with only loopback (``unshare -n``): traffic
@@ -22,6 +23,7 @@ import pytest
 from rifestream.config import load_fleet
 from rifestream.pipeline.fleet_ray import groups_of, restart_path
 from tests.test_fleet import assert_doubled, frame_times
+from tests.test_fleet_offline import CLIPS, make_clips
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,6 +85,7 @@ latency = {{ force_step = "blend" }}
 def test_a_fleet_on_a_two_node_ray_cluster_with_an_actor_killed(tmp_path: Path, loopback_only) -> None:
     (tmp_path / "fleet.toml").write_text(FLEET.format(dir=tmp_path))
     (tmp_path / "live.toml").write_text(LIVE.format(dir=tmp_path))
+    make_clips(tmp_path / "in", CLIPS)
     script = f"ip link set lo up; exec {sys.executable} {ROOT / 'tests' / 'fleet_ray_cluster.py'} {tmp_path}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.Popen(
@@ -125,6 +128,12 @@ def test_a_fleet_on_a_two_node_ray_cluster_with_an_actor_killed(tmp_path: Path, 
     assert len(after) >= 30
     steps = [b - a for a, b in zip(after, after[1:], strict=False)]
     assert all(abs(step - Fraction(1, 60)) <= Fraction(1, 1000) for step in steps)
+    # offline: every clip of in/ interpolated on the cluster into many/, each 2x its frames
+    many = report["many"]
+    assert many["returncode"] == 0, many["stderr"]
+    assert f"interpolate: {len(CLIPS)} of {len(CLIPS)} files done" in many["stdout"]
+    for name, frames in CLIPS.items():
+        assert_doubled(tmp_path / "many" / name, frames)
     print(f"ray cluster up in {report['cluster_up_s']} s; resumed {report['resumed_after_s']} s after the kill; "
           f"total {report['total_s']} s")  # fmt: skip
 

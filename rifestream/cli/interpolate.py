@@ -33,8 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", help="input video file")
-    p.add_argument("output", help="output video file; the container follows the extension (.mp4, .mkv, .mov …)")
+    p.add_argument("input", help='input video file; or a folder or a quoted glob ("clips/*.mp4"): many files')
+    p.add_argument(
+        "output",
+        help="output video file; the container follows the extension (.mp4, .mkv, .mov …); for many inputs a folder",
+    )
     # Flags that set a pipeline key have that key as their dest and are checked by its rule (rifestream.config);
     # left out, they take the offline job's defaults (rifestream.pipeline.offline.interpolate_file).
     rate = p.add_mutually_exclusive_group()
@@ -69,6 +72,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default: a pipeline's, engine.scene_threshold)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    many = p.add_argument_group("many files (INPUT a folder or a glob)")
+    many.add_argument("--ray", metavar="auto|ADDRESS", help="spread the files over a Ray cluster's workers")
+    many.add_argument("--ray-cpus", type=float, default=1.0, metavar="N", help="with --ray: CPUs per file's task")
+    many.add_argument("--ray-gpus", type=float, default=0.0, metavar="N", help="with --ray: GPUs per file's task")
     p.set_defaults(func=run)
 
 
@@ -89,9 +96,14 @@ def run(args: argparse.Namespace) -> int:
     from rifestream.config import check_value
     from rifestream.io.url_redact import redact_text
     from rifestream.pipeline.offline import interpolate_file
+    from rifestream.pipeline.offline_many import is_many
 
-    check_value("source.url", args.input, "INPUT")
-    check_value("sinks.url", args.output, "OUTPUT")
+    many = is_many(args.input)
+    if args.ray is not None and not many:
+        raise RifestreamError("--ray spreads many files: give INPUT as a folder or a quoted glob, OUTPUT as a folder")
+    if not many:
+        check_value("source.url", args.input, "INPUT")
+        check_value("sinks.url", args.output, "OUTPUT")
     given = {
         name: check_value(key, getattr(args, key), f"--{name}")  # (each flag is named as its argument)
         for key, name in ARGUMENTS.items()
@@ -105,6 +117,28 @@ def run(args: argparse.Namespace) -> int:
                 f"--scene-threshold must be a number ≥ 0 (0 disables scene-cut detection), got {args.scene_threshold}"
             )
         given["scene_threshold"] = args.scene_threshold or None
+    if many:
+        return _run_many(args, {**given, "ensemble": args.ensemble})
     summary = interpolate_file(args.input, args.output, **given, ensemble=args.ensemble, progress=not args.no_progress)
     print(redact_text(str(summary)))
     return 0
+
+
+def _run_many(args: argparse.Namespace, options: dict) -> int:
+    """Every file of a folder or glob into the folder OUTPUT, here or spread over a Ray cluster."""
+    import sys
+
+    from rifestream.pipeline.offline_many import interpolate_many, plan
+
+    pairs = plan(args.input, args.output)
+    outcomes = interpolate_many(
+        pairs, options, address=args.ray, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus, progress=not args.no_progress
+    )
+    for o in outcomes:
+        if o.summary is not None:
+            print(f"{o.input} → {o.output}: {o.summary.frames_in} frames in, {o.summary.total_out} out")
+        else:
+            print(f"rifestream interpolate: {o.input}: error: {o.error}", file=sys.stderr)
+    failed = sum(o.error is not None for o in outcomes)
+    print(f"interpolate: {len(outcomes) - failed} of {len(outcomes)} files done")
+    return 2 if failed else 0
