@@ -514,11 +514,12 @@ def test_rifestream_run_keeps_a_reader_at_the_output_rate_beside_a_dead_subscrib
     assert len(by_slot) == 1 and next(iter(by_slot.values())) >= frames_out - 60, stdout  # the dead one only
     dead_slot = next(iter(by_slot))
     scraped = re.search(
-        rf'rifestream_feed_subscriber_dropped_frames_total{{queue="feed",subscriber="{dead_slot}"}} ([\d.e+]+)',
+        rf'rifestream_feed_subscriber_dropped_frames_total{{queue="feed",stream="main",subscriber="{dead_slot}"}} '
+        r"([\d.e+]+)",
         metrics_text,
     )
     assert scraped and float(scraped.group(1)) >= 0.5 * frames_out, metrics_text
-    assert not re.search(r'rifestream_feed_subscriber_dropped_frames_total{queue="feed",subscriber="(?!'
+    assert not re.search(r'rifestream_feed_subscriber_dropped_frames_total{queue="feed",stream="main",subscriber="(?!'
                          + dead_slot + r'")[^"]*"} [1-9]', metrics_text)  # fmt: skip
     drops_line = re.search(r"^\s*drops\s+(.*)$", stdout, re.MULTILINE).group(1)
     assert "feed/queue_full" not in drops_line  # the reader got every frame: none was lost for all
@@ -677,8 +678,9 @@ def test_subscriber_drop_metric_has_bounded_labels_and_passes_promtool():
     metrics.feed_subscriber_drop("feed", "0", 3)
     metrics.feed_subscriber_drop("feed2", "overflow")
     text = generate_latest(metrics.registry).decode()
-    assert 'rifestream_feed_subscriber_dropped_frames_total{queue="feed",subscriber="0"} 3.0' in text
-    assert 'rifestream_feed_subscriber_dropped_frames_total{queue="feed2",subscriber="overflow"} 1.0' in text
+    name = "rifestream_feed_subscriber_dropped_frames_total"
+    assert f'{name}{{queue="feed",stream="main",subscriber="0"}} 3.0' in text
+    assert f'{name}{{queue="feed2",stream="main",subscriber="overflow"}} 1.0' in text
     assert text.count("rifestream_feed_subscriber_dropped_frames_total{") == 2 * len(FEED_SUBSCRIBER_SLOTS)
     for queue, slot in (("feed", "8"), ("feed", "alice"), ("interpolate", "0"), ("feed3", "0")):
         with pytest.raises(ValueError):
