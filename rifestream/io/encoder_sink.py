@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import threading
-from collections.abc import Iterator
 from fractions import Fraction
 from typing import ClassVar, Unpack
 
@@ -31,6 +28,7 @@ from rifestream.io.sink_base import Encoding, OutputStream, Sink, SinkStats
 from rifestream.io.stream_errors import SinkLost
 from rifestream.io.stream_info import AudioInfo
 from rifestream.io.url_redact import redact_text, redact_url
+from rifestream.io.write_guard import WriteGuard
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +114,7 @@ class EncoderSink(Sink):
         self.time_base = Fraction(stream.time_base)
         self.stats = SinkStats()
         self._reformatter = VideoReformatter()  # this sink's own: frames are shared with other sinks' threads
-        self._lock = threading.RLock()  # re-entrant: see close()
-        self._busy = 0  # write/write_audio calls in progress (all in the lock holder's thread)
-        self._close_pending = False
+        self._guard = WriteGuard(self._finish)
         self._closed = False
         self._origin: Fraction | None = None
         self._last_pts: int | None = None
@@ -203,26 +199,15 @@ class EncoderSink(Sink):
             return None
 
     # ----- writing -------------------------------------------------------
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        with self._lock:
-            self._busy += 1
-            try:
-                yield
-            finally:
-                self._busy -= 1
-                if not self._busy and self._close_pending:
-                    self._finish()
-
     def continue_timeline(self, origin: Fraction) -> None:
         """Stamp frames (and audio) from ``origin`` instead of this sink's first frame: a live sink reopened
         after a loss resumes on the timeline of the one it replaces, not at zero. Call before the first write."""
-        with self._lock:
+        with self._guard.lock:
             if self.stats.frames == 0:
                 self._origin = origin
 
     def write(self, frame: OutputFrame) -> bool:
-        with self._writing():
+        with self._guard.writing():
             if self._closed:
                 return False
             if self._origin is None:
@@ -262,7 +247,7 @@ class EncoderSink(Sink):
     def write_audio(self, audio: SourceAudio) -> None:
         if self._audio is None:
             return
-        with self._writing():
+        with self._guard.writing():
             if self._closed:
                 return
             try:
@@ -284,14 +269,9 @@ class EncoderSink(Sink):
     def close(self) -> None:
         """Flush and finalise. From another thread it waits for a write in progress; from a signal
         handler that interrupted this sink's own write, it finishes right after that write."""
-        with self._lock:
-            if self._busy:
-                self._close_pending = True
-                return
-            self._finish()
+        self._guard.close()
 
     def _finish(self) -> None:
-        self._close_pending = False
         if self._closed:
             return
         self._closed = True

@@ -31,7 +31,6 @@ import errno
 import itertools
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -47,6 +46,7 @@ from rifestream.io.frames import OutputFrame, SourceAudio
 from rifestream.io.sink_base import Encoding, OutputStream, Sink, SinkStats
 from rifestream.io.url_query import parse_bool, parse_number, split_query
 from rifestream.io.url_redact import redact_url
+from rifestream.io.write_guard import WriteGuard
 from rifestream.io.zmtp_publisher import PerSubscriberPublisher, encode_wire_message
 
 log = logging.getLogger(__name__)
@@ -216,9 +216,7 @@ class FeedPublisher(Sink):
             raise RifestreamError(f"{redact_url(url)}: cannot bind {endpoint} ({exc.strerror}); {hint}") from None
         self.port = self._publisher.port  # the real port for :0
         self._closed = False
-        self._lock = threading.RLock()  # re-entrant: see close()
-        self._sending = False
-        self._close_pending = False
+        self._guard = WriteGuard(self._close_socket)  # sockets are not thread-safe: its lock guards the socket
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -238,23 +236,23 @@ class FeedPublisher(Sink):
     @property
     def subscribers(self) -> int:
         """Connected subscribers to this feed's topic (as of the last ``write``)."""
-        with self._lock:
+        with self._guard.lock:
             return self._publisher.subscribers
 
     @property
     def drops_by_subscriber(self) -> dict[str, int]:
         """Frames missed per subscriber slot (``"0"`` … ``"7"``, ``"overflow"``) since the start."""
-        with self._lock:
+        with self._guard.lock:
             return dict(self._publisher.drops_by_slot)
 
     def subscriber_stats(self) -> list[tuple[str, int, int]]:
         """``(slot, frames sent, frames dropped)`` of each connected subscriber."""
-        with self._lock:
+        with self._guard.lock:
             return self._publisher.subscriber_stats()
 
     def take_subscriber_drops(self) -> dict[str, int]:
         """Frames missed per subscriber slot since the previous call (for metrics)."""
-        with self._lock:
+        with self._guard.lock:
             return self._publisher.take_drops()
 
     def write(self, frame: OutputFrame) -> bool:
@@ -262,29 +260,23 @@ class FeedPublisher(Sink):
 
         With no subscriber the frame is not even converted (nobody would receive it).
         """
-        with self._lock:  # sockets are not thread-safe; close() may come from the shutdown path
+        with self._guard.writing():
             if self._closed:
                 return False
-            self._sending = True
-            try:
-                self._publisher.poll()
-                if self._publisher.subscribers <= 0:
-                    self.stats.frames += 1
-                    return True
-                parts = encode_message(
-                    frame,
-                    time_base=self.time_base,
-                    source_time_base=self.source_time_base,
-                    rate=self.rate,
-                    pix_fmt=self.pix_fmt,
-                    topic=self.topic,
-                    reformatter=self._reformatter,
-                )
-                delivered, _ = self._publisher.publish(encode_wire_message(parts))
-            finally:
-                self._sending = False
-                if self._close_pending:
-                    self._close_socket()
+            self._publisher.poll()
+            if self._publisher.subscribers <= 0:
+                self.stats.frames += 1
+                return True
+            parts = encode_message(
+                frame,
+                time_base=self.time_base,
+                source_time_base=self.source_time_base,
+                rate=self.rate,
+                pix_fmt=self.pix_fmt,
+                topic=self.topic,
+                reformatter=self._reformatter,
+            )
+            delivered, _ = self._publisher.publish(encode_wire_message(parts))
             if delivered == 0:
                 self.stats.dropped += 1
                 return False
@@ -298,14 +290,9 @@ class FeedPublisher(Sink):
     def close(self) -> None:
         """Close the socket; from a signal handler that interrupted this publisher's own send, right
         after that send (a half-sent multipart message would be lost anyway)."""
-        with self._lock:
-            if self._sending:
-                self._close_pending = True
-                return
-            self._close_socket()
+        self._guard.close()
 
     def _close_socket(self) -> None:
-        self._close_pending = False
         if not self._closed:
             self._closed = True
             self._publisher.close()
