@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             num_cpus=args.ray_cpus,
             num_gpus=args.ray_gpus,
             targets_file=args.targets_file,
+            worker_setup=worker_logging,
         )
     else:
         from rifestream.cli.run import loop_factory
@@ -121,3 +122,15 @@ def run(args: argparse.Namespace) -> int:
     for s in outcome.failed:
         print(f"rifestream fleet: stream {s.name}: error: {redact_text(s.error or '')}", file=sys.stderr)
     return 2 if outcome.failed else 0
+
+
+def worker_logging() -> None:
+    """Logging in a Ray worker process as on the command line: INFO and up to stderr (which Ray
+    forwards to the driver), every URL's secrets masked."""
+    import logging
+
+    from rifestream.cli import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)

@@ -131,9 +131,10 @@ def _run_many(args: argparse.Namespace, options: dict) -> int:
     from rifestream.pipeline.offline_many import interpolate_many, plan
 
     pairs = plan(args.input, args.output)
-    outcomes = interpolate_many(
-        pairs, options, address=args.ray, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus, progress=not args.no_progress
-    )
+    from rifestream.cli.fleet import worker_logging
+
+    outcomes = interpolate_many(pairs, options, address=args.ray, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus,
+                                progress=not args.no_progress, worker_setup=worker_logging)  # fmt: skip
     for o in outcomes:
         if o.summary is not None:
             print(f"{o.input} → {o.output}: {o.summary.frames_in} frames in, {o.summary.total_out} out")

@@ -124,12 +124,17 @@ class FleetActor:
     Ray calls it again on a restarted actor (the task retried), which so resumes the streams for the
     time left until ``deadline`` (wall clock)."""
 
-    def __init__(self, streams: list[FleetStream], max_batch: int | None) -> None:
+    def __init__(
+        self, streams: list[FleetStream], max_batch: int | None, setup: Callable[[], None] | None = None
+    ) -> None:
         import warnings
 
         import ray
 
         from rifestream.metrics import FleetMetrics
+
+        if setup is not None:
+            setup()  # e.g. the command line's logging (URLs redacted) in this worker process
 
         context = ray.get_runtime_context()
         with warnings.catch_warnings():  # Ray 2.60 warns about its own use of a deprecated property here
@@ -219,8 +224,10 @@ class RayFleet:
         num_gpus: float = 1.0,
         max_restarts: int = MAX_RESTARTS,
         targets_file: str | Path | None = None,
+        worker_setup: Callable[[], None] | None = None,
     ) -> None:
         self.streams = list(streams)
+        self.worker_setup = worker_setup  # run first in each actor's process (a module-level function)
         self.address = address
         self.duration = duration
         self.max_batch = max_batch
@@ -266,7 +273,7 @@ class RayFleet:
                 max_task_retries=-1,
                 max_concurrency=4,  # wait() blocks; info() and stop() answer meanwhile
                 scheduling_strategy="SPREAD",
-            ).remote(group, self.max_batch)
+            ).remote(group, self.max_batch, self.worker_setup)
         self.infos(timeout=300)  # every actor is up: the duration counts from here, for all of them
         deadline = None if self.duration is None else time.time() + self.duration
         self._waits = {actor.wait.remote(deadline): name for name, actor in self.actors.items()}
@@ -339,6 +346,7 @@ def run_on_ray(
     num_cpus: float = 1.0,
     num_gpus: float = 1.0,
     targets_file: str | None = None,
+    worker_setup: Callable[[], None] | None = None,
     on_started: Callable[[RayFleet], None] | None = None,
 ) -> FleetOutcome:
     """Run the fleet on a Ray cluster until every stream ends; SIGINT/SIGTERM stop every stream."""
@@ -351,6 +359,7 @@ def run_on_ray(
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         targets_file=targets_file,
+        worker_setup=worker_setup,
     )
     previous = {}
     try:

@@ -101,7 +101,11 @@ class FrameCounter:
         return self.done
 
 
-def _on_ray(input: str, output: str, options: dict[str, Any], counter: Any) -> FileOutcome:
+def _on_ray(
+    input: str, output: str, options: dict[str, Any], counter: Any, setup: Callable[[], None] | None
+) -> FileOutcome:
+    if setup is not None:
+        setup()
     return _one(input, output, options, lambda frames: counter.add.remote(frames))
 
 
@@ -113,9 +117,10 @@ def interpolate_many(
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
     progress: bool = True,
+    worker_setup: Callable[[], None] | None = None,
 ) -> list[FileOutcome]:
     """Every (input, output) through ``interpolate_file(**options)``: here, or on the Ray cluster at
-    ``address`` (``auto``: as ``fleet --ray auto``)."""
+    ``address`` (``auto``: as ``fleet --ray auto``); ``worker_setup`` runs first in each task."""
     from rifestream.pipeline.offline import estimated_frames
 
     total = sum(estimated_frames(str(i)) or 0 for i, _ in pairs) or None
@@ -127,13 +132,13 @@ def interpolate_many(
     try:
         if address is None:
             return [_one(str(i), str(o), options, bar.update if bar else lambda n: None) for i, o in pairs]
-        return _many_on_ray(pairs, options, address, num_cpus, num_gpus, bar)
+        return _many_on_ray(pairs, options, address, num_cpus, num_gpus, bar, worker_setup)
     finally:
         if bar is not None:
             bar.close()
 
 
-def _many_on_ray(pairs, options, address, num_cpus, num_gpus, bar) -> list[FileOutcome]:
+def _many_on_ray(pairs, options, address, num_cpus, num_gpus, bar, setup) -> list[FileOutcome]:
     from rifestream.pipeline.fleet_ray import require_ray
 
     ray = require_ray()
@@ -147,7 +152,7 @@ def _many_on_ray(pairs, options, address, num_cpus, num_gpus, bar) -> list[FileO
     try:
         counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
         task = ray.remote(_on_ray).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)
-        refs = [task.remote(str(i), str(o), options, counter) for i, o in pairs]
+        refs = [task.remote(str(i), str(o), options, counter, setup) for i, o in pairs]
         pending = list(refs)
         while pending:  # each wake-up: a file finished, or a second passed (the bar moves)
             _, pending = ray.wait(pending, num_returns=1, timeout=1.0 if bar is not None else None)
