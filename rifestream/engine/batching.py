@@ -10,9 +10,10 @@ free, alone if no other stream is ready, so batching never adds a wait beyond th
 model call already running (the latency budget's ladder sees the batched call's time
 as the pair's cost and steps down if it is too slow).
 
-Batches hold a power of two of pairs (1, 2, 4, … ``max_batch``; five ready pairs run
-as four, then one): each batch size is a compiled network (OpenVINO on a CPU) or a
-captured CUDA graph, so a few fixed sizes keep them cached. ``max_batch=1`` is
+Batches hold a power of two of pairs (1, 2, 4, … ``max_batch``; of five ready pairs
+four run, and the fifth in the next call, led by its own stream): each batch size is a
+compiled network (OpenVINO on a CPU) or a captured CUDA graph, so a few fixed sizes
+keep them cached. ``max_batch=1`` is
 "one call per pair": the same serialised model, no batching (the fleet's default on a CPU, where
 batching measured slower: docs/BENCHMARKS.md, "Fleet").
 
@@ -87,10 +88,11 @@ class SharedEngine:
             self._pending.append(mine)
             while not mine.done and self._busy:
                 self._cond.wait()
-            if not mine.done:
+            lead = not mine.done  # the model is free and my pair not made: I run the next call
+            if lead:
                 self._busy = True
                 batch = self._take(mine)
-        if not mine.done:
+        if lead:
             try:
                 self._run(batch)
             finally:
@@ -103,32 +105,30 @@ class SharedEngine:
         return mine.result, mine.captured
 
     def _take(self, mine: _Pair) -> list[_Pair]:
-        """``mine`` and every pending pair of its size and scale, up to ``max_batch`` (under the lock)."""
-        same = [mine, *(p for p in self._pending if p is not mine and p.key == mine.key)][: self.max_batch]
-        for p in same:
+        """``mine`` and the pending pairs of its size and scale, as many as make the largest power of
+        two up to ``max_batch`` (under the lock); the rest wait for the next call."""
+        same = [mine, *(p for p in self._pending if p is not mine and p.key == mine.key)]
+        size = 1 << (min(len(same), self.max_batch).bit_length() - 1)
+        for p in same[:size]:
             self._pending.remove(p)
-        return same
+        return same[:size]
 
     def _run(self, batch: list[_Pair]) -> None:
-        """Run ``batch`` as power-of-two chunks, largest first, handing each chunk's frames out as it ends."""
-        while batch:
-            size = 1 << (len(batch).bit_length() - 1)
-            chunk, batch = batch[:size], batch[size:]
-            try:
-                frames = self.engine.synthesize_pairs([(p.img0, p.img1, p.ts) for p in chunk], chunk[0].scale)
-            except BaseException as exc:  # every stream of the chunk gets the error (and its ladder steps down)
-                for p in chunk:
-                    p.error = exc
-                frames = None
-            with self._cond:
-                self.stats.calls += 1
-                self.stats.pairs += len(chunk)
-                self.stats.largest = max(self.stats.largest, len(chunk))
-                for k, p in enumerate(chunk):
-                    if frames is not None:
-                        p.result, p.captured = frames[k], self.engine.last_call_captured
-                    p.done = True
-                self._cond.notify_all()
+        """One model call for ``batch``; every pair of it gets its frames (or the call's error)."""
+        try:
+            frames = self.engine.synthesize_pairs([(p.img0, p.img1, p.ts) for p in batch], batch[0].scale)
+        except BaseException as exc:  # every stream of the batch gets the error (and its ladder steps down)
+            for p in batch:
+                p.error = exc
+            frames = None
+        with self._cond:
+            self.stats.calls += 1
+            self.stats.pairs += len(batch)
+            self.stats.largest = max(self.stats.largest, len(batch))
+            for k, p in enumerate(batch):
+                if frames is not None:
+                    p.result, p.captured = frames[k], self.engine.last_call_captured
+                p.done = True
 
 
 class StreamEngine:

@@ -120,7 +120,6 @@ class Fleet:
         duration: float | None = None,
         max_batch: int | None = None,
         handle_signals: bool = False,
-        on_runner: Callable[[str, Runner], None] | None = None,
     ) -> None:
         check_streams(streams)
         self.streams = list(streams)
@@ -128,7 +127,6 @@ class Fleet:
         self.duration = duration
         self.max_batch = max_batch
         self.handle_signals = handle_signals
-        self.on_runner = on_runner
         self.runners: dict[str, Runner] = {}
         self.shared: dict[str, Any] = {}  # engine group label → SharedEngine
         self._stopping = threading.Event()
@@ -178,8 +176,6 @@ class Fleet:
             if self.duration is not None:
                 runner.duration = self.duration
             self.runners[stream.name] = runner
-            if self.on_runner is not None:
-                self.on_runner(stream.name, runner)
             built.append((stream, runner, stats, None))
         return built
 
@@ -259,21 +255,15 @@ def run_fleet(
     duration: float | None = None,
     max_batch: int | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
-    on_ready: Callable[[Fleet], None] | None = None,
-    on_metrics: Callable[[Any], None] | None = None,
 ) -> FleetOutcome:
     """Run the fleet to its end (duration, end of every input, SIGINT/SIGTERM); metrics on one port
-    (``metrics_port`` None: none served; 0: a free one, passed to ``on_metrics``)."""
+    (``metrics_port`` None: none served; 0: a free one)."""
     metrics = FleetMetrics() if any(s.pipeline.metrics.enabled for s in streams) else None
     server = None
     if metrics is not None and metrics_port is not None:
         server = metrics.serve(metrics_port, metrics_host)
         log.info("fleet metrics on %s/metrics (health: %s/healthz)", server.url, server.url)
-        if on_metrics is not None:
-            on_metrics(server)
     fleet = Fleet(streams, metrics=metrics, duration=duration, max_batch=max_batch, handle_signals=True)
-    if on_ready is not None:
-        on_ready(fleet)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as aio:
             return aio.run(fleet.run())
