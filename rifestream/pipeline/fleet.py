@@ -152,7 +152,7 @@ class Fleet:
             key = engine_key(config)
             if key not in engines:
                 try:
-                    engine, label, force = build_engine(config, stats)
+                    engine, label, force = build_engine(config, RunStats())  # notes: per stream, below
                     set_cpu_threads(config, engine)
                     if isinstance(engine, Interpolator):
                         shared = SharedEngine(engine, self.max_batch or default_max_batch(engine.device.type))
