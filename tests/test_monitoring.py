@@ -499,3 +499,66 @@ def test_prometheus_scraping_rifestream_run_answers_every_query(start_prometheus
     match = re.search(r"frames in\s+(\d+)", summary)
     assert match, summary
     assert 30 <= scraped_in <= int(match.group(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# A Ray fleet's actors, found through the targets file the driver writes
+# ---------------------------------------------------------------------------------------------
+
+
+def active_targets(prom: Prometheus, job: str) -> dict[str, dict]:
+    """instance → labels of each target Prometheus scrapes for ``job``."""
+    targets = http_json(f"{prom.url}/api/v1/targets?state=active")["data"]["activeTargets"]
+    return {t["labels"]["instance"]: t["labels"] for t in targets if t["labels"]["job"] == job}
+
+
+@pytest.mark.slow
+@needs_prometheus
+def test_prometheus_finds_ray_actors_through_the_fleets_targets_file(start_prometheus, tmp_path: Path) -> None:
+    """prometheus.yml's job rifestream-ray reads the file_sd targets file ``rifestream fleet --ray
+    --targets-file`` writes (``fleet_ray.write_file_sd``, into ``targets/`` beside the config, as its
+    comment suggests), picks up a file that appears after Prometheus started, and follows it when an
+    actor comes back on another port; the static job goes on scraping a single job beside them."""
+    from rifestream.metrics import FleetMetrics
+    from rifestream.pipeline.fleet_ray import write_file_sd
+
+    single = PipelineMetrics(CollectorRegistry(), model="rifestream-v1", device="cpu")
+    actors = {"rifestream-cam1": FleetMetrics(), "rifestream-cam2+1": FleetMetrics()}
+    actors["rifestream-cam1"].stream("cam1")
+    actors["rifestream-cam2+1"].stream("cam2")
+    actors["rifestream-cam2+1"].stream("cam3")
+    for metrics in [single, *(m for fleet in actors.values() for m in fleet.families.streams())]:
+        metrics.set_source_up(True)
+        metrics.frame_in()
+    targets_file = tmp_path / "targets" / "fleet.json"
+    targets_file.parent.mkdir()  # what the repository's monitoring/prometheus/targets/ is
+
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(fleet.serve(0)) for name, fleet in actors.items()}
+        single_server = stack.enter_context(single.serve(0))
+        prom = start_prometheus(f"127.0.0.1:{single_server.port}")
+
+        write_file_sd(targets_file, [(name, f"127.0.0.1:{s.port}") for name, s in sorted(servers.items())])
+        prom.wait_for('count(up{job="rifestream-ray"} == 1) == 2', 20, "both actors scraped")
+        prom.wait_for('count(rifestream_stream_running{job="rifestream-ray"}) == 3', 10, "every actor's streams")
+        found = {
+            (s["metric"]["rifestream_actor"], s["metric"]["stream"], s["metric"]["instance"])
+            for s in prom.query('rifestream_stream_running{job="rifestream-ray"} == 1')
+        }
+        assert found == {
+            ("rifestream-cam1", "cam1", f"127.0.0.1:{servers['rifestream-cam1'].port}"),
+            ("rifestream-cam2+1", "cam2", f"127.0.0.1:{servers['rifestream-cam2+1'].port}"),
+            ("rifestream-cam2+1", "cam3", f"127.0.0.1:{servers['rifestream-cam2+1'].port}"),
+        }
+        (main,) = prom.wait_for('rifestream_stream_running{job="rifestream"}', 10, "the static job")
+        assert main["metric"]["stream"] == SINGLE_STREAM
+
+        # Ray restarts actor cam2+1 in a new process: it serves on another port, and the driver rewrites the file.
+        old = f"127.0.0.1:{servers['rifestream-cam2+1'].port}"
+        servers["rifestream-cam2+1"].stop()
+        servers["rifestream-cam2+1"] = stack.enter_context(actors["rifestream-cam2+1"].serve(0))
+        new = f"127.0.0.1:{servers['rifestream-cam2+1'].port}"
+        write_file_sd(targets_file, [(name, f"127.0.0.1:{s.port}") for name, s in sorted(servers.items())])
+        prom.wait_for(f'up{{job="rifestream-ray",instance="{new}"}} == 1', 20, "the restarted actor's new port")
+        assert set(active_targets(prom, "rifestream-ray")) == {f"127.0.0.1:{servers['rifestream-cam1'].port}", new}
+        assert old not in active_targets(prom, "rifestream-ray")

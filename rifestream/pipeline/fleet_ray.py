@@ -203,6 +203,17 @@ def actor_name(streams: Sequence[str]) -> str:
     return f"{ACTOR_PREFIX}{streams[0]}" + (f"+{len(streams) - 1}" if len(streams) > 1 else "")
 
 
+def write_file_sd(path: Path, targets: Sequence[tuple[str, str]]) -> None:
+    """(actor name, HOST:PORT) pairs as a Prometheus ``file_sd`` targets file: one target group per
+    actor, labelled ``rifestream_actor``. Written beside it, then renamed over it, so Prometheus
+    (which watches the folder) never reads half a file; the ``.tmp`` name matches no ``*.json``."""
+    groups = [{"targets": [where], "labels": {"rifestream_actor": name}} for name, where in targets]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(groups, indent=2) + "\n")
+    tmp.replace(path)
+
+
 class RayFleet:
     """The driver: the streams in actors on the cluster at ``address``. ``start()`` places them and
     starts every stream (once all actors are up); ``wait()`` collects the outcomes; ``stop()``; ``close()``.
@@ -294,10 +305,7 @@ class RayFleet:
         if targets == self._targets:
             return
         self._targets = targets
-        groups = [{"targets": [where], "labels": {"rifestream_actor": name}} for name, where in targets]
-        tmp = self.targets_file.with_suffix(self.targets_file.suffix + ".tmp")
-        tmp.write_text(json.dumps(groups, indent=2) + "\n")
-        tmp.replace(self.targets_file)
+        write_file_sd(self.targets_file, targets)
 
     def wait(self) -> FleetOutcome:
         """Every stream's outcome, once all have ended (an actor that dies is restarted by Ray)."""
