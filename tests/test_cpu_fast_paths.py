@@ -95,9 +95,35 @@ def test_untrained_model_with_a_finer_flow_grid_is_the_warp_of_its_fixed_point_f
         flows = model.prior(a, b)
         out = model.forward_all(a, b, 0.5, flows=flows)
         t = torch.full((1, 1, 1, 1), 0.5)
-        mid = resize_flow(intermediate_flows(flows, t, 2), (h, w))
+        mid = resize_flow(intermediate_flows(flows, t, 2, "opencv"), (h, w))
         ref = (warp(a, mid[:, 0:2]) + warp(b, mid[:, 2:4])) * 0.5
+        torch_mid = resize_flow(intermediate_flows(flows, t, 2, "torch"), (h, w))
     assert flows.shape[-2:] == (h // 2, w // 2)
     assert float((out.flow - mid).abs().max()) < 1e-4
     assert float((out.frame - ref).abs().max()) < 1e-4
+    assert float((torch_mid - mid).abs().max()) < 0.1  # OpenCV samples at 1/32-pixel positions
     assert math.isclose(float(out.mask.mean()), 0.5, abs_tol=1e-6)
+
+
+def test_a_model_without_flow_correction_only_chooses_between_the_two_warps():
+    """flow_correction = False: whatever the network says about the flow, the frame's flows are the
+    prior's, and the frame is a per-pixel mix of the two warped frames (plus the residual)."""
+    h, w = 64, 96
+    a = _smooth_image(h, w)
+    b = torch.roll(a, shifts=(2, 6), dims=(2, 3))
+    outs = {}
+    for corrects in (True, False):
+        config = LiteConfig("t", (8, 8), net_level=4, flow_level=2, dis_preset="fast", flow_correction=corrects)
+        model = LiteNet(config).eval()
+        with torch.no_grad():
+            model.refine.last.bias.copy_(torch.tensor([3.0, -2.0, 1.0, 0.5, 2.0, 0.0, 0.0, 0.0]))
+        with torch.inference_mode():
+            flows = model.prior(a, b)
+            outs[corrects] = model.forward_all(a, b, 0.5, flows=flows)
+    t = torch.full((1, 1, 1, 1), 0.5)
+    prior = resize_flow(intermediate_flows(flows, t, 0), (h, w))
+    assert float((outs[False].flow - prior).abs().max()) < 1e-4
+    assert float((outs[True].flow - prior).abs().max()) > 1.0
+    m = torch.sigmoid(torch.tensor(2.0))
+    ref = warp(a, prior[:, 0:2]) * m + warp(b, prior[:, 2:4]) * (1 - m)
+    assert float((outs[False].frame - ref).abs().max()) < 1e-4

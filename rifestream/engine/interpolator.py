@@ -272,7 +272,8 @@ class Interpolator(FrameEngine):
         _, _, h, w = img0.shape
         mult = self.model.pad_multiple(scale)
         pad = (0, (-w) % mult, 0, (-h) % mult)
-        first, second = (self._batch(frames, n, pad) for frames in (firsts, seconds))
+        mode = self._pad_mode()
+        first, second = (self._batch(frames, n, pad, mode) for frames in (firsts, seconds))
         timestep = self._timesteps([x for pass_ts in times for x in pass_ts], *first.shape[2:])
         with torch.inference_mode():
             if isinstance(self.model, LiteNet):  # its DIS prior runs once per pass, not once per frame
@@ -299,9 +300,9 @@ class Interpolator(FrameEngine):
         _, _, h, w = pairs[0][0].shape
         mult = self.model.pad_multiple(scale)
         pad = (0, (-w) % mult, 0, (-h) % mult)
-        counts = [len(ts) for _, _, ts in pairs]
-        first = torch.cat([self._batch([a], n, pad) for (a, _, _), n in zip(pairs, counts, strict=True)])
-        second = torch.cat([self._batch([b], n, pad) for (_, b, _), n in zip(pairs, counts, strict=True)])
+        counts, mode = [len(ts) for _, _, ts in pairs], self._pad_mode()
+        first = torch.cat([self._batch([a], n, pad, mode) for (a, _, _), n in zip(pairs, counts, strict=True)])
+        second = torch.cat([self._batch([b], n, pad, mode) for (_, b, _), n in zip(pairs, counts, strict=True)])
         timestep = self._timesteps([float(t) for _, _, ts in pairs for t in ts], *first.shape[2:])
         with torch.inference_mode():
             if isinstance(self.model, LiteNet):
@@ -324,11 +325,18 @@ class Interpolator(FrameEngine):
                 start = i
         return t.expand(len(values), 1, h, w)
 
+    def _pad_mode(self) -> str:
+        """IFNets are padded with zeros, as the official code does; the CPU model repeats the edge
+        pixels (its DIS flow would otherwise see a still border beside the moving picture)."""
+        return "replicate" if isinstance(self.model, LiteNet) else "constant"
+
     @staticmethod
-    def _batch(frames: list[torch.Tensor], n: int, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    def _batch(
+        frames: list[torch.Tensor], n: int, pad: tuple[int, int, int, int], mode: str = "constant"
+    ) -> torch.Tensor:
         """Each (1, 3, H, W) frame padded once and repeated ``n`` times; one frame stays a view (no copy)."""
         if any(pad):
-            frames = [F.pad(x, pad) for x in frames]
+            frames = [F.pad(x, pad, mode=mode) for x in frames]
         if len(frames) == 1:
             return frames[0].expand(n, -1, -1, -1)
         return torch.cat([x.expand(n, -1, -1, -1) for x in frames])

@@ -193,9 +193,12 @@ def shipped_config(path: Path) -> IFNetConfig | LiteConfig | None:
 def describe_config(config: IFNetConfig | LiteConfig) -> str:
     """One line: block widths, scales, head, padding, and the block-matching prior when it has one."""
     if isinstance(config, LiteConfig):
+        finest = "" if config.dis_finest_scale is None else f", finest level {config.dis_finest_scale}"
+        steps = f", {config.flow_iters} fixed-point steps" if config.flow_iters else ""
+        net = "mask and residual" if not config.flow_correction else "flow correction, mask and residual"
         return (
-            f"{config.name}: CPU model, DIS flow ({config.dis_preset}) on a 1/{config.flow_level} grid refined "
-            f"by a U-Net ({config.widths[0]}/{config.widths[1]}) on a 1/{config.net_level} grid, pad {config.pad}"
+            f"{config.name}: CPU model, DIS flow ({config.dis_preset}{finest}) on a 1/{config.flow_level} grid"
+            f"{steps}; a U-Net ({config.widths[0]}/{config.widths[1]}) on a 1/{config.net_level} grid adds {net}"
         )
     widths = "/".join(str(c) for c in config.channels)
     scales = "/".join(f"{s:g}" for s in config.scales)

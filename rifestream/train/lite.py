@@ -47,6 +47,7 @@ class LiteTrainConfig:
     dis_preset: str = "medium"
     flow_iters: int = 0
     dis_finest_scale: int | None = None
+    flow_correction: bool = True
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
     train_clips: list[str] = field(default_factory=list)
@@ -94,6 +95,7 @@ class LiteTrainConfig:
             self.dis_preset,
             self.flow_iters,
             self.dis_finest_scale,
+            self.flow_correction,
         )
 
     def clip_spec(self, entry: str) -> tuple[Path, int, int | None]:
@@ -218,7 +220,7 @@ class Validation:
                 pad = model.pad_multiple()
                 h, w = a.shape[-2:]
                 ph, pw = (-h) % pad, (-w) % pad
-                pa, pb = (torch.nn.functional.pad(x, (0, pw, 0, ph)) for x in (a, b))
+                pa, pb = (torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") for x in (a, b))
                 out = model(pa, pb, 0.5)[..., :h, :w]
                 got.setdefault(name, []).append(_psnr(out, gt))
         model.train()
