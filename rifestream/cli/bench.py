@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from rifestream.cli.options import add_ensemble_option
+from rifestream.cli.options import add_ensemble_option, add_subcommand
 from rifestream.errors import RifestreamError
+
+HELP = "measure ms per interpolated frame and output fps"
+DESCRIPTION = (
+    "Time the model on random frames at one or more sizes: ms per interpolated frame (model only, "
+    "and uint8 RGB in → uint8 RGB out) and the output fps that implies for the chosen factor. "
+    "Warm-up iterations are excluded; on CUDA, times come from CUDA events."
+)
+EPILOG = """\
+examples:
+  rifestream bench --arch v4.6 --size 640x360 --size 1280x720
+  rifestream bench --model rifestream-v1 --size 320x240 --iters 20
+  rifestream bench --arch v4.6 --device cuda --fp16 --size 1920x1080
+  rifestream bench --model rifestream-lite --model rifestream-v1 --baselines --device cpu"""
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -20,23 +33,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="measure ms per interpolated frame and output fps",
-        description=(
-            "Time the model on random frames at one or more sizes: ms per interpolated frame (model only, "
-            "and uint8 RGB in → uint8 RGB out) and the output fps that implies for the chosen factor. "
-            "Warm-up iterations are excluded; on CUDA, times come from CUDA events."
-        ),
-        epilog=(
-            "examples:\n"
-            "  rifestream bench --arch v4.6 --size 640x360 --size 1280x720\n"
-            "  rifestream bench --model rifestream-v1 --size 320x240 --iters 20\n"
-            "  rifestream bench --arch v4.6 --device cuda --fp16 --size 1920x1080\n"
-            "  rifestream bench --model rifestream-lite --model rifestream-v1 --baselines --device cpu"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_subcommand(sub, "bench", run, help=HELP, description=DESCRIPTION, epilog=EPILOG)
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--model",
@@ -71,7 +68,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also time the ladder's model-free steps in the same run: the classical flow frame and the blend",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,24 +6,23 @@ from __future__ import annotations
 
 import argparse
 
-from rifestream.cli.options import add_ensemble_option
+from rifestream.cli.options import add_ensemble_option, add_subcommand
 from rifestream.errors import RifestreamError
 
 # The eval module's names, repeated here so that building the parser imports neither numpy nor torch.
 BASELINES = ("repeat", "blend", "classical", "minterpolate")
 
+HELP = "score a model on clips (busiest window, even frames in, odd frames scored)"
+DESCRIPTION = (
+    "For each clip, keep the even frames of its busiest window, rebuild the odd ones with the model "
+    "and with the baselines (repeat, blend, classical DIS flow, FFmpeg's minterpolate), and print PSNR "
+    "(RGB, dB) / SSIM (luma) per clip, the mean of each kind of clip and of all, and each model's gap: "
+    "its PSNR minus the better of minterpolate and classical."
+)
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "eval",
-        help="score a model on clips (busiest window, even frames in, odd frames scored)",
-        description=(
-            "For each clip, keep the even frames of its busiest window, rebuild the odd ones with the model "
-            "and with the baselines (repeat, blend, classical DIS flow, FFmpeg's minterpolate), and print PSNR "
-            "(RGB, dB) / SSIM (luma) per clip, the mean of each kind of clip and of all, and each model's gap: "
-            "its PSNR minus the better of minterpolate and classical."
-        ),
-    )
+    p = add_subcommand(subparsers, "eval", run, help=HELP, description=DESCRIPTION)
     p.add_argument(
         "clips",
         nargs="*",
@@ -56,7 +55,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="model scale: 0.25, 0.5, 1, 2 or 4 (default 1)")
     add_ensemble_option(p)
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.set_defaults(func=run)
 
 
 def chosen_baselines(args: argparse.Namespace) -> list[str]:

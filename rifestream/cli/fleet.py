@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rifestream.cli.options import add_subcommand
+
+HELP = "run many streams in one process (batched), or across a Ray cluster"
+DESCRIPTION = "Run every stream of a fleet file: one process with one engine per device, or Ray actors."
 EPILOG = """\
 A fleet file holds an optional [defaults] table (any pipeline-file keys, inherited by
 every stream) and one [[streams]] table per stream: a pipeline (source, sinks, rate,
@@ -23,13 +27,7 @@ SIGINT/SIGTERM stop every stream cleanly (drained, flushed, closed).
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "fleet",
-        help="run many streams in one process (batched), or across a Ray cluster",
-        description="Run every stream of a fleet file: one process with one engine per device, or Ray actors.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_subcommand(subparsers, "fleet", run, help=HELP, description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("fleet", metavar="FLEET.toml", help="fleet file ([defaults] + [[streams]])")
     p.add_argument("--duration", type=float, metavar="S", help="stop every stream cleanly after S seconds")
     p.add_argument(
@@ -67,7 +65,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="PATH",
         help="with --ray: write the actors' metrics endpoints here (Prometheus file_sd JSON)",
     )
-    p.set_defaults(func=run)
     return p
 
 

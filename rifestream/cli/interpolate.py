@@ -9,30 +9,27 @@ from __future__ import annotations
 
 import argparse
 
-from rifestream.cli.options import add_ensemble_option
+from rifestream.cli.options import add_ensemble_option, add_subcommand
 from rifestream.errors import RifestreamError
+
+HELP = "raise the frame rate of a video file (offline, file → file)"
+DESCRIPTION = (
+    "Raise the frame rate of INPUT and write OUTPUT. With --factor N every input frame is kept and "
+    "N-1 frames are synthesised between each pair; with --fps F the output has exactly F frames per "
+    "second (24→60, 25→50, 30→144 …), source frames passed through where they fall on the output grid. "
+    "The last input frame ends the output. Audio is copied when the output container allows it, "
+    "else re-encoded to AAC, and stays in sync."
+)
+EPILOG = """\
+examples:
+  rifestream interpolate in.mp4 out.mp4                     # 2x with the default model
+  rifestream interpolate in.mp4 out.mkv --fps 60 --codec ffv1
+  rifestream interpolate in.mov out.mp4 --factor 4 --model v4.6 --scale 0.5
+  rifestream interpolate in.mp4 out.mp4 --device cuda --fp16"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "interpolate",
-        help="raise the frame rate of a video file (offline, file → file)",
-        description=(
-            "Raise the frame rate of INPUT and write OUTPUT. With --factor N every input frame is kept and "
-            "N-1 frames are synthesised between each pair; with --fps F the output has exactly F frames per "
-            "second (24→60, 25→50, 30→144 …), source frames passed through where they fall on the output grid. "
-            "The last input frame ends the output. Audio is copied when the output container allows it, "
-            "else re-encoded to AAC, and stays in sync."
-        ),
-        epilog=(
-            "examples:\n"
-            "  rifestream interpolate in.mp4 out.mp4                     # 2x with the default model\n"
-            "  rifestream interpolate in.mp4 out.mkv --fps 60 --codec ffv1\n"
-            "  rifestream interpolate in.mov out.mp4 --factor 4 --model v4.6 --scale 0.5\n"
-            "  rifestream interpolate in.mp4 out.mp4 --device cuda --fp16"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_subcommand(sub, "interpolate", run, help=HELP, description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("input", help='input video file; or a folder or a quoted glob ("clips/*.mp4"): many files')
     p.add_argument(
         "output",
@@ -76,7 +73,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     many.add_argument("--ray", metavar="auto|ADDRESS", help="spread the files over a Ray cluster's workers")
     many.add_argument("--ray-cpus", type=float, default=1.0, metavar="N", help="with --ray: CPUs per file's task")
     many.add_argument("--ray-gpus", type=float, default=0.0, metavar="N", help="with --ray: GPUs per file's task")
-    p.set_defaults(func=run)
 
 
 # flag dest (the pipeline key) → interpolate_file's argument

@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from rifestream.cli.options import add_subcommand
+
+HELP = "list, inspect and download models"
 DESCRIPTION = """\
 List, inspect and download models. A --model value anywhere in rifestream is a path
 to a weights file, a shipped model name (rifestream-v7, the default on a GPU; rifestream-lite,
@@ -18,12 +21,7 @@ Every download is checked against its sha256 before it is kept."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "models",
-        help="list, inspect and download models",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_subcommand(subparsers, "models", run, help=HELP, description=DESCRIPTION)
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION", required=True)
     actions.add_parser("list", help="shipped and official models, their size, architecture and whether cached")
     info = actions.add_parser("info", help="details of one model: architecture, URL, sha256, cache state")
@@ -37,7 +35,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     download.add_argument("--force", action="store_true", help="download again even if a cached copy exists")
     download.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
-    parser.set_defaults(func=run)
     return parser
 
 

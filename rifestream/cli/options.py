@@ -1,8 +1,35 @@
-"""Command-line options shared by several subcommands."""
+"""What the subcommands share on the command line: how one is registered, and options several take."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+
+def add_subcommand(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str,
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``, whose ``run`` is what ``main`` calls with the parsed arguments.
+
+    Text laid out by hand (any epilog, a description written on several lines) is printed as written;
+    a one-line description is wrapped to the terminal.
+    """
+    as_written = epilog is not None or "\n" in description
+    parser = subparsers.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter if as_written else argparse.HelpFormatter,
+    )
+    parser.set_defaults(func=run)
+    return parser
 
 
 def add_ensemble_option(p: argparse.ArgumentParser) -> None:

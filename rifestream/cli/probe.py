@@ -5,29 +5,27 @@ from __future__ import annotations
 import argparse
 import time
 
+from rifestream.cli.options import add_subcommand
+
+HELP = "describe an input (size, rate, audio) and measure its real frame rate"
+DESCRIPTION = (
+    "Open an input the way `rifestream run` would, print its video and audio streams, then read "
+    "frames for a few seconds and report how many arrived, at what rate, and whether their "
+    "timestamps only increase. Use it to check a camera URL or a capture setting before a job."
+)
+EPILOG = """\
+examples:
+  rifestream probe rtsp://camera.local:554/stream1
+  rifestream probe 'capture:x11grab?display=:0&size=1280x720&fps=30' --seconds 5
+  rifestream probe movie.mp4 --frames 100"""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "probe",
-        help="describe an input (size, rate, audio) and measure its real frame rate",
-        description=(
-            "Open an input the way `rifestream run` would, print its video and audio streams, then read "
-            "frames for a few seconds and report how many arrived, at what rate, and whether their "
-            "timestamps only increase. Use it to check a camera URL or a capture setting before a job."
-        ),
-        epilog=(
-            "examples:\n"
-            "  rifestream probe rtsp://camera.local:554/stream1\n"
-            "  rifestream probe 'capture:x11grab?display=:0&size=1280x720&fps=30' --seconds 5\n"
-            "  rifestream probe movie.mp4 --frames 100"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_subcommand(sub, "probe", run, help=HELP, description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("url", help="anything `rifestream run --source` takes")
     p.add_argument("--seconds", type=float, default=3.0, help="read for at most this long (default 3)")
     p.add_argument("--frames", type=int, default=300, help="read at most this many frames (default 300)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the input to open (default 10)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rifestream.cli.options import add_subcommand
+
+HELP = "run a streaming job (live source → upconverted → RTMP, files, ZMQ feed)"
+DESCRIPTION = (
+    "Run a streaming job: read a live stream, synthesise the in-between frames "
+    "under a latency budget, send the higher-rate stream to every sink."
+)
 EPILOG = """\
 with no arguments: the default job, a built-in moving test scene at 30 fps raised
 to 60 fps, written to rifestream-default.mp4, metrics on http://127.0.0.1:9108/metrics,
@@ -31,14 +38,7 @@ a second Ctrl-C stops at once.
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "run",
-        help="run a streaming job (live source → upconverted → RTMP, files, ZMQ feed)",
-        description="Run a streaming job: read a live stream, synthesise the in-between frames "
-        "under a latency budget, send the higher-rate stream to every sink.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_subcommand(subparsers, "run", run, help=HELP, description=DESCRIPTION, epilog=EPILOG)
     # Each flag's dest is the pipeline key it sets: the flags are one more layer of the pipeline file,
     # checked by the same model (rifestream.config), so an error names the key ("command line: latency.budget_ms").
     p.add_argument("pipeline", nargs="?", metavar="PIPELINE.toml", help="pipeline file (default: the built-in job)")
@@ -120,7 +120,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     latency.add_argument(
         "--no-metrics", dest="metrics.enabled", action="store_const", const=False, help="serve no metrics"
     )
-    p.set_defaults(func=run)
     return p
 
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rifestream.cli.options import add_subcommand
+
+HELP = "train or fine-tune the model on video clips"
+DESCRIPTION = (
+    "Train an IFNet on triplets from video files mixed with synthetic scenes of known motion. "
+    "Checkpoints (last.pt) and the current weights (latest.safetensors) go to --out. "
+    "Under torchrun it trains with DistributedDataParallel."
+)
+
 
 def positive_minutes(text: str) -> float:
     try:
@@ -17,15 +26,7 @@ def positive_minutes(text: str) -> float:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "train",
-        help="train or fine-tune the model on video clips",
-        description=(
-            "Train an IFNet on triplets from video files mixed with synthetic scenes of known motion. "
-            "Checkpoints (last.pt) and the current weights (latest.safetensors) go to --out. "
-            "Under torchrun it trains with DistributedDataParallel."
-        ),
-    )
+    p = add_subcommand(subparsers, "train", run, help=HELP, description=DESCRIPTION)
     p.add_argument("clips", nargs="*", help="training videos (default: the config's train_clips in clips_dir)")
     p.add_argument(
         "--config",
@@ -96,7 +97,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
