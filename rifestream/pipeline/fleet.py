@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from rifestream.metrics import FleetMetrics, check_stream_name
 from rifestream.pipeline.job import NO_MODEL_STEPS, build_engine, build_runner, set_cpu_threads
 from rifestream.pipeline.run_stats import RunStats, RunSummary
 from rifestream.pipeline.runner import Runner, queue_names
+from rifestream.pipeline.stop_signals import exit_at_once, install_stop_handlers
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class Fleet:
         built = await loop.run_in_executor(None, self._build)  # model loading blocks: not on the loop
         if self._stopping.is_set():
             self.stop()
-        handlers = self._install_signal_handlers(loop)
+        handlers = install_stop_handlers(loop, self._on_signal) if self.handle_signals else []
         try:
             outcomes = await asyncio.gather(*(self._one(s, r, st, e) for s, r, st, e in built))
         finally:
@@ -224,25 +224,11 @@ class Fleet:
         log.info("stream %s ended", stream.name)
         return StreamOutcome(stream.name, summary)
 
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return []
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):
-                continue
-            installed.append(sig)
-        return installed
-
     def _on_signal(self, sig: int) -> None:
         """First SIGINT/SIGTERM: every stream stops cleanly. A second: exit now (as ``Runner`` does)."""
         name = signal.Signals(sig).name
         if self._stopping.is_set():
-            log.warning("second %s: exiting without finishing the outputs", name)
-            logging.shutdown()
-            os._exit(128 + sig)
+            exit_at_once(sig)
         log.info("%s: stopping every stream; draining queues, flushing encoders, closing sinks", name)
         self.stop()
 

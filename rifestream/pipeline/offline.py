@@ -9,7 +9,6 @@ repeat frame0).
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -23,6 +22,7 @@ from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 from rifestream.pipeline.run_stats import RunStats, RunSummary
 from rifestream.pipeline.runner import Progress, Runner, run_blocking
+from rifestream.pipeline.stop_signals import exit_at_once
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,7 @@ class _StopOnSignal:
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
         name = signal.Signals(sig).name
         if self.received is not None:
-            log.warning("second %s: exiting without finishing the output", name)
-            logging.shutdown()
-            os._exit(128 + sig)
+            exit_at_once(sig, "the output")
         self.received = name
         log.info("%s: stopping; finishing the output with the frames made so far", name)
         if self.runner is not None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -59,6 +58,7 @@ from rifestream.pipeline.handoff import Handoff, HandoffClosed
 from rifestream.pipeline.run_stats import RunStats, RunSummary
 from rifestream.pipeline.sink_worker import SinkWorker
 from rifestream.pipeline.source_thread import END, GAP, FirstOpen, Marker, SourceItem, SourceThread
+from rifestream.pipeline.stop_signals import exit_at_once, install_stop_handlers
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class Runner:
         self._stopped = asyncio.Event()
         if self._stop_requested.is_set():
             self._stopped.set()
-        handlers = self._install_signal_handlers(loop)
+        handlers = install_stop_handlers(loop, self._on_signal) if self.handle_signals else []
         engine_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rifestream-engine")
         self._duration_timer = loop.call_later(self.duration, self._out_of_duration) if self.duration else None
         try:
@@ -445,18 +445,6 @@ class Runner:
                 await w.offer(out)
 
     # ----- the rest --------------------------------------------------------
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return []
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):  # Windows event loops have no signal handlers
-                continue
-            installed.append(sig)
-        return installed
-
     def _on_signal(self, sig: int) -> None:
         """First SIGINT/SIGTERM: a clean stop. A second one: exit now, leaving the files as they are.
 
@@ -466,9 +454,7 @@ class Runner:
         """
         name = signal.Signals(sig).name
         if self._stop_requested.is_set():
-            log.warning("second %s: exiting without finishing the outputs", name)
-            logging.shutdown()
-            os._exit(128 + sig)
+            exit_at_once(sig)
         log.info("%s: stopping; draining queues, flushing encoders, closing sinks", name)
         self.stop()
 
