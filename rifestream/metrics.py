@@ -106,11 +106,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from socketserver import ThreadingMixIn
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from rifestream import __version__
@@ -128,6 +130,7 @@ FEED_SUBSCRIBER_SLOTS = (*(str(k) for k in range(8)), "overflow")  # as rifestre
 DEFAULT_QUEUES = ("source", "interpolate", "encode", "feed")
 SINGLE_STREAM = "main"  # the ``stream`` label of a single ``rifestream run`` job
 STREAM_NAME = re.compile(r"[a-z0-9_-]+")
+Family = TypeVar("Family", bound=MetricWrapperBase)  # one kind of prometheus_client metric: Counter, Gauge …
 
 # Seconds. One output frame interval is 16.7 ms at 60 fps, 33.3 ms at 30 fps, 50 ms at 20 fps.
 # fmt: off
@@ -268,76 +271,49 @@ class MetricFamilies:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._streams: dict[str, PipelineMetrics] = {}
         self._lock = threading.Lock()
-        reg = self.registry
-        self.input_frames = Counter(f"{PREFIX}_input_frames", "Source frames received.", ["stream"], registry=reg)
-        self.output_frames = Counter(
-            f"{PREFIX}_output_frames", "Frames emitted to the sinks, by kind.", ["stream", "kind"], registry=reg
+        family = self._family
+        self.input_frames = family(Counter, "input_frames", "Source frames received.")
+        self.output_frames = family(Counter, "output_frames", "Frames emitted to the sinks, by kind.", "kind")
+        self.fallbacks = family(
+            Counter, "fallbacks", "Output frames made by a step down the latency ladder, by reason.", "reason"
         )
-        self.fallbacks = Counter(
-            f"{PREFIX}_fallbacks",
-            "Output frames made by a step down the latency ladder, by reason.",
-            ["stream", "reason"],
-            registry=reg,
-        )
-        self.scene_cuts = Counter(
-            f"{PREFIX}_scene_cuts", "Source frame pairs judged a scene cut.", ["stream"], registry=reg
-        )
-        self.dropped = Counter(
-            f"{PREFIX}_dropped_frames",
-            "Frames dropped, by stage and reason.",
-            ["stream", "stage", "reason"],
-            registry=reg,
-        )
-        self.subscriber_dropped = Counter(
-            f"{PREFIX}_feed_subscriber_dropped_frames",
+        self.scene_cuts = family(Counter, "scene_cuts", "Source frame pairs judged a scene cut.")
+        self.dropped = family(Counter, "dropped_frames", "Frames dropped, by stage and reason.", "stage", "reason")
+        self.subscriber_dropped = family(
+            Counter,
+            "feed_subscriber_dropped_frames",
             "Frames a feed subscriber missed because its own queue was full, by feed queue and subscriber slot.",
-            ["stream", "queue", "subscriber"],
-            registry=reg,
+            "queue",
+            "subscriber",
         )
-        self.reconnects = Counter(
-            f"{PREFIX}_reconnects", "Reconnect attempts, by side.", ["stream", "side"], registry=reg
+        self.reconnects = family(Counter, "reconnects", "Reconnect attempts, by side.", "side")
+        self.stage_latency = family(
+            Histogram, "stage_latency_seconds", "Time one stage took for one frame.", "stage", buckets=LATENCY_BUCKETS
         )
-        self.stage_latency = Histogram(
-            f"{PREFIX}_stage_latency_seconds",
-            "Time one stage took for one frame.",
-            ["stream", "stage"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self.end_to_end = Histogram(
-            f"{PREFIX}_end_to_end_latency_seconds",
+        self.end_to_end = family(
+            Histogram,
+            "end_to_end_latency_seconds",
             "From a source frame's arrival to the emission of the last output frame that depends on it.",
-            ["stream"],
             buckets=LATENCY_BUCKETS,
-            registry=reg,
         )
-        self.queue_depth = Gauge(
-            f"{PREFIX}_queue_depth", "Frames waiting in a queue.", ["stream", "queue"], registry=reg
-        )
-        self.queue_capacity = Gauge(
-            f"{PREFIX}_queue_capacity", "Capacity of a queue, in frames.", ["stream", "queue"], registry=reg
-        )
-        self.budget = Gauge(
-            f"{PREFIX}_latency_budget_seconds", "Added latency the job is allowed per frame.", ["stream"], registry=reg
-        )
-        self.target_fps = Gauge(
-            f"{PREFIX}_target_output_frames_per_second", "Output frame rate the job promises.", ["stream"], registry=reg
-        )
-        self.source_up = Gauge(f"{PREFIX}_source_up", "1 while the source is connected.", ["stream"], registry=reg)
-        self.stream_running = Gauge(
-            f"{PREFIX}_stream_running",
+        self.queue_depth = family(Gauge, "queue_depth", "Frames waiting in a queue.", "queue")
+        self.queue_capacity = family(Gauge, "queue_capacity", "Capacity of a queue, in frames.", "queue")
+        self.budget = family(Gauge, "latency_budget_seconds", "Added latency the job is allowed per frame.")
+        self.target_fps = family(Gauge, "target_output_frames_per_second", "Output frame rate the job promises.")
+        self.source_up = family(Gauge, "source_up", "1 while the source is connected.")
+        self.stream_running = family(
+            Gauge,
+            "stream_running",
             "1 while the stream runs; 0 once it has ended (stream_failed says whether by an error).",
-            ["stream"],
-            registry=reg,
         )
-        self.stream_failed = Gauge(
-            f"{PREFIX}_stream_failed", "1 once the stream has ended with an error.", ["stream"], registry=reg
-        )
-        self.build_info = Info(
-            f"{PREFIX}_build", "Version, model and device of this stream's job.", ["stream"], registry=reg
-        )
-        reg.register(_ScrapeTimeCollector(self))
-        ProcessCollector(registry=reg)
+        self.stream_failed = family(Gauge, "stream_failed", "1 once the stream has ended with an error.")
+        self.build_info = family(Info, "build", "Version, model and device of this stream's job.")
+        self.registry.register(_ScrapeTimeCollector(self))
+        ProcessCollector(registry=self.registry)
+
+    def _family(self, kind: type[Family], name: str, documentation: str, *labels: str, **options: Any) -> Family:
+        """The family ``rifestream_<name>`` of ``kind`` in this registry, labelled by ``stream`` then ``labels``."""
+        return kind(f"{PREFIX}_{name}", documentation, ["stream", *labels], registry=self.registry, **options)
 
     def add(self, metrics: PipelineMetrics) -> None:
         with self._lock:
