@@ -45,7 +45,7 @@ def main(workdir: Path) -> dict:
     from ray.cluster_utils import Cluster
 
     from rifestream.config import load_fleet
-    from rifestream.pipeline.fleet_ray import RayFleet, run_on_ray
+    from rifestream.pipeline.fleet_ray import RayFleet
 
     report: dict = {}
     started = time.monotonic()
@@ -61,12 +61,11 @@ def main(workdir: Path) -> dict:
 
         # 1. three finite streams into three files; the actors' endpoints into a file_sd targets file
         seen: dict = {}
-        outcome = run_on_ray(
+        outcome = RayFleet(
             load_fleet(workdir / "fleet.toml").streams,
             address=cluster.address,
             targets_file=str(workdir / "targets.json"),
-            on_started=lambda fleet: seen.update(fleet.infos()),
-        )
+        ).run(on_started=lambda fleet: seen.update(fleet.infos()))
         report["finite"] = {s.name: s.error for s in outcome.streams}
         report["finite_nodes"] = len({info.node_id for info in seen.values()})
         report["actors"] = {name: list(info.streams) for name, info in seen.items()}

@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
         if not 0 < value <= 1024:
             raise RifestreamError(f"{flag}: expected a number above 0 (a fraction is fine), got {value:g}")
     if args.ray is not None:
-        from rifestream.pipeline.fleet_ray import run_on_ray
+        from rifestream.pipeline.fleet_ray import RayFleet
 
-        outcome = run_on_ray(
+        outcome = RayFleet(
             streams,
             address=args.ray,
             duration=args.duration,
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             num_gpus=args.ray_gpus,
             targets_file=args.targets_file,
             worker_setup=worker_logging,
-        )
+        ).run()
     else:
         from rifestream.cli.run import loop_factory
         from rifestream.pipeline.fleet import run_fleet

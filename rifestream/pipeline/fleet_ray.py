@@ -216,12 +216,13 @@ def write_file_sd(path: Path, targets: Sequence[tuple[str, str]]) -> None:
 
 class RayFleet:
     """The driver: the streams in actors on the cluster at ``address``. ``start()`` places them and
-    starts every stream (once all actors are up); ``wait()`` collects the outcomes; ``stop()``; ``close()``.
+        starts every stream (once all actors are up); ``wait()`` collects the outcomes; ``stop()``; ``close()``;
+    ``run()`` all of that for the command line.
 
-    ``address``: ``auto`` (``RAY_ADDRESS``, else the cluster ``ray start`` last started on this machine,
-    else a Ray started here for this run) or HOST:PORT. ``group``: streams per actor (those of one
-    engine only); ``num_cpus`` per stream; ``num_gpus`` per actor of CUDA streams (a fraction packs
-    small ones on one GPU)."""
+        ``address``: ``auto`` (``RAY_ADDRESS``, else the cluster ``ray start`` last started on this machine,
+        else a Ray started here for this run) or HOST:PORT. ``group``: streams per actor (those of one
+        engine only); ``num_cpus`` per stream; ``num_gpus`` per actor of CUDA streams (a fraction packs
+        small ones on one GPU)."""
 
     def __init__(
         self,
@@ -343,47 +344,24 @@ class RayFleet:
         if self._connected_here:
             self._ray.shutdown()
 
-
-def run_on_ray(
-    streams: Sequence[FleetStream],
-    *,
-    address: str,
-    duration: float | None = None,
-    max_batch: int | None = None,
-    group: int = 1,
-    num_cpus: float = 1.0,
-    num_gpus: float = 1.0,
-    targets_file: str | None = None,
-    worker_setup: Callable[[], None] | None = None,
-    on_started: Callable[[RayFleet], None] | None = None,
-) -> FleetOutcome:
-    """Run the fleet on a Ray cluster until every stream ends; SIGINT/SIGTERM stop every stream."""
-    fleet = RayFleet(
-        streams,
-        address=address,
-        duration=duration,
-        max_batch=max_batch,
-        group=group,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        targets_file=targets_file,
-        worker_setup=worker_setup,
-    )
-    previous = {}
-    try:
-        fleet.connect()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, lambda signum, frame: fleet.stop())
-        fleet.start()
-        infos = fleet.infos()
-        for info in infos.values():
-            log.info("%s (%s): pid %d on node %s, metrics on %s:%s", info.name, ", ".join(info.streams),
-                     info.pid, info.node_id[:8], info.host, info.port)  # fmt: skip
-        if on_started is not None:
-            on_started(fleet)
-        return fleet.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        fleet.close()
+    def run(self, on_started: Callable[[RayFleet], None] | None = None) -> FleetOutcome:
+        """Connect, start every stream and wait until all have ended, then ``close()``; SIGINT/SIGTERM stop
+        every stream. ``on_started(self)`` runs once every actor is up."""
+        previous = {}
+        try:
+            self.connect()
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    previous[sig] = signal.signal(sig, lambda signum, frame: self.stop())
+            self.start()
+            infos = self.infos()
+            for info in infos.values():
+                log.info("%s (%s): pid %d on node %s, metrics on %s:%s", info.name, ", ".join(info.streams),
+                         info.pid, info.node_id[:8], info.host, info.port)  # fmt: skip
+            if on_started is not None:
+                on_started(self)
+            return self.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.close()
