@@ -1,10 +1,11 @@
 """Running the CPU model's network under OpenVINO instead of torch eager.
 
-Measured on the project's 2-core CPU (docs/BENCHMARKS.md): the CPU model's U-Net for a
-640x360 frame runs in 0.5-0.65 of torch eager's time under OpenVINO (fp32: 8.4 against
+Measured on the project's 2-core CPU (docs/BENCHMARKS.md): a 16/24 U-Net on the half grid
+of a 640x360 frame runs in 0.5-0.65 of torch eager's time under OpenVINO (fp32: 8.4 against
 13.3 ms idle on 2 threads; 0.49 of eager on a loaded machine, where channels-last torch took
-0.59 and ONNX Runtime 0.61); the outputs agree with torch to about 1e-6. Only the U-Net runs there; the DIS flow, the
-warps and the blend stay as they are (they are not convolutions).
+0.59 and ONNX Runtime 0.61); on the quarter grid the shipped model uses, the whole model runs at
+about the same speed under either. The outputs agree with torch to about 1e-6. Only the U-Net
+runs there; the DIS flow, the warps and the blend stay as they are (they are not convolutions).
 
 The graph is built from the weights once and compiled once per input shape and kept (a
 stream has one shape, a job at most a few: the ladder's lower ``scale`` adds one); torch

@@ -216,8 +216,8 @@ class Interpolator(FrameEngine):
     differ between the passes, so the average is closer to the truth (measured
     in the README), at 2× or 4× the cost.
 
-    ``cpu_runtime`` runs the CPU model's network on a CPU: ``openvino`` (0.5-0.65 of torch
-    eager's time, :mod:`rifestream.engine.cpu_runtime`) or ``torch``.
+    ``cpu_runtime`` runs the CPU model's network on a CPU: ``openvino`` (:mod:`rifestream.engine.cpu_runtime`)
+    or ``torch``.
 
     ``cupy_kernels`` runs the warps with the CuPy kernels on CUDA (opt-in: never yet run on a
     GPU; None: ``CUPY_KERNELS_BY_DEFAULT``, False); ``max_graphs`` caps the CUDA graphs kept.

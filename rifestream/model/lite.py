@@ -1,13 +1,15 @@
 """The CPU-class model: a classical DIS flow refined by a small network.
 
 An IFNet spends most of its cost finding the motion. On a CPU, OpenCV's DIS finds
-it in a millisecond or two on a half-size grid; what a classical method does badly
-is everything after: the linear intermediate flows are wrong at motion boundaries,
-and averaging two warped frames doubles whatever either warp got wrong (occlusions,
-both sides of a moving edge). So the network here only corrects: from both frames,
-both warped frames and the DIS intermediate flows on a grid ``net_level`` times
-coarser than the frames, a small U-Net predicts a flow correction, an occlusion
-mask and a colour residual. The final warps and the blend run at full resolution.
+it in a few milliseconds on a half-size grid; what a classical method does badly
+is everything after: the linear intermediate flows are wrong wherever the motion
+varies (fixed-point steps, :func:`rifestream.model.classical.intermediate_flows`,
+fix the second-order part), and averaging two warped frames doubles whatever either
+warp got wrong (occlusions, both sides of a moving edge). So the network here only
+corrects: from both frames, both warped frames and the intermediate flows on a grid
+``net_level`` times coarser than the frames, a small U-Net predicts an occlusion mask,
+a colour residual and (with ``flow_correction``) a flow correction. The final warps
+and the blend run at full resolution.
 
 The last layer starts at zero, so an untrained :class:`LiteNet` returns the
 classical frame of its own DIS settings; training only has to learn the corrections.
