@@ -96,7 +96,7 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if (h, w) == tuple(size):
         return flow
     scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
-    return upsample(flow, size) * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
+    return upsample(flow * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1), size)  # scaled on the smaller grid
 
 
 def linear_intermediate(flows: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -203,17 +203,25 @@ class LiteNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         out = (self._runner or self.refine)(x)[:, :, :hs, :ws]
         flow = resize_flow(mid_fine, (h, w))
+        # Scales are applied on the network's grid, before the (linear) upsampling: 16 times fewer
+        # pixels. The corrections are in network-grid pixels / FLOW_NORM; the residual is a tenth.
+        grid_to_full = [w / ws * FLOW_NORM, h / hs * FLOW_NORM] * 2
+        scales = torch.tensor([*grid_to_full, 1.0, 0.1, 0.1, 0.1], dtype=out.dtype, device=out.device).view(1, 8, 1, 1)
         if self.config.flow_correction:
-            # the corrections are in pixels of the network's grid: upsampled with the other four
-            # channels, then scaled to full-size pixels
-            up = upsample(out, (h, w))
-            grid_to_full = torch.tensor([w / ws, h / hs], dtype=up.dtype).repeat(2).view(1, 4, 1, 1) * FLOW_NORM
-            flow = flow + up[:, 0:4] * grid_to_full.to(up.device)
+            up = upsample(out * scales, (h, w))
+            flow = flow + up[:, 0:4]
             up = up[:, 4:8]
         else:
-            up = upsample(out[:, 4:8], (h, w))
+            up = upsample(out[:, 4:8] * scales[:, 4:8], (h, w))
         mask = torch.sigmoid(up[:, 0:1])
         w0 = warp(img0, flow[:, 0:2], "opencv")
         w1 = warp(img1, flow[:, 2:4], "opencv")
-        frame = w1 + mask * (w0 - w1) + up[:, 1:4] * 0.1
-        return LiteOutput(frame=frame, flow=flow, mask=mask)
+        return LiteOutput(frame=_mask_blend(w0, w1, mask, up[:, 1:4]), flow=flow, mask=mask)
+
+
+def _mask_blend(w0: torch.Tensor, w1: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``w1 + mask·(w0 − w1) + residual``; outside autograd in place on ``w0`` (a fresh full-size
+    temporary per operation costs about as much as the arithmetic on a CPU)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (w0, w1, mask, residual)):
+        return w1 + mask * (w0 - w1) + residual
+    return w0.sub_(w1).mul_(mask).add_(w1).add_(residual)
