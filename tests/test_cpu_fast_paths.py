@@ -127,3 +127,76 @@ def test_a_model_without_flow_correction_only_chooses_between_the_two_warps():
     m = torch.sigmoid(torch.tensor(2.0))
     ref = warp(a, prior[:, 0:2]) * m + warp(b, prior[:, 2:4]) * (1 - m)
     assert float((outs[False].frame - ref).abs().max()) < 1e-4
+
+
+def _trained_like(config: LiteConfig) -> LiteNet:
+    """A model whose network says something everywhere (the shipped start is all zeros)."""
+    torch.manual_seed(3)
+    model = LiteNet(config).eval()
+    with torch.no_grad():
+        model.refine.last.weight.normal_(0.0, 0.05)
+        model.refine.last.bias.normal_(0.0, 0.5)
+    return model
+
+
+def test_cpu_inference_path_gives_the_reference_frame():
+    """model(...) outside autograd on a CPU runs lite_cpu (OpenCV on planes); forward_all is the
+    torch reference training runs. Same frames, with and without flow corrections, for a batch of
+    two times and a network grid that needs padding (18x34 -> 20x36)."""
+    h, w = 72, 136
+    a = _smooth_image(h, w)
+    b = torch.roll(a, shifts=(3, -5), dims=(2, 3))
+    first, second = a.expand(2, -1, -1, -1), b.expand(2, -1, -1, -1)
+    t = torch.tensor([0.25, 0.75]).view(2, 1, 1, 1)
+    for corrects in (False, True):
+        config = LiteConfig("t", (8, 8), 4, 2, "fast", flow_iters=2, flow_correction=corrects)
+        model = _trained_like(config)
+        with torch.inference_mode():
+            flows = model.prior(a, b).expand(2, -1, -1, -1)
+            fast = model(first, second, t, 1.0, flows)
+            ref = model.forward_all(first, second, t, 1.0, flows).frame
+            assert fast.shape == ref.shape == (2, 3, h, w)
+            assert float((fast - ref).abs().max()) < 1e-4
+            assert float((fast[0] - fast[1]).abs().max()) > 0.01  # the two times differ
+            half = model(a, b, 0.5, 0.5)  # the ladder's scale step: grids twice as coarse
+            assert float((half - model.forward_all(a, b, 0.5, 0.5).frame).abs().max()) < 1e-4
+
+
+def test_classical_frames_on_planes_match_the_torch_reference():
+    from rifestream.model.classical import DISFlow, classical_frames
+
+    a = _smooth_image(64, 96)
+    b = torch.roll(a, shifts=(2, 6), dims=(2, 3))
+    flows = DISFlow("fast", 2)(a, b)
+    with torch.inference_mode():
+        fast = classical_frames(a, b, flows, [0.25, 0.5])
+    with torch.enable_grad():  # autograd takes the torch ops
+        ref = classical_frames(a.clone().requires_grad_(True), b, flows, [0.25, 0.5]).detach()
+    assert fast.shape == (2, 3, 64, 96)
+    assert float((fast - ref).abs().max()) < 1e-4
+
+
+def test_area_pool_of_planes_is_avg_pool_also_past_the_last_whole_block():
+    from rifestream.model import planes
+
+    img = torch.rand(3, 70, 101)
+    for level in (2, 4):
+        ref = F.avg_pool2d(img[None], level)[0]
+        got = planes.pool(img.numpy(), level)
+        assert got.shape == tuple(ref.shape)
+        assert np.abs(got - ref.numpy()).max() < 1e-6
+
+
+def test_dis_pair_computed_at_once_equals_one_direction_after_the_other():
+    import cv2
+
+    from rifestream.model.classical import DISFlow
+
+    rng = np.random.default_rng(0)
+    g0 = cv2.GaussianBlur(rng.integers(0, 256, (90, 160), dtype=np.uint8), (7, 7), 2)
+    g1 = np.roll(g0, (2, 5), axis=(0, 1))
+    pair = DISFlow("fast", 1).pair(g0, g1)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    assert np.array_equal(pair[..., 0:2], dis.calc(g0, g1, None))
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    assert np.array_equal(pair[..., 2:4], dis.calc(g1, g0, None))

@@ -406,3 +406,19 @@ def test_bench_takes_the_cupy_opt_in_and_refuses_it_on_a_cpu_in_one_line():
     assert [line for line in done.stderr.splitlines() if line.strip()][-1].endswith(
         "cupy_kernels needs a CUDA device; turn it off or use --device cuda"
     )
+
+
+def test_cpu_frame_conversions_give_torchs_numbers_exactly():
+    """On a CPU the uint8 <-> float conversions run on OpenCV (no torch op before the CPU model's
+    OpenCV work); they give what torch's division, rounding (half to even) and clamping give."""
+    engine = FrameEngine("cpu")
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    planar = engine.to_tensor(frame)
+    ref = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255.0)
+    assert planar.is_contiguous() and torch.equal(planar, ref)
+    values = torch.tensor([-0.3, 0.0, 0.5 / 255, 1.5 / 255, 2.5 / 255, 0.4, 254.5 / 255, 1.0, 1.7])
+    frames = values.repeat(2, 3, 4, 1) + torch.rand(2, 3, 4, 9) * torch.tensor([0.0, 1.0]).view(2, 1, 1, 1)
+    got = engine.to_numpy(frames)
+    want = frames.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert got.shape == (2, 4, 9, 3) and np.array_equal(got, want)

@@ -50,13 +50,17 @@ class BenchResult:
 
 
 def _timer(device: torch.device) -> Callable[[Callable[[], object], int], float]:
-    """A function timing ``iters`` calls of ``fn`` in ms per call (CUDA events on the GPU)."""
+    """A function timing ``iters`` calls of ``fn`` in ms per call: on a CPU the median call (a
+    shared CPU's hiccups land in a few calls and would move a mean), on the GPU the mean of
+    back-to-back calls between two CUDA events (a call there is queued, not timed alone)."""
 
     def cpu(fn: Callable[[], object], iters: int) -> float:
-        start = time.perf_counter()
+        times = []
         for _ in range(iters):
+            start = time.perf_counter()
             fn()
-        return (time.perf_counter() - start) * 1000.0 / iters
+            times.append(time.perf_counter() - start)
+        return float(np.median(times)) * 1000.0
 
     def cuda(fn: Callable[[], object], iters: int) -> float:
         begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, overload
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -142,6 +143,8 @@ class FrameEngine:
         if isinstance(frame, np.ndarray):
             if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
                 raise RifestreamError(f"expected an H×W×3 uint8 RGB array, got {frame.dtype} {frame.shape}")
+            if self.device.type == "cpu" and self.dtype == torch.float32:
+                return torch.from_numpy(_planar_unit(frame))[None]
             t = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
             # planar (contiguous NCHW), not a permuted view: per-pixel channel sums (scene features)
             # and convolutions run several times faster on it
@@ -177,6 +180,8 @@ class FrameEngine:
     @staticmethod
     def to_numpy(frames: torch.Tensor) -> np.ndarray:
         """(N, 3, H, W) in [0, 1] → (N, H, W, 3) uint8, rounded."""
+        if frames.device.type == "cpu" and frames.dtype == torch.float32:
+            return np.stack([_interleaved_u8(frame.detach().numpy()) for frame in frames])
         u8 = frames.float().mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
         return u8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
@@ -198,6 +203,24 @@ class FrameEngine:
         self, img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float], scale: float | None = None
     ) -> torch.Tensor:
         raise RifestreamError("no model loaded: this engine only blends or repeats; pass --model NAME|PATH")
+
+
+def _planar_unit(frame: np.ndarray) -> np.ndarray:
+    """An H×W×3 uint8 frame as (3, H, W) float32 planes in [0, 1], with OpenCV.
+
+    On a CPU the frame conversions use OpenCV, not torch ops: they cost the same alone, but torch's
+    OpenMP workers keep spinning after each op and slow the OpenCV work of the CPU model and the
+    classical step that follows (docs/BENCHMARKS.md)."""
+    out = np.empty((3, *frame.shape[:2]), dtype=np.float32)
+    for k, plane in enumerate(cv2.split(frame)):
+        cv2.multiply(plane, 1.0 / 255.0, dst=out[k], dtype=cv2.CV_32F)
+    return out
+
+
+def _interleaved_u8(planes: np.ndarray) -> np.ndarray:
+    """(3, H, W) float32 planes in [0, 1] as an H×W×3 uint8 frame: rounded half to even and
+    saturated, as torch's round and clamp do."""
+    return cv2.merge([cv2.multiply(np.ascontiguousarray(p), 255.0, dtype=cv2.CV_8U) for p in planes])
 
 
 class Interpolator(FrameEngine):
@@ -277,8 +300,9 @@ class Interpolator(FrameEngine):
         timestep = self._timesteps([x for pass_ts in times for x in pass_ts], *first.shape[2:])
         with torch.inference_mode():
             if isinstance(self.model, LiteNet):  # its DIS prior runs once per pass, not once per frame
-                flows = torch.cat([self.model.prior(first[k * n : k * n + 1], second[k * n : k * n + 1], scale)
-                                   .expand(n, -1, -1, -1) for k in range(passes)])
+                priors = [self.model.prior(first[k * n : k * n + 1], second[k * n : k * n + 1], scale)
+                          .expand(n, -1, -1, -1) for k in range(passes)]
+                flows = priors[0] if passes == 1 else torch.cat(priors)
                 out = self.model(first, second, timestep, scale, flows)[:, :, :h, :w]
             else:
                 out = self._run(first, second, timestep, scale)[:, :, :h, :w]

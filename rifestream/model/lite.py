@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rifestream.model.classical import PRESETS, DISFlow, intermediate_flows, resize_flow, upsample
+from rifestream.model.lite_cpu import lite_frames
 from rifestream.model.warp import warp
 
 #: A flow in pixels of the network's grid is divided by this before entering the network.
@@ -164,9 +165,41 @@ class LiteNet(nn.Module):
         flow_level, _ = self.levels(scale)
         return self._dis(img0, img1, flow_level).to(img0.device)
 
-    def forward(self, *args, **kwargs) -> torch.Tensor:
-        """:meth:`forward_all`'s frame alone (same arguments)."""
-        return self.forward_all(*args, **kwargs).frame
+    def forward(
+        self,
+        img0: torch.Tensor,
+        img1: torch.Tensor,
+        timestep: float | torch.Tensor = 0.5,
+        scale: float = 1.0,
+        flows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward_all`'s frame alone (same arguments). Outside autograd on a CPU it is
+        computed by :func:`rifestream.model.lite_cpu.lite_frames` (the same frame, no torch ops)."""
+        cpu_inference = img0.device.type == "cpu" and img0.dtype == torch.float32 and not torch.is_grad_enabled()
+        if not cpu_inference:
+            return self.forward_all(img0, img1, timestep, scale, flows).frame
+        n = img0.shape[0]
+        if flows is None:
+            flows = torch.cat([self.prior(img0[i : i + 1], img1[i : i + 1], scale) for i in range(n)])
+        return lite_frames(
+            img0,
+            img1,
+            self._times(timestep, img0),
+            flows.expand(n, -1, -1, -1),
+            net_level=self.levels(scale)[1],
+            flow_iters=self.config.flow_iters,
+            flow_correction=self.config.flow_correction,
+            flow_norm=FLOW_NORM,
+            network=self._runner or self.refine,
+        )
+
+    @staticmethod
+    def _times(timestep: float | torch.Tensor, img0: torch.Tensor) -> torch.Tensor:
+        """``timestep`` (a float, or a tensor with one value per batch item) as (N, 1, 1, 1)."""
+        n = img0.shape[0]
+        if isinstance(timestep, torch.Tensor):
+            return timestep.to(img0.device, img0.dtype).reshape(n, -1)[:, :1].view(n, 1, 1, 1)
+        return img0.new_full((n, 1, 1, 1), float(timestep))
 
     def forward_all(
         self,
@@ -181,10 +214,7 @@ class LiteNet(nn.Module):
             flows = torch.cat([self.prior(img0[i : i + 1], img1[i : i + 1], scale) for i in range(n)])
         if flows.shape[0] != n:
             flows = flows.expand(n, -1, -1, -1)
-        if isinstance(timestep, torch.Tensor):
-            t = timestep.to(img0.device, img0.dtype).reshape(n, -1)[:, :1].view(n, 1, 1, 1)
-        else:
-            t = img0.new_full((n, 1, 1, 1), float(timestep))
+        t = self._times(timestep, img0)
         _, net_level = self.levels(scale)
         hs, ws = h // net_level, w // net_level
         # Outside autograd on a CPU every warp is cv2.remap (several times faster than grid_sample

@@ -1,0 +1,104 @@
+"""The CPU model's inference on a CPU: OpenCV and numpy on the planes of the frames.
+
+:meth:`rifestream.model.lite.LiteNet.forward_all` is the reference (and what training runs);
+this computes the same frame without torch ops. On a 2-core CPU that matters more than the
+arithmetic: torch's OpenMP workers spin for a while after every op and take the cores from the
+OpenCV threads that run next, and each small torch op on a frame costs about as much as the
+OpenCV call beside it. The two directions of the pair (DIS, fixed-point steps) run at once
+(:func:`rifestream.model.classical.both_directions`); every warp is a ``cv2.remap`` with a
+two-channel map; the network (OpenVINO or torch) sees one array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from rifestream.model import planes
+from rifestream.model.classical import both_directions, fixed_point_flow
+
+Network = Callable[[torch.Tensor], torch.Tensor]
+
+
+def lite_frames(
+    img0: torch.Tensor,
+    img1: torch.Tensor,
+    t: torch.Tensor,
+    flows: torch.Tensor,
+    *,
+    net_level: int,
+    flow_iters: int,
+    flow_correction: bool,
+    flow_norm: float,
+    network: Network,
+) -> torch.Tensor:
+    """(N, 3, H, W) frames at times ``t`` (N, 1, 1, 1) from fp32 CPU frames (N, 3, H, W) and their
+    DIS flows (N, 4, h, w) in pixels of the flow grid: what ``forward_all(...).frame`` gives."""
+    n, _, h, w = img0.shape
+    out = torch.empty((n, 3, h, w), dtype=torch.float32)
+    times = t.reshape(-1).float().expand(n).tolist()
+    pooled: dict[int, np.ndarray] = {}  # a frame repeated for several times is pooled once
+    for i, ti in enumerate(times):
+        a, b = img0[i].detach().numpy(), img1[i].detach().numpy()
+        pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4)
+        mid0, mid1 = both_directions(
+            lambda f=pair[..., 0:2], s=-ti: fixed_point_flow(f, s, flow_iters),
+            lambda f=pair[..., 2:4], s=-(1.0 - ti): fixed_point_flow(f, s, flow_iters),
+        )
+        hs, ws = h // net_level, w // net_level
+        s0, s1 = (_pooled(frame, net_level, pooled) for frame in (a, b))
+        m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)
+        x = _network_input(s0, s1, planes.warp(s0, m0), planes.warp(s1, m1), m0, m1, ti, flow_norm)
+        y = network(torch.from_numpy(x)).detach().float().numpy()[0, :, :hs, :ws]
+        full0, full1 = planes.resize_flow(mid0, h, w), planes.resize_flow(mid1, h, w)
+        if flow_correction:  # corrections are in network-grid pixels / flow_norm
+            for full, k in ((full0, 0), (full1, 2)):
+                full[..., 0] += planes.upsample(y[k], h, w) * (w / ws * flow_norm)
+                full[..., 1] += planes.upsample(y[k + 1], h, w) * (h / hs * flow_norm)
+        mask = planes.sigmoid(planes.upsample(y[4], h, w))
+        frame = out[i].numpy()
+        w1 = planes.warp(b, full1)
+        planes.warp(a, full0, dst=frame)
+        for k in range(3):  # w1 + mask·(w0 − w1) + residual / 10, in place
+            plane = frame[k]
+            cv2.subtract(plane, w1[k], dst=plane)
+            cv2.multiply(plane, mask, dst=plane)
+            cv2.add(plane, w1[k], dst=plane)
+            cv2.scaleAdd(planes.upsample(y[5 + k], h, w), 0.1, plane, dst=plane)
+    return out
+
+
+def _pooled(img: np.ndarray, level: int, cache: dict[int, np.ndarray]) -> np.ndarray:
+    """:func:`planes.pool` once per frame of a call (a frame repeated for several times shares it)."""
+    key = img.__array_interface__["data"][0]
+    if key not in cache:
+        cache[key] = planes.pool(img, level)
+    return cache[key]
+
+
+def _network_input(
+    s0: np.ndarray,
+    s1: np.ndarray,
+    w0: np.ndarray,
+    w1: np.ndarray,
+    m0: np.ndarray,
+    m1: np.ndarray,
+    t: float,
+    norm: float,
+) -> np.ndarray:
+    """The network's (1, 17, hp, wp) input: frames, warped frames, flows / norm and t, with the grid
+    padded to a multiple of 4 by repeating its last row and column (the U-Net halves it twice)."""
+    _, hs, ws = s0.shape
+    hp, wp = hs + (-hs) % 4, ws + (-ws) % 4
+    x = np.empty((1, 17, hp, wp), dtype=np.float32)
+    inner = x[0, :, :hs, :ws]
+    inner[0:3], inner[3:6], inner[6:9], inner[9:12] = s0, s1, w0, w1
+    inner[12:14] = np.moveaxis(m0, 2, 0) / norm
+    inner[14:16] = np.moveaxis(m1, 2, 0) / norm
+    inner[16] = t
+    x[0, :, hs:, :ws] = x[0, :, hs - 1 : hs, :ws]
+    x[0, :, :, ws:] = x[0, :, :, ws - 1 : ws]
+    return x

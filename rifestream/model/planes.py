@@ -1,0 +1,55 @@
+"""OpenCV operations on frames held as numpy planes: the CPU fast paths' building blocks.
+
+Frames are (C, H, W) float32 planes (a CPU tensor's memory, seen by numpy without a copy);
+flows are (H, W, 2) float32 arrays, the layout ``cv2.remap`` takes as a map. Every call here is
+threaded by OpenCV or cheap; none is a torch op (see :mod:`rifestream.model.lite_cpu` for why).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from rifestream.model.warp import pixel_grid
+
+
+def pool(img: np.ndarray, level: int) -> np.ndarray:
+    """(C, H, W) planes area-averaged by ``level``: ``avg_pool2d`` (rows and columns past the last
+    whole block dropped). The planes are resized as one (C·H, W) image: no block straddles two
+    planes, and one call costs less than C."""
+    c, h, w = img.shape
+    hs, ws = h // level, w // level
+    stacked = np.ascontiguousarray(img[:, : hs * level, : ws * level]).reshape(c * hs * level, ws * level)
+    return cv2.resize(stacked, (ws, c * hs), interpolation=cv2.INTER_AREA).reshape(c, hs, ws)
+
+
+def resize_flow(flow: np.ndarray, h: int, w: int, times: float = 1.0) -> np.ndarray:
+    """An (h0, w0, 2) flow in pixels of its grid, resized bilinearly to (h, w), its values rescaled
+    to the new grid and multiplied by ``times`` (on the smaller grid: resizing is linear). A new array."""
+    h0, w0 = flow.shape[:2]
+    scaled = flow * np.array([w / w0 * times, h / h0 * times], dtype=np.float32)
+    if (h0, w0) == (h, w):
+        return scaled
+    return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def upsample(plane: np.ndarray, h: int, w: int) -> np.ndarray:
+    """One plane resized bilinearly to (h, w) (half-pixel centres, as ``align_corners=False``)."""
+    return cv2.resize(np.ascontiguousarray(plane), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def warp(planes: np.ndarray, flow: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    """Backward warp of (C, H, W) planes by an (H, W, 2) flow: bilinear, edge pixels repeated."""
+    xy = cv2.add(flow, pixel_grid(*flow.shape[:2]))  # threaded, unlike numpy's add
+    out = np.empty(planes.shape, dtype=np.float32) if dst is None else dst
+    for k in range(planes.shape[0]):
+        src = np.ascontiguousarray(planes[k])
+        cv2.remap(src, xy, None, cv2.INTER_LINEAR, dst=out[k], borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^−x) in place, with OpenCV's threaded exp."""
+    cv2.exp(np.negative(x, out=x), dst=x)
+    x += 1.0
+    return cv2.divide(1.0, x, dst=x)
