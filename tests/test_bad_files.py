@@ -226,8 +226,10 @@ def test_the_known_tracebacks_now_end_in_one_line(tmp_path, corpus, checkpoint):
     """The two files of the outside run: a truncated faststart mp4 and one whose video lost its codec."""
     cases = {p.name: p for p in corpus["mp4-faststart"]}
     results = run_commands(
-        [["interpolate", str(cases[name]), str(tmp_path / f"{name}.mkv"), "--model", str(checkpoint)]
-         for name in ("fast-cut5.mp4", "fast-huge-hdlr.mp4")],  # fmt: skip
+        [
+            ["interpolate", str(cases[name]), str(tmp_path / f"{name}.mkv"), "--model", str(checkpoint)]
+            for name in ("fast-cut5.mp4", "fast-huge-hdlr.mp4")
+        ],  # fmt: skip
         tmp_path / "logs",
     )
     for result in results:

@@ -131,8 +131,14 @@ def test_ffv1_of_a_bgr0_input_is_exact_through_the_pass_through_copy(tmp_path):
 
 @pytest.mark.parametrize(
     ("codec", "expected"),
-    [("libx264", "yuv420p"), ("ffv1", "bgr0"), ("libx264rgb", "bgr0"), ("prores_ks", "yuv422p10le"), ("png", "rgb24"),
-     ("mjpeg", "yuvj420p")],  # fmt: skip
+    [
+        ("libx264", "yuv420p"),
+        ("ffv1", "bgr0"),
+        ("libx264rgb", "bgr0"),
+        ("prores_ks", "yuv422p10le"),
+        ("png", "rgb24"),
+        ("mjpeg", "yuvj420p"),
+    ],  # fmt: skip
 )
 def test_the_output_pixel_format_is_one_the_encoder_takes(tmp_path, codec, expected):
     """The default pixel format of each encoder is one it takes, and a bgr0 input encodes with it."""

@@ -300,8 +300,10 @@ class Interpolator(FrameEngine):
         timestep = self._timesteps([x for pass_ts in times for x in pass_ts], *first.shape[2:])
         with torch.inference_mode():
             if isinstance(self.model, LiteNet):  # its DIS prior runs once per pass, not once per frame
-                priors = [self.model.prior(first[k * n : k * n + 1], second[k * n : k * n + 1], scale)
-                          .expand(n, -1, -1, -1) for k in range(passes)]
+                priors = [
+                    self.model.prior(first[k * n : k * n + 1], second[k * n : k * n + 1], scale).expand(n, -1, -1, -1)
+                    for k in range(passes)
+                ]
                 flows = priors[0] if passes == 1 else torch.cat(priors)
                 out = self.model(first, second, timestep, scale, flows)[:, :, :h, :w]
             else:
