@@ -15,6 +15,7 @@ def test_x11grab_mapping():
     cap = capture_input("capture:x11grab?display=:7&size=640x360&fps=60&offset=10,20&cursor=0", platform="linux")
     assert (cap.file, cap.format) == (":7+10,20", "x11grab")
     assert cap.options == {"framerate": "60", "video_size": "640x360", "draw_mouse": "0"}
+    assert cap.rate == 60
 
 
 def test_default_backend_follows_the_platform(monkeypatch):
@@ -68,6 +69,7 @@ def test_x11grab_under_xvfb_delivers_moving_frames_of_the_display_size(xvfb_disp
             if len(frames) == 30:
                 break
     assert (info.width, info.height, info.live) == (320, 240, True)
+    assert info.rate == 30  # the grab's rate, not the stream's guess (x11grab's says 120 or more)
     assert all((f.video.width, f.video.height) == (320, 240) for f in frames)
     times = [f.time for f in frames]
     assert all(b > a for a, b in zip(times, times[1:], strict=False))

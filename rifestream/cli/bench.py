@@ -11,7 +11,8 @@ HELP = "measure ms per interpolated frame and output fps"
 DESCRIPTION = (
     "Time the model on random frames at one or more sizes: ms per interpolated frame (model only, "
     "and uint8 RGB in → uint8 RGB out) and the output fps that implies for the chosen factor. "
-    "Warm-up iterations are excluded; on CUDA, times come from CUDA events."
+    "Warm-up iterations are excluded; on a CPU each figure is the median call, on CUDA the mean "
+    "between two CUDA events."
 )
 EPILOG = """\
 examples:

@@ -14,8 +14,8 @@ DESCRIPTION = (
 )
 EPILOG = """\
 with no arguments: the default job, a built-in moving test scene at 30 fps raised
-to 60 fps, written to rifestream-default.mp4, metrics on http://127.0.0.1:9108/metrics,
-for 10 s; then a summary (frames, fps, latency p50/p95/p99, fallbacks, drops).
+to 60 fps, written to {sink}, metrics on http://{host}:{port}/metrics,
+for {duration:g} s; then a summary (frames, fps, latency p50/p95/p99, fallbacks, drops).
 
 sources:  FILE | rtsp://… | rtmp://… | srt://… | capture:x11grab?display=:0&fps=60
           | capture:gdigrab | capture:avfoundation | testsrc:?size=1280x720&fps=30 | zmq://HOST:PORT
@@ -37,8 +37,18 @@ a second Ctrl-C stops at once.
 """
 
 
+def _epilog() -> str:
+    """The epilog with the default job's values from the one place that sets them."""
+    from rifestream.config.pipeline import PipelineConfig
+
+    default = PipelineConfig()
+    return EPILOG.format(
+        sink=default.sinks[0].url, host=default.metrics.host, port=default.metrics.port, duration=default.duration
+    )
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = add_subcommand(subparsers, "run", run, help=HELP, description=DESCRIPTION, epilog=EPILOG)
+    p = add_subcommand(subparsers, "run", run, help=HELP, description=DESCRIPTION, epilog=_epilog())
     # Each flag's dest is the pipeline key it sets: the flags are one more layer of the pipeline file,
     # checked by the same model (rifestream.config), so an error names the key ("command line: latency.budget_ms").
     p.add_argument("pipeline", nargs="?", metavar="PIPELINE.toml", help="pipeline file (default: the built-in job)")

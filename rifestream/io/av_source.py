@@ -81,8 +81,10 @@ class AVSource(Source):
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
         device: bool = False,
+        rate: Fraction | None = None,
     ) -> None:
         super().__init__()
+        self._asked_rate = rate  # a capture device's framerate: what FFmpeg's guesses for it are not
         self.url = url
         self.live = live
         self.device = device  # a capture device: failing to open it is a setup problem, not a network loss
@@ -164,7 +166,9 @@ class AVSource(Source):
         self._video = decodable[0]
         self._video.thread_type = "SLICE" if self.live else "AUTO"  # frame threads would add latency
         vs = self._video
-        if self.live:
+        if self._asked_rate is not None:  # x11grab's stream says 120 or more for a 30 fps grab
+            self._nominal_rate = _plausible_rate(self._asked_rate)
+        elif self.live:
             self._nominal_rate = _plausible_rate(vs.guessed_rate, vs.average_rate)
         else:
             self._nominal_rate = _plausible_rate(vs.average_rate, vs.guessed_rate, vs.base_rate)

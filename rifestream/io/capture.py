@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import av.filter
@@ -35,6 +36,7 @@ class CaptureInput:
     file: str
     format: str
     options: dict[str, str]
+    rate: Fraction  # the frame rate the device is asked for
 
 
 def default_backend(platform: str = sys.platform) -> str:
@@ -62,7 +64,8 @@ def capture_input(url: str, platform: str = sys.platform) -> CaptureInput:
     if backend not in BACKENDS:
         known = ", ".join(f"{name} ({where})" for name, where in BACKENDS.items())
         raise RifestreamError(f"{url}: unknown capture backend {backend!r}; use one of {known}")
-    fps = str(parse_rate(url, opts["fps"])) if "fps" in opts else "30"
+    rate = parse_rate(url, opts["fps"]) if "fps" in opts else Fraction(30)
+    fps = str(rate)
     size = "{}x{}".format(*parse_size(url, opts["size"])) if "size" in opts else None
     x, y = _offset(url, opts.get("offset"))
     cursor = parse_bool(url, "cursor", opts["cursor"]) if "cursor" in opts else True
@@ -73,7 +76,7 @@ def capture_input(url: str, platform: str = sys.platform) -> CaptureInput:
         if size:
             options["video_size"] = size
         options["draw_mouse"] = "1" if cursor else "0"
-        return CaptureInput(f"{display}+{x},{y}", "x11grab", options)
+        return CaptureInput(f"{display}+{x},{y}", "x11grab", options, rate)
     if backend == "gdigrab":
         if size:
             options["video_size"] = size
@@ -81,7 +84,7 @@ def capture_input(url: str, platform: str = sys.platform) -> CaptureInput:
             options["offset_x"], options["offset_y"] = str(x), str(y)
         options["draw_mouse"] = "1" if cursor else "0"
         window = opts.get("window")
-        return CaptureInput(f"title={window}" if window else "desktop", "gdigrab", options)
+        return CaptureInput(f"title={window}" if window else "desktop", "gdigrab", options, rate)
     if backend == "ddagrab":
         # ddagrab is a lavfi source that yields GPU (D3D11) frames; download them to system memory.
         args = [f"output_idx={int(opts.get('monitor') or 0)}", f"framerate={fps}", f"draw_mouse={int(cursor)}"]
@@ -89,13 +92,13 @@ def capture_input(url: str, platform: str = sys.platform) -> CaptureInput:
             args.append(f"video_size={size}")
         if x or y:
             args += [f"offset_x={x}", f"offset_y={y}"]
-        return CaptureInput(f"ddagrab={':'.join(args)},hwdownload,format=bgra", "lavfi", {})
+        return CaptureInput(f"ddagrab={':'.join(args)},hwdownload,format=bgra", "lavfi", {}, rate)
     # avfoundation: "VIDEO:AUDIO" device names or indices; screens are named "Capture screen N".
     options["capture_cursor"] = "1" if cursor else "0"
     if size:
         options["video_size"] = size
     device = opts.get("device") or "Capture screen 0"
-    return CaptureInput(f"{device}:none", "avfoundation", options)
+    return CaptureInput(f"{device}:none", "avfoundation", options, rate)
 
 
 def check_available(url: str, capture: CaptureInput) -> None:
@@ -129,4 +132,5 @@ class CaptureSource(AVSource):
             device=True,
             open_timeout=options.open_timeout,
             read_timeout=options.read_timeout,
+            rate=capture.rate,
         )

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from rifestream.pipeline.thread_priority import lower_this_thread
+
 T = TypeVar("T")
 
 _RETIRE = object()
@@ -37,6 +39,7 @@ class SinkThread:
         self._calls.put(_RETIRE)
 
     def _serve(self) -> None:
+        lower_this_thread()  # encoding and sending have slack; the model's call has none
         while True:
             call = self._calls.get()
             if call is _RETIRE:

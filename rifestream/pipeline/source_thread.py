@@ -34,6 +34,7 @@ from rifestream.io.stream_errors import SourceLost
 from rifestream.io.url_redact import redact_text, redact_url
 from rifestream.pipeline.backoff import Backoff, wait_to_retry
 from rifestream.pipeline.run_stats import RunStats
+from rifestream.pipeline.thread_priority import lower_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class SourceThread:
 
     # ----- the thread ----------------------------------------------------
     def _run(self) -> None:
+        lower_this_thread()  # decoding has slack (queued, drop-oldest); the model's call has none
         try:
             self._stats.source_up(True)
             while not self._stop.is_set():
@@ -228,6 +230,7 @@ class FirstOpen:
                 self.result.result().close()
 
     def _run(self) -> None:
+        lower_this_thread()
         self.result.set_running_or_notify_cancel()  # from here on only this thread settles the result
         try:
             source = self._open_when_up()
