@@ -200,3 +200,57 @@ def test_dis_pair_computed_at_once_equals_one_direction_after_the_other():
     assert np.array_equal(pair[..., 0:2], dis.calc(g0, g1, None))
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     assert np.array_equal(pair[..., 2:4], dis.calc(g1, g0, None))
+
+
+def test_splat_coverage_leaves_a_hole_behind_a_moving_block_and_folds_ahead_of_it():
+    from rifestream.model.classical import splat_coverage
+
+    flow = np.zeros((60, 80, 2), dtype=np.float32)
+    flow[20:40, 20:40, 0] = 8.0  # a block moving 8 px right over a still background
+    cover = splat_coverage(flow, 1.0)
+    assert np.allclose(cover[22:38, 21:27], 0.0)  # where the block was: nothing of this frame lands
+    assert np.allclose(cover[22:38, 41:47], 2.0)  # where it goes: the block on top of the background
+    assert np.allclose(cover[5:15, 5:75], 1.0)  # the still background covers itself
+    assert math.isclose(float(cover.sum()), 60 * 80, rel_tol=1e-6)  # every pixel lands somewhere inside
+
+
+def test_occlusion_logits_hand_each_hole_to_the_other_frame():
+    """A block moves 8 px right from frame 0 to frame 1. At t = 0.5 the strip it left (seen only in
+    frame 1) takes frame 1, the strip it is about to cover (seen only in frame 0) takes frame 0, the
+    rest is even."""
+    from rifestream.model.classical import occlusion_logits
+
+    pair = np.zeros((60, 80, 4), dtype=np.float32)
+    pair[20:40, 20:40, 0] = 8.0  # F(0->1) on frame 0's block
+    pair[20:40, 28:48, 2] = -8.0  # F(1->0) on frame 1's block
+    logits = occlusion_logits(pair, 0.5, (60, 80))
+    assert logits[24:36, 21:23].max() < -2.0  # left behind: frame 1 holds the background there
+    assert logits[24:36, 45:47].min() > 2.0  # not yet covered: frame 0 holds it
+    assert np.abs(logits[2:12, :]).max() < 0.1 and np.abs(logits[24:36, 30:38]).max() < 0.1
+
+
+def test_the_occlusion_prior_takes_a_pans_borders_from_the_frame_that_shows_them():
+    """A 24 px pan: at t = 0.5 a strip at each side holds content only one frame shows (the other's
+    backward sample falls outside it and repeats its edge). Even odds average the right content
+    with a smear there; the occlusion prior (the untrained network adds nothing) takes the frame
+    that shows it, and leaves the inside alone."""
+    rng = np.random.default_rng(4)
+    small = torch.from_numpy(rng.random((1, 3, 16, 36), dtype=np.float32))
+    canvas = F.interpolate(small, size=(192, 440), mode="bicubic", align_corners=False).clamp(0, 1)
+    a, truth, b = (canvas[:, :, :, x : x + 320].contiguous() for x in (0, 12, 24))
+
+    def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+        return 10 * math.log10(1 / float(((x - y) ** 2).mean()))
+
+    scores = {}
+    for prior in (False, True):
+        config = LiteConfig("t", (8, 8), 4, 2, "fast", flow_iters=2, dis_finest_scale=1, occlusion_prior=prior)
+        model = LiteNet(config).eval()
+        with torch.inference_mode():
+            out = model(a, b, 0.5)
+            assert float((out - model.forward_all(a, b, 0.5).frame).abs().max()) < 1e-4
+        strips = (slice(0, 16), slice(-16, None), slice(16, -16))  # left, right, inside
+        scores[prior] = [psnr(out[..., cols], truth[..., cols]) for cols in strips]
+    (left0, right0, inner0), (left1, right1, inner1) = scores[False], scores[True]
+    assert left1 > left0 + 3 and right1 > right0 + 3, scores
+    assert abs(inner1 - inner0) < 0.5, scores

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rifestream.model.classical import PRESETS, DISFlow, intermediate_flows, resize_flow, upsample
+from rifestream.model.classical import PRESETS, DISFlow, intermediate_flows, occlusion_logits, resize_flow, upsample
 from rifestream.model.lite_cpu import lite_frames
 from rifestream.model.warp import warp
 
@@ -49,6 +49,9 @@ class LiteConfig:
     # Whether the network's flow corrections are applied (False: it only masks and adds a residual,
     # so it chooses between the two warped frames and cannot move content)
     flow_correction: bool = True
+    # Whether the mask starts from where each frame's forward splat leaves holes
+    # (classical.occlusion_logits) instead of even odds; the network's mask logits are added to it
+    occlusion_prior: bool = False
 
     def __post_init__(self) -> None:
         if len(self.widths) != 2 or any(int(c) < 4 for c in self.widths):
@@ -189,9 +192,19 @@ class LiteNet(nn.Module):
             net_level=self.levels(scale)[1],
             flow_iters=self.config.flow_iters,
             flow_correction=self.config.flow_correction,
+            occlusion_prior=self.config.occlusion_prior,
             flow_norm=FLOW_NORM,
             network=self._runner or self.refine,
         )
+
+    @staticmethod
+    def _occlusion_logits(flows: torch.Tensor, t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(N, 1, h, w) :func:`rifestream.model.classical.occlusion_logits` of each item (no gradient:
+        they come from the DIS flows alone)."""
+        times = t.reshape(-1).tolist()
+        pairs = flows.detach().float().cpu().permute(0, 2, 3, 1).numpy()
+        logits = [torch.from_numpy(occlusion_logits(p, ti, size)) for p, ti in zip(pairs, times, strict=True)]
+        return torch.stack(logits)[:, None]
 
     @staticmethod
     def _times(timestep: float | torch.Tensor, img0: torch.Tensor) -> torch.Tensor:
@@ -232,6 +245,9 @@ class LiteNet(nn.Module):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         out = (self._runner or self.refine)(x)[:, :, :hs, :ws]
+        if self.config.occlusion_prior:
+            prior = self._occlusion_logits(flows, t, (hs, ws)).to(out)
+            out = torch.cat((out[:, :4], out[:, 4:5] + prior, out[:, 5:]), 1)
         flow = resize_flow(mid_fine, (h, w))
         # Scales are applied on the network's grid, before the (linear) upsampling: 16 times fewer
         # pixels. The corrections are in network-grid pixels / FLOW_NORM; the residual is a tenth.

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rifestream.model import planes
-from rifestream.model.classical import both_directions, fixed_point_flow
+from rifestream.model.classical import both_directions, fixed_point_flow, occlusion_logits
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
@@ -33,6 +33,7 @@ def lite_frames(
     flow_iters: int,
     flow_correction: bool,
     flow_norm: float,
+    occlusion_prior: bool = False,
     network: Network,
 ) -> torch.Tensor:
     """(N, 3, H, W) frames at times ``t`` (N, 1, 1, 1) from fp32 CPU frames (N, 3, H, W) and their
@@ -53,6 +54,8 @@ def lite_frames(
         m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)
         x = _network_input(s0, s1, planes.warp(s0, m0), planes.warp(s1, m1), m0, m1, ti, flow_norm)
         y = network(torch.from_numpy(x)).detach().float().numpy()[0, :, :hs, :ws]
+        if occlusion_prior:
+            y[4] += occlusion_logits(pair, ti, (hs, ws))
         full0, full1 = planes.resize_flow(mid0, h, w), planes.resize_flow(mid1, h, w)
         if flow_correction:  # corrections are in network-grid pixels / flow_norm
             for full, k in ((full0, 0), (full1, 2)):

@@ -48,6 +48,7 @@ class LiteTrainConfig:
     flow_iters: int = 0
     dis_finest_scale: int | None = None
     flow_correction: bool = True
+    occlusion_prior: bool = False
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
     train_clips: list[str] = field(default_factory=list)
@@ -96,6 +97,7 @@ class LiteTrainConfig:
             self.flow_iters,
             self.dis_finest_scale,
             self.flow_correction,
+            self.occlusion_prior,
         )
 
     def clip_spec(self, entry: str) -> tuple[Path, int, int | None]:
