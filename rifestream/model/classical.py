@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from rifestream.model import planes
-from rifestream.model.warp import Backend, opencv_applies, pixel_grid, warp
+from rifestream.model.planes import pixel_grid
+from rifestream.model.warp import Backend, opencv_applies, warp
 
 _LUMA = (0.299, 0.587, 0.114)
 T = TypeVar("T")
@@ -162,11 +163,16 @@ def _intermediate_flows_opencv(flows: torch.Tensor, t: torch.Tensor, iters: int)
     pair = flows.float().permute(0, 2, 3, 1).contiguous().numpy()  # (N, h, w, 4)
     out = np.empty_like(pair)
     for i, ti in enumerate(times):
-        out[i, :, :, 0:2], out[i, :, :, 2:4] = both_directions(
-            lambda f=pair[i, :, :, 0:2], s=-ti: fixed_point_flow(f, s, iters),
-            lambda f=pair[i, :, :, 2:4], s=-(1.0 - ti): fixed_point_flow(f, s, iters),
-        )
+        out[i, :, :, 0:2], out[i, :, :, 2:4] = fixed_point_pair(pair[i], ti, iters)
     return torch.from_numpy(out).permute(0, 3, 1, 2).to(flows.dtype)
+
+
+def fixed_point_pair(pair: np.ndarray, t: float, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """F(t→0) and F(t→1), each (h, w, 2), from (h, w, 4) pair flows: :func:`fixed_point_flow` of
+    both directions at once (:func:`both_directions`)."""
+    return both_directions(
+        lambda: fixed_point_flow(pair[..., 0:2], -t, iters), lambda: fixed_point_flow(pair[..., 2:4], -(1.0 - t), iters)
+    )
 
 
 def fixed_point_flow(field: np.ndarray, scale: float, iters: int) -> np.ndarray:

@@ -181,14 +181,11 @@ class LiteNet(nn.Module):
         cpu_inference = img0.device.type == "cpu" and img0.dtype == torch.float32 and not torch.is_grad_enabled()
         if not cpu_inference:
             return self.forward_all(img0, img1, timestep, scale, flows).frame
-        n = img0.shape[0]
-        if flows is None:
-            flows = torch.cat([self.prior(img0[i : i + 1], img1[i : i + 1], scale) for i in range(n)])
         return lite_frames(
             img0,
             img1,
             self._times(timestep, img0),
-            flows.expand(n, -1, -1, -1),
+            self._pair_flows(img0, img1, scale, flows),
             net_level=self.levels(scale)[1],
             flow_iters=self.config.flow_iters,
             flow_correction=self.config.flow_correction,
@@ -196,6 +193,15 @@ class LiteNet(nn.Module):
             flow_norm=FLOW_NORM,
             network=self._runner or self.refine,
         )
+
+    def _pair_flows(
+        self, img0: torch.Tensor, img1: torch.Tensor, scale: float, flows: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The given DIS flows, or each pair's own (:meth:`prior`), one per batch item."""
+        n = img0.shape[0]
+        if flows is None:
+            flows = torch.cat([self.prior(img0[i : i + 1], img1[i : i + 1], scale) for i in range(n)])
+        return flows.expand(n, -1, -1, -1)
 
     @staticmethod
     def _occlusion_logits(flows: torch.Tensor, t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -223,10 +229,7 @@ class LiteNet(nn.Module):
         flows: torch.Tensor | None = None,
     ) -> LiteOutput:
         n, _, h, w = img0.shape
-        if flows is None:
-            flows = torch.cat([self.prior(img0[i : i + 1], img1[i : i + 1], scale) for i in range(n)])
-        if flows.shape[0] != n:
-            flows = flows.expand(n, -1, -1, -1)
+        flows = self._pair_flows(img0, img1, scale, flows)
         t = self._times(timestep, img0)
         _, net_level = self.levels(scale)
         hs, ws = h // net_level, w // net_level

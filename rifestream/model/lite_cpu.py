@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rifestream.model import planes
-from rifestream.model.classical import both_directions, fixed_point_flow, occlusion_logits
+from rifestream.model.classical import fixed_point_pair, occlusion_logits
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
@@ -45,10 +45,7 @@ def lite_frames(
     for i, ti in enumerate(times):
         a, b = img0[i].detach().numpy(), img1[i].detach().numpy()
         pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4)
-        mid0, mid1 = both_directions(
-            lambda f=pair[..., 0:2], s=-ti: fixed_point_flow(f, s, flow_iters),
-            lambda f=pair[..., 2:4], s=-(1.0 - ti): fixed_point_flow(f, s, flow_iters),
-        )
+        mid0, mid1 = fixed_point_pair(pair, ti, flow_iters)
         hs, ws = h // net_level, w // net_level
         s0, s1 = (_pooled(frame, net_level, pooled) for frame in (a, b))
         m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)

@@ -7,10 +7,20 @@ threaded by OpenCV or cheap; none is a torch op (see :mod:`rifestream.model.lite
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
-from rifestream.model.warp import pixel_grid
+
+@functools.lru_cache(maxsize=8)
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """Each pixel's (x, y) as an (h, w, 2) float32 array, read only: ``pixel_grid + flow`` is a
+    ``cv2.remap`` map (a stream has one or two grids)."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid = np.stack((gx, gy), axis=2)
+    grid.flags.writeable = False
+    return grid
 
 
 def pool(img: np.ndarray, level: int) -> np.ndarray:

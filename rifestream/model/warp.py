@@ -15,7 +15,6 @@ about half a pixel at 1920 wide).
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -24,6 +23,8 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from rifestream.model import planes
 
 log = logging.getLogger(__name__)
 
@@ -93,33 +94,18 @@ def opencv_applies(backend: Backend, img: torch.Tensor, flow: torch.Tensor) -> b
     return not (torch.is_grad_enabled() and (img.requires_grad or flow.requires_grad))
 
 
-@functools.lru_cache(maxsize=8)
-def pixel_grid(h: int, w: int) -> np.ndarray:
-    """Each pixel's (x, y) as an (h, w, 2) float32 array, read only: ``pixel_grid + flow`` is a
-    ``cv2.remap`` map (a stream has one or two grids)."""
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    grid = np.stack((gx, gy), axis=2)
-    grid.flags.writeable = False
-    return grid
-
-
 def warp_opencv(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """``cv2.remap`` per image and channel plane (bilinear, edge pixels repeated: border padding).
+    """``cv2.remap`` per image and channel plane (bilinear, edge pixels repeated: border padding),
+    through :func:`rifestream.model.planes.warp`.
 
-    The maps are made with numpy, not torch ops: torch's OpenMP workers spin for a while after
-    each op and take the cores from the OpenCV threads that follow (the two full-size warps of a
-    640x360 frame took 4.7 ms after a torch add, 2.2 ms without)."""
-    import cv2
-
-    n, c, h, w = img.shape
-    grid = pixel_grid(h, w)
+    The maps are made without torch ops: torch's OpenMP workers spin for a while after each op and
+    take the cores from the OpenCV threads that follow (the two full-size warps of a 640x360 frame
+    took 4.7 ms after a torch add, 2.2 ms without)."""
     src = img.contiguous()
     out = torch.empty_like(src)
-    for i in range(n):
-        xy = flow[i].detach().float().permute(1, 2, 0).numpy() + grid
-        for k in range(c):
-            plane = out[i, k].numpy()
-            cv2.remap(src[i, k].numpy(), xy, None, cv2.INTER_LINEAR, dst=plane, borderMode=cv2.BORDER_REPLICATE)
+    for i in range(img.shape[0]):
+        xy = np.ascontiguousarray(flow[i].detach().float().permute(1, 2, 0).numpy())
+        planes.warp(src[i].numpy(), xy, dst=out[i].numpy())
     return out
 
 
