@@ -237,13 +237,15 @@ def splat_coverage(flow: np.ndarray, t: float) -> np.ndarray:
 def occlusion_logits(pair: np.ndarray, t: float, size: tuple[int, int]) -> np.ndarray:
     """Log-odds that the frame at ``t`` takes a pixel from frame 0 rather than frame 1, from where
     each frame's forward splat leaves holes: (h, w) = ``size`` from (h0, w0, 4) pair flows, the
-    splat made on that grid (the network's: on the flow grid it cost 2 ms more a pair for 0.3 dB).
+    splat made on that grid (the network's: on the flow grid it took 4.0 against 2.2 ms a pair, for
+    0.3 dB more on large motion).
 
     Where both frames cover a pixel the odds are even (the classical average); where one leaves a
     hole, the other fills it. The holes that matter most lie at the frame's edges during a pan:
     content entering the picture is in one frame only, and the other frame's backward sample falls
     outside it and repeats its edge. Measured on the held-out windows (docs/MODEL_CARD_LITE.md):
-    +1.75 dB on large synthetic motion, within ±0.1 dB on the other kinds."""
+    the shipped model with it scores 30.86 against 29.55 dB without it on large synthetic motion,
+    within 0.06 dB on the other kinds."""
     seen = []
     for flow, at in ((pair[..., 0:2], t), (pair[..., 2:4], 1.0 - t)):
         small = planes.resize_flow(np.ascontiguousarray(flow), *size)  # a quarter of the splat's cost
