@@ -33,6 +33,29 @@ def test_opencv_warp_matches_grid_sample_inside_and_past_the_border():
     assert float((fast - ref).abs().max()) < 1e-4
 
 
+def test_bicubic_warp_is_the_same_on_opencv_and_torch_and_keeps_detail_bilinear_blurs():
+    """The CPU model's full-size warps may sample bicubically: cv2.remap's INTER_CUBIC and
+    grid_sample's bicubic (both a = -0.75, edge pixels repeated) give the same frame, and on fine
+    detail moved by half a pixel it lands much closer to the truth than a bilinear sample."""
+    h, w = 60, 96
+    img = _smooth_image(h, w).expand(2, -1, -1, -1)
+    flow = torch.cat((_swirl(h, w, 6.0), _swirl(h, w, -30.0)))  # the second reaches past the edges
+    fast = warp(img, flow, "opencv", "bicubic")
+    ref = warp(img, flow, "torch", "bicubic")
+    assert float((fast - ref).abs().max()) < 1e-4
+    xs = torch.arange(w, dtype=torch.float32)
+    stripes = (0.5 + 0.4 * torch.sin(xs * 1.9)).expand(1, 3, h, w).contiguous()  # about 3 px a period
+    truth = (0.5 + 0.4 * torch.sin((xs + 0.5) * 1.9)).expand(1, 3, h, w)
+    half_pixel = torch.zeros(1, 2, h, w)
+    half_pixel[:, 0] = 0.5
+    inside = (slice(None), slice(None), slice(None), slice(4, -4))
+    errors = {
+        mode: float((warp(stripes, half_pixel, "opencv", mode) - truth)[inside].abs().mean())
+        for mode in ("bilinear", "bicubic")
+    }
+    assert errors["bicubic"] < 0.5 * errors["bilinear"], errors
+
+
 def test_opencv_warp_gives_way_to_torch_where_a_gradient_is_needed():
     img = _smooth_image(24, 32)
     flow = _swirl(24, 32, 3.0).requires_grad_(True)
@@ -141,15 +164,17 @@ def _trained_like(config: LiteConfig) -> LiteNet:
 
 def test_cpu_inference_path_gives_the_reference_frame():
     """model(...) outside autograd on a CPU runs lite_cpu (OpenCV on planes); forward_all is the
-    torch reference training runs. Same frames, with and without flow corrections, for a batch of
-    two times and a network grid that needs padding (18x34 -> 20x36)."""
+    torch reference training runs. Same frames, with and without flow corrections, with one shared
+    motion and bicubic warps, for a batch of two times and a network grid that needs padding (18x34 -> 20x36)."""
     h, w = 72, 136
     a = _smooth_image(h, w)
     b = torch.roll(a, shifts=(3, -5), dims=(2, 3))
     first, second = a.expand(2, -1, -1, -1), b.expand(2, -1, -1, -1)
     t = torch.tensor([0.25, 0.75]).view(2, 1, 1, 1)
-    for corrects in (False, True):
-        config = LiteConfig("t", (8, 8), 4, 2, "fast", flow_iters=2, flow_correction=corrects)
+    for corrects, shared, mode in ((False, False, "bilinear"), (True, False, "bilinear"), (False, True, "bicubic")):
+        config = LiteConfig(
+            "t", (8, 8), 4, 2, "fast", flow_iters=2, flow_correction=corrects, shared_motion=shared, warp_mode=mode
+        )
         model = _trained_like(config)
         with torch.inference_mode():
             flows = model.prior(a, b).expand(2, -1, -1, -1)
@@ -160,6 +185,28 @@ def test_cpu_inference_path_gives_the_reference_frame():
             assert float((fast[0] - fast[1]).abs().max()) > 0.01  # the two times differ
             half = model(a, b, 0.5, 0.5)  # the ladder's scale step: grids twice as coarse
             assert float((half - model.forward_all(a, b, 0.5, 0.5).frame).abs().max()) < 1e-4
+
+
+def test_shared_motion_keeps_a_consistent_motion_and_halves_independent_flow_noise():
+    """Both intermediate flows from one motion: where the two directions agree (a pan at any t)
+    nothing changes; where each carries its own error, the shared motion is nearer the truth."""
+    from rifestream.model.classical import shared_motion
+
+    rng = np.random.default_rng(0)
+    velocity = np.stack((np.full((40, 60), 7.0), np.full((40, 60), -3.0)), axis=2).astype(np.float32)
+    for t in (0.25, 0.5, 0.75):
+        mid0, mid1 = -t * velocity, (1.0 - t) * velocity
+        s0, s1 = shared_motion(mid0, mid1, t)
+        assert np.abs(s0 - mid0).max() < 1e-4 and np.abs(s1 - mid1).max() < 1e-4
+    noisy0 = -0.5 * velocity + rng.normal(0, 1.0, velocity.shape).astype(np.float32)
+    noisy1 = 0.5 * velocity + rng.normal(0, 1.0, velocity.shape).astype(np.float32)
+    s0, s1 = shared_motion(noisy0, noisy1, 0.5)
+    before = np.mean((noisy0 + 0.5 * velocity) ** 2)
+    after = np.mean((s0 + 0.5 * velocity) ** 2)
+    assert after < 0.6 * before
+    assert np.abs(s0 + s1).max() < 1e-5  # at t = 0.5 the two flows are opposite
+    as_tensors = shared_motion(torch.from_numpy(noisy0), torch.from_numpy(noisy1), torch.tensor(0.5))
+    assert np.abs(as_tensors[0].numpy() - s0).max() < 1e-6
 
 
 def test_classical_frames_on_planes_match_the_torch_reference():

@@ -232,6 +232,10 @@ def test_the_shipped_lite_recipe_loads_and_never_trains_on_what_it_validates_on(
     assert _is_lite_config(str(path))
     cfg = LiteTrainConfig.load(path)
     assert isinstance(cfg.model_config(), LiteConfig)
+    from rifestream.model.registry import shipped_config, shipped_models
+
+    # the shipped weights are this recipe's: `rifestream train` on it makes the same model
+    assert shipped_config(shipped_models()["rifestream-lite"]) == cfg.model_config()
     train = {str(cfg.clip_spec(e)[0].resolve()) for e in cfg.train_clips}
     val = {str(cfg.clip_spec(e)[0].resolve()) for e in cfg.val_clips}
     assert train and val and not train & val

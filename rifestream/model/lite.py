@@ -9,7 +9,7 @@ warp got wrong (occlusions, both sides of a moving edge). So the network here on
 corrects: from both frames, both warped frames and the intermediate flows on a grid
 ``net_level`` times coarser than the frames, a small U-Net predicts an occlusion mask,
 a colour residual and (with ``flow_correction``) a flow correction. The final warps
-and the blend run at full resolution.
+(bilinear or bicubic) and the blend run at full resolution.
 
 The last layer starts at zero, so an untrained :class:`LiteNet` returns the
 classical frame of its own DIS settings; training only has to learn the corrections.
@@ -25,8 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rifestream.model.classical import PRESETS, DISFlow, intermediate_flows, occlusion_logits, resize_flow, upsample
+from rifestream.model.classical import (
+    PRESETS,
+    DISFlow,
+    intermediate_flows,
+    occlusion_logits,
+    resize_flow,
+    shared_motion,
+    upsample,
+)
 from rifestream.model.lite_cpu import lite_frames
+from rifestream.model.planes import INTERPOLATIONS as WARP_MODES
 from rifestream.model.warp import warp
 
 #: A flow in pixels of the network's grid is divided by this before entering the network.
@@ -52,6 +61,16 @@ class LiteConfig:
     # Whether the mask starts from where each frame's forward splat leaves holes
     # (classical.occlusion_logits) instead of even odds; the network's mask logits are added to it
     occlusion_prior: bool = False
+    # Whether the network's colour residual is added (False: it only moves the mask; a residual on
+    # its quarter-size grid can shift colours but not restore detail)
+    colour_residual: bool = True
+    # Whether both intermediate flows come from one motion per pixel, the average of what each
+    # direction's flow says (classical.shared_motion)
+    shared_motion: bool = False
+    # How the two frames are sampled by the full-size warps: "bicubic" reconstructs the fine detail
+    # a bilinear sample between pixels blurs away (the held-out clips: +0.1 to +0.6 dB per kind but
+    # games, -0.1 there; about 1 ms more a frame)
+    warp_mode: str = "bilinear"
 
     def __post_init__(self) -> None:
         if len(self.widths) != 2 or any(int(c) < 4 for c in self.widths):
@@ -65,6 +84,8 @@ class LiteConfig:
             raise ValueError(f"{self.name}: dis_finest_scale must be 0 to 3, got {self.dis_finest_scale}")
         if not 0 <= int(self.flow_iters) <= 4:
             raise ValueError(f"{self.name}: flow_iters must be 0 to 4, got {self.flow_iters}")
+        if self.warp_mode not in WARP_MODES:
+            raise ValueError(f"{self.name}: warp_mode must be one of {', '.join(WARP_MODES)}, got {self.warp_mode!r}")
         if self.dis_preset not in PRESETS:
             raise ValueError(f"{self.name}: dis_preset must be one of {', '.join(PRESETS)}, got {self.dis_preset!r}")
 
@@ -161,6 +182,12 @@ class LiteNet(nn.Module):
         f = max(1, round(1 / scale)) if scale < 1 else 1
         return self.config.flow_level * f, self.config.net_level * f
 
+    def warp_mode(self, scale: float = 1.0) -> str:
+        """The full-size warps' sampling at a user ``scale``: the config's at full scale, bilinear below
+        it. A lower scale is the latency ladder's cheaper step; bicubic warps are about 2 of its 9 ms
+        on a 640x360 frame (2-core CPU)."""
+        return self.config.warp_mode if scale >= 1 else "bilinear"
+
     def prior(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """DIS flows (1, 4, h, w) of one (1, 3, H, W) pair on this model's flow grid."""
         if self._dis is None:
@@ -190,6 +217,9 @@ class LiteNet(nn.Module):
             flow_iters=self.config.flow_iters,
             flow_correction=self.config.flow_correction,
             occlusion_prior=self.config.occlusion_prior,
+            shared=self.config.shared_motion,
+            residual=self.config.colour_residual,
+            warp_mode=self.warp_mode(scale),
             flow_norm=FLOW_NORM,
             network=self._runner or self.refine,
         )
@@ -236,6 +266,8 @@ class LiteNet(nn.Module):
         # Outside autograd on a CPU every warp is cv2.remap (several times faster than grid_sample
         # there); training (autograd) and other devices take the torch reference.
         mid_fine = intermediate_flows(flows.to(img0.dtype), t, self.config.flow_iters, "opencv")
+        if self.config.shared_motion:
+            mid_fine = torch.cat(shared_motion(mid_fine[:, 0:2], mid_fine[:, 2:4], t), 1)
         small0 = F.avg_pool2d(img0, net_level)
         small1 = F.avg_pool2d(img1, net_level)
         mid = resize_flow(mid_fine, (hs, ws))
@@ -255,7 +287,8 @@ class LiteNet(nn.Module):
         # Scales are applied on the network's grid, before the (linear) upsampling: 16 times fewer
         # pixels. The corrections are in network-grid pixels / FLOW_NORM; the residual is a tenth.
         grid_to_full = [w / ws * FLOW_NORM, h / hs * FLOW_NORM] * 2
-        scales = torch.tensor([*grid_to_full, 1.0, 0.1, 0.1, 0.1], dtype=out.dtype, device=out.device).view(1, 8, 1, 1)
+        r = 0.1 if self.config.colour_residual else 0.0
+        scales = torch.tensor([*grid_to_full, 1.0, r, r, r], dtype=out.dtype, device=out.device).view(1, 8, 1, 1)
         if self.config.flow_correction:
             up = upsample(out * scales, (h, w))
             flow = flow + up[:, 0:4]
@@ -263,8 +296,9 @@ class LiteNet(nn.Module):
         else:
             up = upsample(out[:, 4:8] * scales[:, 4:8], (h, w))
         mask = torch.sigmoid(up[:, 0:1])
-        w0 = warp(img0, flow[:, 0:2], "opencv")
-        w1 = warp(img1, flow[:, 2:4], "opencv")
+        mode = self.warp_mode(scale)
+        w0 = warp(img0, flow[:, 0:2], "opencv", mode)
+        w1 = warp(img1, flow[:, 2:4], "opencv", mode)
         return LiteOutput(frame=_mask_blend(w0, w1, mask, up[:, 1:4]), flow=flow, mask=mask)
 
 

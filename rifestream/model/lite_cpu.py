@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rifestream.model import planes
-from rifestream.model.classical import fixed_point_pair, occlusion_logits
+from rifestream.model.classical import fixed_point_pair, occlusion_logits, shared_motion
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
@@ -34,6 +34,9 @@ def lite_frames(
     flow_correction: bool,
     flow_norm: float,
     occlusion_prior: bool = False,
+    shared: bool = False,
+    residual: bool = True,
+    warp_mode: str = "bilinear",
     network: Network,
 ) -> torch.Tensor:
     """(N, 3, H, W) frames at times ``t`` (N, 1, 1, 1) from fp32 CPU frames (N, 3, H, W) and their
@@ -46,6 +49,8 @@ def lite_frames(
         a, b = img0[i].detach().numpy(), img1[i].detach().numpy()
         pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4)
         mid0, mid1 = fixed_point_pair(pair, ti, flow_iters)
+        if shared:
+            mid0, mid1 = shared_motion(mid0, mid1, ti)
         hs, ws = h // net_level, w // net_level
         s0, s1 = (_pooled(frame, net_level, pooled) for frame in (a, b))
         m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)
@@ -60,14 +65,15 @@ def lite_frames(
                 full[..., 1] += planes.upsample(y[k + 1], h, w) * (h / hs * flow_norm)
         mask = planes.sigmoid(planes.upsample(y[4], h, w))
         frame = out[i].numpy()
-        w1 = planes.warp(b, full1)
-        planes.warp(a, full0, dst=frame)
+        w1 = planes.warp(b, full1, mode=warp_mode)
+        planes.warp(a, full0, dst=frame, mode=warp_mode)
         for k in range(3):  # w1 + mask·(w0 − w1) + residual / 10, in place
             plane = frame[k]
             cv2.subtract(plane, w1[k], dst=plane)
             cv2.multiply(plane, mask, dst=plane)
             cv2.add(plane, w1[k], dst=plane)
-            cv2.scaleAdd(planes.upsample(y[5 + k], h, w), 0.1, plane, dst=plane)
+            if residual:
+                cv2.scaleAdd(planes.upsample(y[5 + k], h, w), 0.1, plane, dst=plane)
     return out
 
 

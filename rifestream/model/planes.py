@@ -37,7 +37,8 @@ def resize_flow(flow: np.ndarray, h: int, w: int, times: float = 1.0) -> np.ndar
     """An (h0, w0, 2) flow in pixels of its grid, resized bilinearly to (h, w), its values rescaled
     to the new grid and multiplied by ``times`` (on the smaller grid: resizing is linear). A new array."""
     h0, w0 = flow.shape[:2]
-    scaled = flow * np.array([w / w0 * times, h / h0 * times], dtype=np.float32)
+    # cv2.multiply with a per-channel scalar: numpy's broadcast over a last axis of 2 costs 20x more
+    scaled = cv2.multiply(np.ascontiguousarray(flow, dtype=np.float32), (w / w0 * times, h / h0 * times, 0.0, 0.0))
     if (h0, w0) == (h, w):
         return scaled
     return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -48,13 +49,19 @@ def upsample(plane: np.ndarray, h: int, w: int) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(plane), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def warp(planes: np.ndarray, flow: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
-    """Backward warp of (C, H, W) planes by an (H, W, 2) flow: bilinear, edge pixels repeated."""
+#: ``cv2.remap``'s interpolation for each sampling mode (the names ``grid_sample`` gives them).
+INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+
+
+def warp(planes: np.ndarray, flow: np.ndarray, dst: np.ndarray | None = None, mode: str = "bilinear") -> np.ndarray:
+    """Backward warp of (C, H, W) planes by an (H, W, 2) flow, edge pixels repeated; ``mode``
+    "bilinear" or "bicubic" (OpenCV's cubic kernel, a = −0.75, as ``grid_sample``'s)."""
     xy = cv2.add(flow, pixel_grid(*flow.shape[:2]))  # threaded, unlike numpy's add
     out = np.empty(planes.shape, dtype=np.float32) if dst is None else dst
+    interpolation = INTERPOLATIONS[mode]
     for k in range(planes.shape[0]):
         src = np.ascontiguousarray(planes[k])
-        cv2.remap(src, xy, None, cv2.INTER_LINEAR, dst=out[k], borderMode=cv2.BORDER_REPLICATE)
+        cv2.remap(src, xy, None, interpolation, dst=out[k], borderMode=cv2.BORDER_REPLICATE)
     return out
 
 

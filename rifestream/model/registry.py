@@ -195,12 +195,14 @@ def describe_config(config: IFNetConfig | LiteConfig) -> str:
     if isinstance(config, LiteConfig):
         finest = "" if config.dis_finest_scale is None else f", finest level {config.dis_finest_scale}"
         steps = f", {config.flow_iters} fixed-point steps" if config.flow_iters else ""
-        net = "mask and residual" if not config.flow_correction else "flow correction, mask and residual"
+        steps += ", one motion from both directions" if config.shared_motion else ""
+        net = "mask logits and a colour residual" if config.colour_residual else "mask logits"
+        net = f"flow corrections, {net}" if config.flow_correction else net
         prior = "; the mask starts from where each frame's forward splat leaves holes" if config.occlusion_prior else ""
         return (
             f"{config.name}: CPU model, DIS flow ({config.dis_preset}{finest}) on a 1/{config.flow_level} grid"
             f"{steps}; a U-Net ({config.widths[0]}/{config.widths[1]}) on a 1/{config.net_level} grid adds {net}"
-            f"{prior}"
+            f"{prior}; {config.warp_mode} warps"
         )
     widths = "/".join(str(c) for c in config.channels)
     scales = "/".join(f"{s:g}" for s in config.scales)

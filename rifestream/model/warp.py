@@ -1,4 +1,4 @@
-"""Backward warp: sample ``img`` at ``pixel + flow`` (bilinear, border padding, align_corners=True).
+"""Backward warp: sample ``img`` at ``pixel + flow`` (bilinear or bicubic, border padding, align_corners=True).
 
 One function, three backends with the same semantics: ``torch.nn.functional.grid_sample``
 (the default everywhere); backend ``"opencv"``, ``cv2.remap`` for fp32 CPU tensors outside
@@ -29,6 +29,7 @@ from rifestream.model import planes
 log = logging.getLogger(__name__)
 
 Backend = Literal["torch", "cupy", "opencv"]
+Mode = Literal["bilinear", "bicubic"]
 
 CUPY_KERNELS_BY_DEFAULT = False
 """Whether the CuPy kernels are the default on CUDA: not until a GPU run has verified them."""
@@ -76,14 +77,14 @@ def cached_grids(device: torch.device) -> list[torch.Tensor]:
     return [g for (dev, _, _), g in _base_grids.items() if dev == str(device)]
 
 
-def warp_torch(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def warp_torch(img: torch.Tensor, flow: torch.Tensor, mode: Mode = "bilinear") -> torch.Tensor:
     """Reference backend: ``grid_sample`` with fp32 coordinates."""
     _, _, h, w = img.shape
     f = flow.float()
     norm = torch.stack((f[:, 0] / ((w - 1.0) / 2.0), f[:, 1] / ((h - 1.0) / 2.0)), dim=-1)
     grid = base_grid(h, w, img.device) + norm
     src = img if img.dtype == torch.float32 else img.float()
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(src, grid, mode=mode, padding_mode="border", align_corners=True)
     return out if img.dtype == torch.float32 else out.to(img.dtype)
 
 
@@ -94,8 +95,8 @@ def opencv_applies(backend: Backend, img: torch.Tensor, flow: torch.Tensor) -> b
     return not (torch.is_grad_enabled() and (img.requires_grad or flow.requires_grad))
 
 
-def warp_opencv(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """``cv2.remap`` per image and channel plane (bilinear, edge pixels repeated: border padding),
+def warp_opencv(img: torch.Tensor, flow: torch.Tensor, mode: Mode = "bilinear") -> torch.Tensor:
+    """``cv2.remap`` per image and channel plane (edge pixels repeated: border padding),
     through :func:`rifestream.model.planes.warp`.
 
     The maps are made without torch ops: torch's OpenMP workers spin for a while after each op and
@@ -105,7 +106,7 @@ def warp_opencv(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(src)
     for i in range(img.shape[0]):
         xy = np.ascontiguousarray(flow[i].detach().float().permute(1, 2, 0).numpy())
-        planes.warp(src[i].numpy(), xy, dst=out[i].numpy())
+        planes.warp(src[i].numpy(), xy, dst=out[i].numpy(), mode=mode)
     return out
 
 
@@ -160,12 +161,15 @@ def _cupy_or_none(name: str, backend: Backend | None, *tensors: torch.Tensor):
     return fn
 
 
-def warp(img: torch.Tensor, flow: torch.Tensor, backend: Backend | None = None) -> torch.Tensor:
-    """Warp (N, C, H, W) ``img`` backwards by (N, 2, H, W) ``flow`` in pixels (``backend`` None: the default)."""
+def warp(
+    img: torch.Tensor, flow: torch.Tensor, backend: Backend | None = None, mode: Mode = "bilinear"
+) -> torch.Tensor:
+    """Warp (N, C, H, W) ``img`` backwards by (N, 2, H, W) ``flow`` in pixels (``backend`` None: the
+    default). ``mode`` "bicubic" runs on OpenCV or torch (the CuPy kernel is bilinear)."""
     if opencv_applies(_backend if backend is None else backend, img, flow):
-        return warp_opencv(img, flow)
-    fn = _cupy_or_none("warp", backend, img, flow)
-    return fn(img, flow) if fn is not None else warp_torch(img, flow)
+        return warp_opencv(img, flow, mode)
+    fn = _cupy_or_none("warp", backend, img, flow) if mode == "bilinear" else None
+    return fn(img, flow) if fn is not None else warp_torch(img, flow, mode)
 
 
 def warp_blend(

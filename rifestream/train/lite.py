@@ -49,6 +49,9 @@ class LiteTrainConfig:
     dis_finest_scale: int | None = None
     flow_correction: bool = True
     occlusion_prior: bool = False
+    colour_residual: bool = True
+    shared_motion: bool = False
+    warp_mode: str = "bilinear"
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
     train_clips: list[str] = field(default_factory=list)
@@ -98,6 +101,9 @@ class LiteTrainConfig:
             self.dis_finest_scale,
             self.flow_correction,
             self.occlusion_prior,
+            self.colour_residual,
+            self.shared_motion,
+            self.warp_mode,
         )
 
     def clip_spec(self, entry: str) -> tuple[Path, int, int | None]:
