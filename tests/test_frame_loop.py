@@ -150,6 +150,9 @@ def test_warm_up_captures_every_frame_count_for_both_model_steps_and_times_only_
     assert sorted(set(engine.calls)) == [(2, 0.5), (2, 1.0), (3, 0.5), (3, 1.0)]
     assert all(engine.calls.count(k) == 2 for k in set(engine.calls))  # captured, then timed
     assert budget.expected_cost("model") < 0.1  # no capture's 200 ms in it
+    # the classical step is timed after an untimed first call (DIS's buffers): the ladder can take
+    # it on the first pair that needs it instead of falling through to a blend
+    assert budget.expected_cost("classical") is not None
     _, outputs = run_loop(loop, moving_frames(6), rate=25)
     assert len(engine.calls) == 8 + 5  # no further capture: every pair replays
     assert all(o.fallback is None for o in outputs if o.interpolated)
