@@ -161,6 +161,8 @@ def settings_from(
         key = exc.errors()[0]["loc"][0] if exc.errors()[0]["loc"] else None
         prefix = f"{tables[key]}." if tables and key in tables else ""
         raise one_line(exc, origin, cls, prefix) from None
+    except RifestreamError as exc:  # a check across settings (__post_init__): name the file too
+        raise RifestreamError(f"{origin}: {exc}") from None
 
 
 CHECKOUT_CONFIG = Path("configs/train/default.toml")
