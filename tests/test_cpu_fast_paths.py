@@ -56,6 +56,19 @@ def test_bicubic_warp_is_the_same_on_opencv_and_torch_and_keeps_detail_bilinear_
     assert errors["bicubic"] < 0.5 * errors["bilinear"], errors
 
 
+def test_each_direction_of_a_flow_pair_is_its_two_channels_as_a_new_array():
+    from rifestream.model.planes import direction
+
+    pair = np.random.default_rng(1).normal(0, 9, (18, 32, 4)).astype(np.float32)
+    for k, channels in ((0, slice(0, 2)), (1, slice(2, 4))):
+        flow = direction(pair, k)
+        assert flow.shape == (18, 32, 2) and flow.flags.c_contiguous
+        assert np.array_equal(flow, pair[..., channels])
+        flow[:] = 0  # a copy: the pair is untouched
+    assert np.abs(pair).sum() > 0
+    assert np.array_equal(direction(pair.astype(np.float64), 1), pair[..., 2:4])
+
+
 def test_opencv_warp_gives_way_to_torch_where_a_gradient_is_needed():
     img = _smooth_image(24, 32)
     flow = _swirl(24, 32, 3.0).requires_grad_(True)
