@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import field
+from dataclasses import field, fields
 from pathlib import Path
 
 import cv2
@@ -39,19 +39,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(config=TRAINING)  # checked as train/config.py's TrainConfig is
 class LiteTrainConfig:
-    # [model]
+    # [model]: the fields of LiteConfig, with its defaults (what each means is said there)
     name: str = "rifestream-lite"
-    widths: tuple[int, int] = (32, 48)
-    net_level: int = 4
-    flow_level: int = 2
-    dis_preset: str = "medium"
-    flow_iters: int = 0
-    dis_finest_scale: int | None = None
-    flow_correction: bool = True
-    occlusion_prior: bool = False
-    colour_residual: bool = True
-    shared_motion: bool = False
-    warp_mode: str = "bilinear"
+    widths: tuple[int, int] = LiteConfig.widths
+    net_level: int = LiteConfig.net_level
+    flow_level: int = LiteConfig.flow_level
+    dis_preset: str = LiteConfig.dis_preset
+    flow_iters: int = LiteConfig.flow_iters
+    dis_finest_scale: int | None = LiteConfig.dis_finest_scale
+    flow_correction: bool = LiteConfig.flow_correction
+    occlusion_prior: bool = LiteConfig.occlusion_prior
+    colour_residual: bool = LiteConfig.colour_residual
+    shared_motion: bool = LiteConfig.shared_motion
+    warp_mode: str = LiteConfig.warp_mode
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
     train_clips: list[str] = field(default_factory=list)
@@ -91,20 +91,8 @@ class LiteTrainConfig:
             raise RifestreamError(f"synthetic_share must lie in [0, 1], got {self.synthetic_share}")
 
     def model_config(self) -> LiteConfig:
-        return LiteConfig(
-            self.name,
-            tuple(self.widths),
-            self.net_level,
-            self.flow_level,
-            self.dis_preset,
-            self.flow_iters,
-            self.dis_finest_scale,
-            self.flow_correction,
-            self.occlusion_prior,
-            self.colour_residual,
-            self.shared_motion,
-            self.warp_mode,
-        )
+        values = {f.name: getattr(self, f.name) for f in fields(LiteConfig)}
+        return LiteConfig(**{**values, "widths": tuple(self.widths)})
 
     def clip_spec(self, entry: str) -> tuple[Path, int, int | None]:
         """(path, first frame, last frame or None) of a clip entry."""
