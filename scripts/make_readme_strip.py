@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from rifestream.engine import Interpolator
 from rifestream.model.registry import DEFAULT_CPU_MODEL
+from rifestream.quality_eval import psnr
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "strip.png"
 WIDTH, HEIGHT = 256, 144
@@ -56,16 +57,13 @@ def scene(frame: float) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def strip(tiles: list[tuple[str, np.ndarray]]) -> Image.Image:
-    canvas = Image.new("RGB", (WIDTH * len(tiles) + 4 * (len(tiles) - 1), HEIGHT + LABEL_HEIGHT), "white")
+    """Frames of one size side by side, 4 px apart, each under its label (also used by make_failure_strip.py)."""
+    height, width = tiles[0][1].shape[:2]
+    canvas = Image.new("RGB", (width * len(tiles) + 4 * (len(tiles) - 1), height + LABEL_HEIGHT), "white")
     draw = ImageDraw.Draw(canvas)
     for i, (label, frame) in enumerate(tiles):
-        left = i * (WIDTH + 4)
+        left = i * (width + 4)
         canvas.paste(Image.fromarray(frame), (left, LABEL_HEIGHT))
         draw.text((left + 4, 3), label, fill="black")
     return canvas

@@ -347,3 +347,26 @@ def test_eval_command_scores_an_ensemble_and_a_scale_under_their_own_label_and_r
     with pytest.raises(SystemExit):
         parser.parse_args([*common, "--ensemble", "3"])
     assert "invalid choice: 3" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg program on PATH (CI installs it)")
+def test_failure_strip_shows_the_models_worst_frame_beside_truth_and_both_baselines(tmp_path, capsys, monkeypatch):
+    """scripts/make_failure_strip.py (the model card's pictures): four tiles of the clip's size
+    (truth, model, minterpolate, classical) under their labels, for a frame of the protocol window."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    _, command = eval_setup(tmp_path, 45)
+    clip, model = command[1], command[3]
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    import make_failure_strip
+
+    out = tmp_path / "worst.png"
+    assert make_failure_strip.main([clip, "--model", model, "--out", str(out), "--width", "64"]) == 0
+    image = Image.open(out)
+    assert image.size == (4 * 64 + 3 * 4, 48 + 18)  # four 64x48 tiles, 4 px apart, labels above
+    printed = capsys.readouterr().out
+    frame = int(re.search(r"frame (\d+) of the window", printed).group(1))
+    assert frame % 2 == 1 and frame < 41  # an odd frame: one the protocol scores
+    assert "minterpolate" in printed and "classical" in printed

@@ -68,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help=(
             "start block N (0 = coarsest) of the --init weights afresh, output layer zeroed so the "
-            "frames do not change at first (repeatable; for a collapsed block, see docs/MODEL_CARD.md)"
+            "frames do not change at first (repeatable; for a collapsed block, see docs/MODEL_HISTORY.md)"
         ),
     )
     p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")

@@ -6,7 +6,7 @@ like frame 1 at x + d, comparing windows of ``window`` cells. A small cost per c
 displacement (``PENALTY``) keeps flat and still areas at d = 0. With ``subcell`` a parabola
 through the best candidate's cost and its neighbours' along each axis refines d to a
 fraction of a cell. Why: a model trained on little data can fail to learn large motion in
-its coarse blocks (docs/MODEL_CARD.md); a search finds a fast hand that the blocks miss, and
+its coarse blocks (docs/MODEL_HISTORY.md); a search finds a fast hand that the blocks miss, and
 the blocks then refine around it. Official RIFE checkpoints do not use it (radius 0).
 """
 

@@ -70,13 +70,13 @@ class TrainConfig:
     flow_blocks: tuple[int, ...] | None = None
     # Of those, the blocks whose term is the squared error (px^2) instead of L1: under L1 a coarse
     # block that cannot yet tell scenes apart stays at the median flow, no motion; a squared error
-    # pulls it towards the mean (docs/MODEL_CARD.md, "The coarse block alone").
+    # pulls it towards the mean (docs/MODEL_HISTORY.md, "The coarse block alone").
     flow_squared_blocks: tuple[int, ...] = ()
     distill_weight: float = 0.01
     grad_clip: float = 1.0
     # Per student block (0 = coarsest): a multiplier of the learning rate, and Adam's epsilon
     # (empty: 1 and 1e-8 for every block). What they do to the coarse blocks is measured in
-    # docs/MODEL_CARD.md, "Restarting the coarse blocks".
+    # docs/MODEL_HISTORY.md, "Restarting the coarse blocks".
     block_lr_scale: tuple[float, ...] = ()
     block_adam_eps: tuple[float, ...] = ()
     # The same multiplier for the feature head (0 freezes it: a coarse block trained on its

@@ -111,7 +111,7 @@ def distributed_rank() -> tuple[int, int]:
 def reinit_blocks(student: IFNet, indices: Sequence[int]) -> None:
     """Give these blocks fresh weights, with the output layer's weights zeroed and its bias kept.
 
-    For a block whose features collapsed (docs/MODEL_CARD.md, Diagnosis): its
+    For a block whose features collapsed (docs/MODEL_HISTORY.md, Diagnosis): its
     output is then the constant it had already nearly become, so the model's
     frames barely change at the start, while its features start healthy again
     (whether they stay so depends on the training; see the model card).

@@ -1,4 +1,4 @@
-"""Two experiments on the coarse blocks of an IFNet (docs/MODEL_CARD.md, "The coarse block alone").
+"""Two experiments on the coarse blocks of an IFNet (docs/MODEL_HISTORY.md, "The coarse block alone").
 
 ``oracle CLIP``: the translation probe of scripts/translation_probe.py with block 0's flow
 replaced by a share of the true shift (0, 0.5, 1): would the fine blocks keep a coarse flow
@@ -70,7 +70,7 @@ def save_spliced(net: IFNet, block: IFBlock, path: Path, **metadata: str) -> Non
     """Write ``net`` with block 0 replaced by ``block``, whose mask and feature outputs are the old block's constant.
 
     The later blocks were trained on block 0's mask and features as they were (its output
-    layer's bias: the block had collapsed, docs/MODEL_CARD.md, Diagnosis); only the flow is the
+    layer's bias: the block had collapsed, docs/MODEL_HISTORY.md, Diagnosis); only the flow is the
     new block's. The output layer is a ConvTranspose2d into 4 x k_out channels and a
     PixelShuffle(2), so output channel c comes from channels 4c to 4c + 3: 0-15 are the flow.
     """
