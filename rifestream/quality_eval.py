@@ -49,6 +49,11 @@ class Score:
     ssim: float
     frames: int
     kind: str = ""
+    motion: float | None = None  # the window's motion (window_motion), when it was measured
+
+
+#: Upper bounds (px between two input frames) of the motion classes ``rifestream eval --by-motion`` groups by.
+MOTION_CLASSES = (8.0, 20.0, 40.0)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,28 @@ def busiest_window_start(frames: Sequence[np.ndarray], n: int) -> int:
     motion = np.array([np.abs(small[i + 2] - small[i]).mean() for i in range(len(small) - 2)])
     window = np.convolve(motion, np.ones(n - 2), mode="valid")
     return int(np.argmax(window))
+
+
+def window_motion(half: Sequence[np.ndarray]) -> float:
+    """How far a window's content moves between two input frames, in pixels: the median over its
+    input pairs of each pair's median DIS flow length (fast preset, full size, forward)."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in half]
+    flows = (dis.calc(grey[i], grey[i + 1], None) for i in range(len(grey) - 1))
+    lengths = [float(np.median(np.hypot(flow[..., 0], flow[..., 1]))) for flow in flows]
+    return float(np.median(lengths))
+
+
+def motion_class(px: float) -> str:
+    """The motion class of :data:`MOTION_CLASSES` that ``px`` (between two input frames) falls in."""
+    low = 0.0
+    for high in MOTION_CLASSES:
+        if px < high:
+            return f"motion {low:g}-{high:g} px"
+        low = high
+    return f"motion >={low:g} px"
 
 
 def split_window(window: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -199,15 +226,22 @@ def rebuild_window(method: Method, half: list[np.ndarray], count: int) -> list[n
 
 
 def score_clip(
-    path: str | Path, methods: Mapping[str, Method], frames: int = 41, scan: int = 900, kind: str = ""
+    path: str | Path,
+    methods: Mapping[str, Method],
+    frames: int = 41,
+    scan: int = 900,
+    kind: str = "",
+    motion: bool = False,
 ) -> list[Score]:
-    """Scores of every method on one clip's busiest window."""
+    """Scores of every method on one clip's busiest window (with ``motion``, each carries the window's
+    :func:`window_motion`)."""
     n = frames if frames % 2 else frames + 1
     clip = read_rgb_frames(path, scan)
     if len(clip) < 5:
         raise RifestreamError(f"{path}: {len(clip)} frames; the protocol needs at least 5")
     start = busiest_window_start(clip, n)
     half, truth = split_window(clip[start : start + n])
+    moved = window_motion(half) if motion else None
     out = []
     for name, method in methods.items():
         mids = rebuild_window(method, half, len(truth))
@@ -219,6 +253,7 @@ def score_clip(
                 ssim=float(np.mean([ssim_luma(m, t) for m, t in zip(mids, truth, strict=True)])),
                 frames=len(truth),
                 kind=kind,
+                motion=moved,
             )
         )
     return out

@@ -370,3 +370,31 @@ def test_failure_strip_shows_the_models_worst_frame_beside_truth_and_both_baseli
     frame = int(re.search(r"frame (\d+) of the window", printed).group(1))
     assert frame % 2 == 1 and frame < 41  # an odd frame: one the protocol scores
     assert "minterpolate" in printed and "classical" in printed
+
+
+def test_eval_by_motion_groups_clips_by_how_far_their_window_moves(tmp_path, capsys):
+    """--by-motion: each clip's window motion (median DIS flow between two input frames) is printed
+    and the table groups the clips by motion class, slow first, with a mean row per class."""
+    import cv2
+
+    parser, command = eval_setup(tmp_path, 5)
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur((rng.random((192, 256 + 1100, 3)) * 255).astype(np.float32), (0, 0), 4.0)
+    texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    clips = []
+    for name, step in (("fast.mkv", 12), ("slow.mkv", 1)):  # px per source frame: 24 and 2 between input frames
+        clips.append(tmp_path / name)
+        write_clip(clips[-1], [np.ascontiguousarray(texture[:, step * i : step * i + 256]) for i in range(45)])
+    args = parser.parse_args(["eval", *map(str, clips), *command[2:], "--baselines", "blend", "--by-motion"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    moved = {line.split()[0]: float(re.search(r"motion=([\d.]+)px", line).group(1)) for line in out if "psnr=" in line}
+    assert moved["slow.mkv"] == pytest.approx(2.0, abs=0.5) and moved["fast.mkv"] == pytest.approx(24.0, abs=2.0)
+    table = [line.split() for line in out if line.startswith(("slow.mkv", "fast.mkv", "mean")) and "psnr=" not in line]
+    assert [(row[0], " ".join(row[1:4])) for row in table[:4]] == [
+        ("slow.mkv", "motion 0-8 px"),
+        ("fast.mkv", "motion 20-40 px"),
+        ("mean", "motion 0-8 px"),
+        ("mean", "motion 20-40 px"),
+    ]
+    assert table[4][:2] == ["mean", "(all)"]

@@ -50,6 +50,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "ffmpeg on PATH and is left out with a note without it)",
     )
     p.add_argument("--no-baselines", action="store_true", help="run no baseline, only the models")
+    p.add_argument(
+        "--by-motion",
+        action="store_true",
+        help="group the clips by how far their window moves between two input frames (median DIS flow: "
+        "under 8, 8-20, 20-40, 40 px and over) instead of by kind",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     p.add_argument("--fp16", action="store_true", help="run the model in fp16 (CUDA only)")
     p.add_argument("--scale", type=float, default=1.0, help="model scale: 0.25, 0.5, 1, 2 or 4 (default 1)")
@@ -80,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         raise RifestreamError("--split needs --manifest (the manifest says which clip is in which split)")
     if not args.clips and args.manifest is None:
         raise RifestreamError("no clips: name video files or folders of them, or pass --manifest FILE")
+
+    from dataclasses import replace
 
     import torch
 
@@ -119,10 +127,15 @@ def run(args: argparse.Namespace) -> int:
         models.append(label)
     scores = []
     for clip in clips:
-        clip_scores = protocol.score_clip(clip.path, methods, args.frames, args.scan, clip.kind)
+        clip_scores = protocol.score_clip(clip.path, methods, args.frames, args.scan, clip.kind, args.by_motion)
         for s in clip_scores:
-            print(f"{s.clip} {s.method} psnr={s.psnr:.2f} ssim={s.ssim:.4f} frames={s.frames}", flush=True)
+            moved = "" if s.motion is None else f" motion={s.motion:.1f}px"
+            print(f"{s.clip} {s.method} psnr={s.psnr:.2f} ssim={s.ssim:.4f} frames={s.frames}{moved}", flush=True)
+        if args.by_motion:
+            clip_scores = [replace(s, kind=protocol.motion_class(s.motion)) for s in clip_scores]
         scores.extend(clip_scores)
+    if args.by_motion:  # one group per class, the classes in order of motion
+        scores.sort(key=lambda s: s.motion)
     print()
     print(protocol.format_table(scores, list(methods), models))
     anchors = [a for a in protocol.ANCHORS if a in methods]
