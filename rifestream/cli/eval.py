@@ -5,6 +5,7 @@ each model's gap to the better of minterpolate and classical."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from rifestream.cli.options import add_ensemble_option, add_subcommand
 from rifestream.errors import RifestreamError
@@ -86,8 +87,6 @@ def run(args: argparse.Namespace) -> int:
         raise RifestreamError("--split needs --manifest (the manifest says which clip is in which split)")
     if not args.clips and args.manifest is None:
         raise RifestreamError("no clips: name video files or folders of them, or pass --manifest FILE")
-
-    from dataclasses import replace
 
     import torch
 
