@@ -262,6 +262,24 @@ def test_dis_pair_computed_at_once_equals_one_direction_after_the_other():
     assert np.array_equal(pair[..., 2:4], dis.calc(g1, g0, None))
 
 
+def test_a_dis_flow_does_not_change_after_its_object_has_seen_a_small_frame():
+    """OpenCV's DIS lowers its finest pyramid level for good on an image too small for it; a stream
+    whose ladder ran a small grid once would then get other (and several times costlier) flows on
+    every later pair. Each call sets the level again: the flow of a pair is the same before and after."""
+    import cv2
+
+    from rifestream.model.classical import DISFlow
+
+    rng = np.random.default_rng(2)
+    g0 = cv2.GaussianBlur(rng.integers(0, 256, (90, 160), dtype=np.uint8), (7, 7), 2)
+    g1 = np.roll(g0, (3, 7), axis=(0, 1))
+    tiny = np.zeros((16, 16), dtype=np.uint8)
+    for dis in (DISFlow("fast", 1, finest_scale=1), DISFlow("fast", 1)):
+        before = dis.pair(g0, g1)
+        dis.pair(tiny, tiny)
+        assert np.array_equal(dis.pair(g0, g1), before)
+
+
 def test_splat_coverage_leaves_a_hole_behind_a_moving_block_and_folds_ahead_of_it():
     from rifestream.model.classical import splat_coverage
 

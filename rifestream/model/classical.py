@@ -84,9 +84,10 @@ class DISFlow:
         self.preset = preset
         self.level = level
         self._dis = [cv2.DISOpticalFlow_create(PRESETS[preset]) for _ in range(2)]  # one per direction
-        if finest_scale is not None:  # the pyramid level DIS stops at (0: the given grid); the presets say 1 or 2
-            for dis in self._dis:
-                dis.setFinestScale(int(finest_scale))
+        # The pyramid level DIS stops at (0: the given grid; the presets say 1 or 2). OpenCV lowers it
+        # for good when an image is too small for it (a 32x32 grid sets it to 0), and every later
+        # flow of the object, on any size, then costs several times more: it is set again each call.
+        self.finest_scale = self._dis[0].getFinestScale() if finest_scale is None else int(finest_scale)
 
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor, level: int | None = None) -> torch.Tensor:
         """(1, 4, H/level, W/level) float32 on the CPU: F(0→1) in 0:2, F(1→0) in 2:4, in pixels of that grid."""
@@ -96,6 +97,8 @@ class DISFlow:
 
     def pair(self, grey0: np.ndarray, grey1: np.ndarray) -> np.ndarray:
         """(h, w, 4) float32 flows of two uint8 grey arrays: F(0→1), then F(1→0), computed at once."""
+        for dis in self._dis:
+            dis.setFinestScale(self.finest_scale)
         f01, f10 = both_directions(
             lambda: self._dis[0].calc(grey0, grey1, None), lambda: self._dis[1].calc(grey1, grey0, None)
         )
