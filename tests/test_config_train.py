@@ -57,14 +57,23 @@ def test_the_cpu_models_recipe_is_checked_the_same_way(tmp_path):
     assert str(err.value) == f'{tmp_path}/lite.toml: data.crop: expected a whole number, got "big"'
 
 
-def test_the_cpu_models_recipe_names_a_bad_warp_mode_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "changed", "message"),
+    [
+        ('warp_mode = "bicubic"', 'warp_mode = "cubic"', "warp_mode must be one of bilinear, bicubic, got 'cubic'"),
+        (
+            "shared_motion = true",
+            "shared_motion = false",
+            "motion_search chooses among shared motions; set shared_motion = true too",
+        ),
+    ],
+)
+def test_the_cpu_models_recipe_names_a_bad_model_setting_in_one_line(tmp_path, setting, changed, message):
     from rifestream.train.lite import LiteTrainConfig
 
     text = (REPO / "configs" / "train" / "lite.toml").read_text()
-    (tmp_path / "lite.toml").write_text(text.replace('warp_mode = "bicubic"', 'warp_mode = "cubic"'))
+    assert setting in text
+    (tmp_path / "lite.toml").write_text(text.replace(setting, changed))
     with pytest.raises(RifestreamError) as err:
         LiteTrainConfig.load(tmp_path / "lite.toml")
-    assert str(err.value) == (
-        f"{tmp_path}/lite.toml: [model] settings: rifestream-lite: "
-        "warp_mode must be one of bilinear, bicubic, got 'cubic'"
-    )
+    assert str(err.value) == f"{tmp_path}/lite.toml: [model] settings: rifestream-lite: {message}"

@@ -178,15 +178,32 @@ def _trained_like(config: LiteConfig) -> LiteNet:
 def test_cpu_inference_path_gives_the_reference_frame():
     """model(...) outside autograd on a CPU runs lite_cpu (OpenCV on planes); forward_all is the
     torch reference training runs. Same frames, with and without flow corrections, with one shared
-    motion and bicubic warps, for a batch of two times and a network grid that needs padding (18x34 -> 20x36)."""
+    motion and bicubic warps, with the motion search and the occlusion prior, for a batch of two
+    times and a network grid that needs padding (18x34 -> 20x36)."""
     h, w = 72, 136
     a = _smooth_image(h, w)
     b = torch.roll(a, shifts=(3, -5), dims=(2, 3))
     first, second = a.expand(2, -1, -1, -1), b.expand(2, -1, -1, -1)
     t = torch.tensor([0.25, 0.75]).view(2, 1, 1, 1)
-    for corrects, shared, mode in ((False, False, "bilinear"), (True, False, "bilinear"), (False, True, "bicubic")):
+    cases = (
+        (False, False, False, "bilinear"),
+        (True, False, False, "bilinear"),
+        (False, True, False, "bicubic"),
+        (False, True, True, "bicubic"),
+    )
+    for corrects, shared, search, mode in cases:
         config = LiteConfig(
-            "t", (8, 8), 4, 2, "fast", flow_iters=2, flow_correction=corrects, shared_motion=shared, warp_mode=mode
+            "t",
+            (8, 8),
+            4,
+            2,
+            "fast",
+            flow_iters=2,
+            flow_correction=corrects,
+            shared_motion=shared,
+            motion_search=search,
+            occlusion_prior=search,
+            warp_mode=mode,
         )
         model = _trained_like(config)
         with torch.inference_mode():

@@ -4,7 +4,9 @@ An IFNet spends most of its cost finding the motion. On a CPU, OpenCV's DIS find
 it in a few milliseconds on a half-size grid; what a classical method does badly
 is everything after: the linear intermediate flows are wrong wherever the motion
 varies (fixed-point steps, :func:`rifestream.model.classical.intermediate_flows`,
-fix the second-order part), and averaging two warped frames doubles whatever either
+fix the second-order part; with ``motion_search`` each pixel then takes, among nearby motions, the one
+under which the two frames agree, :func:`rifestream.model.classical.search_motion`, which mends a
+flow DIS smoothed across a moving edge), and averaging two warped frames doubles whatever either
 warp got wrong (occlusions, both sides of a moving edge). So the network here only
 corrects: from both frames, both warped frames and the intermediate flows on a grid
 ``net_level`` times coarser than the frames, a small U-Net predicts an occlusion mask,
@@ -21,6 +23,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,6 +34,7 @@ from rifestream.model.classical import (
     intermediate_flows,
     occlusion_logits,
     resize_flow,
+    searched_flows,
     shared_motion,
     upsample,
 )
@@ -67,6 +71,10 @@ class LiteConfig:
     # Whether both intermediate flows come from one motion per pixel, the average of what each
     # direction's flow says (classical.shared_motion)
     shared_motion: bool = False
+    # Whether each pixel's motion is then chosen on the network's grid among the shared one, each
+    # direction's own and its neighbours' by how well the two frames agree under it
+    # (classical.search_motion; needs shared_motion). The full-size warps follow the chosen motion.
+    motion_search: bool = False
     # How the two frames are sampled by the full-size warps: "bicubic" reconstructs the fine detail
     # a bilinear sample between pixels blurs away (the held-out clips: +0.1 to +0.6 dB per kind but
     # games, -0.1 there; about 2 ms more an output frame at 640x360: 1.9 against 0.7 ms a warp)
@@ -86,6 +94,8 @@ class LiteConfig:
             raise ValueError(f"{self.name}: flow_iters must be 0 to 4, got {self.flow_iters}")
         if self.warp_mode not in WARP_MODES:
             raise ValueError(f"{self.name}: warp_mode must be one of {', '.join(WARP_MODES)}, got {self.warp_mode!r}")
+        if self.motion_search and not self.shared_motion:
+            raise ValueError(f"{self.name}: motion_search chooses among shared motions; set shared_motion = true too")
         if self.dis_preset not in PRESETS:
             raise ValueError(f"{self.name}: dis_preset must be one of {', '.join(PRESETS)}, got {self.dis_preset!r}")
 
@@ -218,6 +228,7 @@ class LiteNet(nn.Module):
             flow_correction=self.config.flow_correction,
             occlusion_prior=self.config.occlusion_prior,
             shared=self.config.shared_motion,
+            search=self.config.motion_search,
             residual=self.config.colour_residual,
             warp_mode=self.warp_mode(scale),
             flow_norm=FLOW_NORM,
@@ -243,6 +254,38 @@ class LiteNet(nn.Module):
         return torch.stack(logits)[:, None]
 
     @staticmethod
+    def _searched(
+        small0: torch.Tensor,
+        small1: torch.Tensor,
+        mid: torch.Tensor,
+        own: torch.Tensor,
+        t: torch.Tensor,
+        prior: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(N, 4, h, w) :func:`rifestream.model.classical.searched_flows` of each item, on the
+        network's grid (no gradient: the motion is chosen, not learned)."""
+
+        def arrays(x: torch.Tensor) -> np.ndarray:
+            return x.detach().float().cpu().numpy()
+
+        def flow(x: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.moveaxis(x, 0, 2))
+
+        out = []
+        for i, ti in enumerate(t.reshape(-1).tolist()):
+            m, o = arrays(mid[i]), arrays(own[i])
+            chosen = searched_flows(
+                arrays(small0[i]),
+                arrays(small1[i]),
+                (flow(m[0:2]), flow(m[2:4])),
+                (flow(o[0:2]), flow(o[2:4])),
+                ti,
+                None if prior is None else arrays(prior[i, 0]),
+            )
+            out.append(torch.from_numpy(np.concatenate(chosen, axis=2)).permute(2, 0, 1))
+        return torch.stack(out).to(mid)
+
+    @staticmethod
     def _times(timestep: float | torch.Tensor, img0: torch.Tensor) -> torch.Tensor:
         """``timestep`` (a float, or a tensor with one value per batch item) as (N, 1, 1, 1)."""
         n = img0.shape[0]
@@ -265,12 +308,17 @@ class LiteNet(nn.Module):
         hs, ws = h // net_level, w // net_level
         # Outside autograd on a CPU every warp is cv2.remap (several times faster than grid_sample
         # there); training (autograd) and other devices take the torch reference.
-        mid_fine = intermediate_flows(flows.to(img0.dtype), t, self.config.flow_iters, "opencv")
-        if self.config.shared_motion:
-            mid_fine = torch.cat(shared_motion(mid_fine[:, 0:2], mid_fine[:, 2:4], t), 1)
+        search = self.config.motion_search
+        if search:  # the motion is refined and chosen on the network's grid; the full-size flows come from there
+            flows = resize_flow(flows, (hs, ws))
+        own = intermediate_flows(flows.to(img0.dtype), t, self.config.flow_iters, "opencv")
+        mid_fine = torch.cat(shared_motion(own[:, 0:2], own[:, 2:4], t), 1) if self.config.shared_motion else own
         small0 = F.avg_pool2d(img0, net_level)
         small1 = F.avg_pool2d(img1, net_level)
         mid = resize_flow(mid_fine, (hs, ws))
+        prior = self._occlusion_logits(flows, t, (hs, ws)).to(img0) if self.config.occlusion_prior else None
+        if search:
+            mid = mid_fine = self._searched(small0, small1, mid, own, t, prior)
         sw0 = warp(small0, mid[:, 0:2], "opencv")
         sw1 = warp(small1, mid[:, 2:4], "opencv")
         x = torch.cat((small0, small1, sw0, sw1, mid / FLOW_NORM, t.expand(n, 1, hs, ws)), 1)
@@ -280,8 +328,7 @@ class LiteNet(nn.Module):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         out = (self._runner or self.refine)(x)[:, :, :hs, :ws]
-        if self.config.occlusion_prior:
-            prior = self._occlusion_logits(flows, t, (hs, ws)).to(out)
+        if prior is not None:
             out = torch.cat((out[:, :4], out[:, 4:5] + prior, out[:, 5:]), 1)
         flow = resize_flow(mid_fine, (h, w))
         # Scales are applied on the network's grid, before the (linear) upsampling: 16 times fewer

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rifestream.model import planes
-from rifestream.model.classical import fixed_point_pair, occlusion_logits, shared_motion
+from rifestream.model.classical import fixed_point_pair, occlusion_logits, searched_flows, shared_motion
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
@@ -35,6 +35,7 @@ def lite_frames(
     flow_norm: float,
     occlusion_prior: bool = False,
     shared: bool = False,
+    search: bool = False,
     residual: bool = True,
     warp_mode: str = "bilinear",
     network: Network,
@@ -48,17 +49,22 @@ def lite_frames(
     for i, ti in enumerate(times):
         a, b = img0[i].detach().numpy(), img1[i].detach().numpy()
         pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4)
-        mid0, mid1 = fixed_point_pair(pair, ti, flow_iters)
-        if shared:
-            mid0, mid1 = shared_motion(mid0, mid1, ti)
         hs, ws = h // net_level, w // net_level
+        if search:  # the motion is refined and chosen on the network's grid; the full-size flows come from there
+            pair = planes.resize_pair(pair, hs, ws)
+        own = fixed_point_pair(pair, ti, flow_iters)
+        mid0, mid1 = shared_motion(*own, ti) if shared else own
         s0, s1 = (_pooled(frame, net_level, pooled) for frame in (a, b))
         m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)
+        prior = occlusion_logits(pair, ti, (hs, ws)) if occlusion_prior else None
+        if search:
+            m0, m1 = searched_flows(s0, s1, (m0, m1), own, ti, prior)
+            mid0, mid1 = m0, m1
+        full0, full1 = planes.resize_flow(mid0, h, w), planes.resize_flow(mid1, h, w)
         x = _network_input(s0, s1, planes.warp(s0, m0), planes.warp(s1, m1), m0, m1, ti, flow_norm)
         y = network(torch.from_numpy(x)).detach().float().numpy()[0, :, :hs, :ws]
-        if occlusion_prior:
-            y[4] += occlusion_logits(pair, ti, (hs, ws))
-        full0, full1 = planes.resize_flow(mid0, h, w), planes.resize_flow(mid1, h, w)
+        if prior is not None:
+            y[4] += prior
         if flow_correction:  # corrections are in network-grid pixels / flow_norm
             for full, k in ((full0, 0), (full1, 2)):
                 full[..., 0] += planes.upsample(y[k], h, w) * (w / ws * flow_norm)

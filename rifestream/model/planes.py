@@ -33,6 +33,16 @@ def pool(img: np.ndarray, level: int) -> np.ndarray:
     return cv2.resize(stacked, (ws, c * hs), interpolation=cv2.INTER_AREA).reshape(c, hs, ws)
 
 
+#: Rec. 601 luma weights of (R, G, B): the grey image DIS and the motion search see.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luma(img: np.ndarray) -> np.ndarray:
+    """The (H, W) luma of (3, H, W) RGB planes, as OpenCV's threaded weighted sums (a new array)."""
+    r, g, b = (np.ascontiguousarray(plane) for plane in img)
+    return cv2.scaleAdd(b, LUMA[2], cv2.addWeighted(r, LUMA[0], g, LUMA[1], 0.0))
+
+
 def direction(pair: np.ndarray, k: int) -> np.ndarray:
     """Flow ``k`` of an (h, w, 4) pair of flows (0: F(0→1), 1: F(1→0)) as a new contiguous (h, w, 2)
     float32 array. Each flow vector is read as one complex64 number, so numpy copies whole 8-byte
@@ -48,6 +58,17 @@ def resize_flow(flow: np.ndarray, h: int, w: int, times: float = 1.0) -> np.ndar
     h0, w0 = flow.shape[:2]
     # cv2.multiply with a per-channel scalar: numpy's broadcast over a last axis of 2 costs 20x more
     scaled = cv2.multiply(np.ascontiguousarray(flow, dtype=np.float32), (w / w0 * times, h / h0 * times, 0.0, 0.0))
+    if (h0, w0) == (h, w):
+        return scaled
+    return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_pair(pair: np.ndarray, h: int, w: int) -> np.ndarray:
+    """An (h0, w0, 4) pair of flows (F(0→1), F(1→0)) resized to (h, w) as :func:`resize_flow` resizes
+    each: one call for both (OpenCV resizes up to four channels at once). A new array."""
+    h0, w0 = pair.shape[:2]
+    sx, sy = w / w0, h / h0
+    scaled = cv2.multiply(np.ascontiguousarray(pair, dtype=np.float32), (sx, sy, sx, sy))
     if (h0, w0) == (h, w):
         return scaled
     return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR)

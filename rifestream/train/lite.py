@@ -51,6 +51,7 @@ class LiteTrainConfig:
     occlusion_prior: bool = LiteConfig.occlusion_prior
     colour_residual: bool = LiteConfig.colour_residual
     shared_motion: bool = LiteConfig.shared_motion
+    motion_search: bool = LiteConfig.motion_search
     warp_mode: str = LiteConfig.warp_mode
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
