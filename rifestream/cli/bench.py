@@ -11,7 +11,8 @@ HELP = "measure ms per interpolated frame and output fps"
 DESCRIPTION = (
     "Time the model on random frames at one or more sizes: ms per interpolated frame (model only, "
     "and uint8 RGB in → uint8 RGB out) and the output fps that implies for the chosen factor. "
-    "Warm-up iterations are excluded; on a CPU each figure is the median call, on CUDA the mean "
+    "Warm-up iterations are excluded; on a CPU the models and baselines take turns call by call and "
+    "each figure is the median call (ratios between them compare the same minutes), on CUDA the mean "
     "between two CUDA events."
 )
 EPILOG = """\
@@ -73,7 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rifestream.config import check_value
-    from rifestream.engine.bench import BenchResult, benchmark, benchmark_baselines
+    from rifestream.engine.bench import BenchResult, Timed, baseline_steps, model_steps, time_steps
 
     check_value("engine.device", args.device, "--device")
     check_value("engine.scale", args.scale, "--scale")
@@ -81,28 +82,25 @@ def run(args: argparse.Namespace) -> int:
         raise RifestreamError("--factor must be at least 2 to interpolate anything")
     if args.iters < 1 or args.warmup < 0:
         raise RifestreamError("--iters must be ≥ 1 and --warmup ≥ 0")
-    common = dict(
-        sizes=args.size or [(640, 360)],
-        factor=args.factor,
-        device=args.device,
-        precision="fp16" if args.fp16 else "fp32",
-        iters=args.iters,
-        warmup=args.warmup,
-    )
-    results: list[BenchResult] = []
+    precision = "fp16" if args.fp16 else "fp32"
+    steps: list[Timed] = []
     for model in args.model or [None]:
-        results += benchmark(
+        steps += model_steps(
             model=model,
             arch=args.arch,
+            device=args.device,
+            precision=precision,
             scale=args.scale,
             ensemble=args.ensemble,
             cuda_graphs=not args.no_graphs,
             cupy_kernels=args.cupy_kernels,
             cpu_runtimes=args.cpu_runtime or (),
-            **common,
         )
     if args.baselines:
-        results += benchmark_baselines(**common)
+        steps += baseline_steps(args.device, precision)
+    results: list[BenchResult] = time_steps(
+        steps, args.size or [(640, 360)], factor=args.factor, iters=args.iters, warmup=args.warmup
+    )
     print(BenchResult.header())
     for r in results:
         print(r.row())

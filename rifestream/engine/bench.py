@@ -55,12 +55,7 @@ def _timer(device: torch.device) -> Callable[[Callable[[], object], int], float]
     back-to-back calls between two CUDA events (a call there is queued, not timed alone)."""
 
     def cpu(fn: Callable[[], object], iters: int) -> float:
-        times = []
-        for _ in range(iters):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times)) * 1000.0
+        return _interleaved([fn], iters)[0]
 
     def cuda(fn: Callable[[], object], iters: int) -> float:
         begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -75,25 +70,33 @@ def _timer(device: torch.device) -> Callable[[Callable[[], object], int], float]
     return cuda if device.type == "cuda" else cpu
 
 
-def benchmark(
+Step = Callable[[torch.Tensor, torch.Tensor, Sequence[float]], torch.Tensor]
+
+
+@dataclass
+class Timed:
+    """One thing to time: ``step`` of ``engine`` (frames on the engine's device → frames at ``ts``)."""
+
+    label: str
+    engine: FrameEngine
+    step: Step
+
+
+def model_steps(
     *,
     model: str | None,
     arch: str | None,
-    sizes: Sequence[tuple[int, int]],
-    factor: int = 2,
     device: str = "auto",
     precision: Precision = "fp32",
     scale: float = 1.0,
     ensemble: int = 1,
-    iters: int = 10,
-    warmup: int = 2,
     cuda_graphs: bool = True,
     cupy_kernels: bool | None = None,
     seed: int = 0,
     cpu_runtimes: Sequence[str] = (),
-) -> list[BenchResult]:
-    """Time the engine at each size; ``arch`` builds random weights of an official architecture;
-    a CPU model is timed under each of ``cpu_runtimes`` (none: the engine's default runtime)."""
+) -> list[Timed]:
+    """The model's step; ``arch`` builds random weights of an official architecture; a CPU model gets
+    one step under each of ``cpu_runtimes`` (none: the engine's default runtime), each on its own engine."""
     torch.manual_seed(seed)
     dev = resolve_device(device)
     if arch is not None:
@@ -103,41 +106,37 @@ def benchmark(
         label = f"{arch} (random)"
     else:
         net, label = model, model or "default"
-    engine = Interpolator(
-        net,
-        device=dev,
-        precision=precision,
-        scale=scale,
-        ensemble=ensemble,
-        cuda_graphs=cuda_graphs,
-        cupy_kernels=cupy_kernels,
-    )
-    if not (cpu_runtimes and isinstance(engine.model, LiteNet) and dev.type == "cpu"):
-        return _time_steps(engine, {label: engine.synthesize}, sizes, factor, iters, warmup, seed)
-    results = []
-    for runtime in cpu_runtimes:
-        engine.model.use_runner(network_runner(engine.model.refine, runtime))
-        results += _time_steps(engine, {f"{label} [{runtime}]": engine.synthesize}, sizes, factor, iters, warmup, seed)
-    return results
+
+    def engine() -> Interpolator:
+        return Interpolator(
+            net,
+            device=dev,
+            precision=precision,
+            scale=scale,
+            ensemble=ensemble,
+            cuda_graphs=cuda_graphs,
+            cupy_kernels=cupy_kernels,
+        )
+
+    first = engine()
+    if not (cpu_runtimes and isinstance(first.model, LiteNet) and dev.type == "cpu"):
+        return [Timed(label, first, first.synthesize)]
+    steps = []
+    for i, runtime in enumerate(cpu_runtimes):
+        e = first if i == 0 else engine()
+        e.model.use_runner(network_runner(e.model.refine, runtime))
+        steps.append(Timed(f"{label} [{runtime}]", e, e.synthesize))
+    return steps
 
 
-def benchmark_baselines(
-    *,
-    sizes: Sequence[tuple[int, int]],
-    factor: int = 2,
-    device: str = "auto",
-    precision: Precision = "fp32",
-    iters: int = 10,
-    warmup: int = 2,
-    seed: int = 0,
-) -> list[BenchResult]:
-    """Time the ladder's model-free steps (the classical flow frame, the blend) as :func:`benchmark` does."""
+def baseline_steps(device: str = "auto", precision: Precision = "fp32") -> list[Timed]:
+    """The ladder's model-free steps: the classical flow frame and the blend."""
     engine = FrameEngine(device, precision)
 
     def blend(a: torch.Tensor, b: torch.Tensor, ts: Sequence[float]) -> torch.Tensor:
         return torch.cat([engine.blend(a, b, t) for t in ts])
 
-    return _time_steps(engine, {"classical": engine.classical, "blend": blend}, sizes, factor, iters, warmup, seed)
+    return [Timed("classical", engine, engine.classical), Timed("blend", engine, blend)]
 
 
 def test_frames(w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -162,35 +161,78 @@ def _round_trip(engine: FrameEngine, step: Callable, frame0: np.ndarray, frame1:
     return engine.to_numpy(step(engine.to_tensor(frame0), engine.to_tensor(frame1), ts))
 
 
-def _time_steps(
-    engine: FrameEngine,
-    steps: dict[str, Callable[[torch.Tensor, torch.Tensor, Sequence[float]], torch.Tensor]],
+def time_steps(
+    steps: Sequence[Timed],
     sizes: Sequence[tuple[int, int]],
-    factor: int,
-    iters: int,
-    warmup: int,
-    seed: int,
+    factor: int = 2,
+    iters: int = 10,
+    warmup: int = 2,
+    seed: int = 0,
 ) -> list[BenchResult]:
-    """ms per in-between frame of each step: on the engine's tensors, and uint8 RGB in → uint8 RGB out."""
-    dev = engine.device
+    """ms per in-between frame of each step at each size: on the engine's tensors, and uint8 RGB in →
+    uint8 RGB out.
+
+    On a CPU the steps take turns call by call (A, B, C, A, B, C, ...) and each figure is the median
+    call: a shared machine's speed drifts within minutes, and steps timed one block after another
+    compare moments as much as steps. On CUDA each step is timed in its own block between two
+    CUDA events (a call there is queued, not timed alone)."""
     ts = [j / factor for j in range(1, factor)]
-    timer = _timer(dev)
     rng = np.random.default_rng(seed)
     results = []
     for w, h in sizes:
         frame0, frame1 = test_frames(w, h, rng)
-        for label, step in steps.items():
-            if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(dev)
-
-            a, b = engine.to_tensor(frame0), engine.to_tensor(frame1)
-            model_only = partial(step, a, b, ts)
-            uint8_to_uint8 = partial(_round_trip, engine, step, frame0, frame1, ts)
-            for _ in range(warmup):
-                model_only()
-                uint8_to_uint8()
-            model_ms = timer(model_only, iters) / len(ts)
-            frame_ms = timer(uint8_to_uint8, iters) / len(ts)
-            memory = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else 0
-            results.append(BenchResult((w, h), str(dev), engine.precision, label, factor, model_ms, frame_ms, memory))
+        calls = []
+        for item in steps:
+            a, b = item.engine.to_tensor(frame0), item.engine.to_tensor(frame1)
+            calls.append(
+                (
+                    partial(item.step, a, b, ts),
+                    partial(_round_trip, item.engine, item.step, frame0, frame1, ts),
+                )
+            )
+        if all(item.engine.device.type == "cpu" for item in steps):
+            for call in calls:
+                for _ in range(warmup):
+                    call[0]()
+                    call[1]()
+            model_ms = _interleaved([c[0] for c in calls], iters)
+            frame_ms = _interleaved([c[1] for c in calls], iters)
+            memory = [0] * len(steps)
+        else:
+            model_ms, frame_ms, memory = [], [], []
+            for item, (model_only, uint8_to_uint8) in zip(steps, calls, strict=True):
+                dev = item.engine.device
+                if dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(dev)
+                for _ in range(warmup):
+                    model_only()
+                    uint8_to_uint8()
+                timer = _timer(dev)
+                model_ms.append(timer(model_only, iters))
+                frame_ms.append(timer(uint8_to_uint8, iters))
+                memory.append(torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else 0)
+        for i, item in enumerate(steps):
+            dev, prec = str(item.engine.device), item.engine.precision
+            per_frame = (model_ms[i] / len(ts), frame_ms[i] / len(ts))
+            results.append(BenchResult((w, h), dev, prec, item.label, factor, *per_frame, memory[i]))
     return results
+
+
+#: Untimed pause before each timed CPU call. torch's OpenMP workers keep spinning for a while after
+#: a parallel op and take the cores from whatever runs next: with no pause, the CPU model right after
+#: the blend's torch ops measured 21.9 ms where it takes 16.4 (the classical step after
+#: rifestream-v1: 13.3 against 10.1). A live job runs the model once an input interval, not back to back.
+SETTLE_S = 0.02
+
+
+def _interleaved(calls: Sequence[Callable[[], object]], iters: int) -> list[float]:
+    """The median ms of each of ``calls`` over ``iters`` rounds in which each is called once, in turn
+    (:data:`SETTLE_S` before each call)."""
+    times: list[list[float]] = [[] for _ in calls]
+    for _ in range(iters):
+        for k, fn in enumerate(calls):
+            time.sleep(SETTLE_S)
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return [float(np.median(t)) * 1000.0 for t in times]
