@@ -51,15 +51,16 @@ def lite_frames(
         pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4)
         hs, ws = h // net_level, w // net_level
         if search:  # the motion is refined and chosen on the network's grid; the full-size flows come from there
-            pair = planes.resize_pair(pair, hs, ws)
+            pair = planes.resize_flow(pair, hs, ws)
         own = fixed_point_pair(pair, ti, flow_iters)
         mid0, mid1 = shared_motion(*own, ti) if shared else own
         s0, s1 = (_pooled(frame, net_level, pooled) for frame in (a, b))
-        m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)
         prior = occlusion_logits(pair, ti, (hs, ws)) if occlusion_prior else None
         if search:
-            m0, m1 = searched_flows(s0, s1, (m0, m1), own, ti, prior)
-            mid0, mid1 = m0, m1
+            mid0, mid1 = searched_flows(s0, s1, (mid0, mid1), own, ti, prior)
+            m0, m1 = mid0, mid1
+        else:
+            m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)
         full0, full1 = planes.resize_flow(mid0, h, w), planes.resize_flow(mid1, h, w)
         x = _network_input(s0, s1, planes.warp(s0, m0), planes.warp(s1, m1), m0, m1, ti, flow_norm)
         y = network(torch.from_numpy(x)).detach().float().numpy()[0, :, :hs, :ws]

@@ -52,23 +52,20 @@ def direction(pair: np.ndarray, k: int) -> np.ndarray:
     return vectors.view(np.float32).reshape(*pair.shape[:2], 2)
 
 
+def scale_flow(flow: np.ndarray, sx: float, sy: float | None = None) -> np.ndarray:
+    """An (h, w, 2) flow or (h, w, 4) pair of flows with each x component times ``sx`` and each y
+    component times ``sy`` (default ``sx``), as a new float32 array: one ``cv2.multiply`` with a
+    per-channel scalar (numpy's broadcast over a last axis of 2 costs 20x more)."""
+    sy = sx if sy is None else sy
+    return cv2.multiply(np.ascontiguousarray(flow, dtype=np.float32), (sx, sy, sx, sy))  # a scalar per channel
+
+
 def resize_flow(flow: np.ndarray, h: int, w: int, times: float = 1.0) -> np.ndarray:
-    """An (h0, w0, 2) flow in pixels of its grid, resized bilinearly to (h, w), its values rescaled
-    to the new grid and multiplied by ``times`` (on the smaller grid: resizing is linear). A new array."""
+    """An (h0, w0, 2) flow (or an (h0, w0, 4) pair of them) in pixels of its grid, resized bilinearly
+    to (h, w), its values rescaled to the new grid and multiplied by ``times`` (on the smaller grid:
+    resizing is linear). A new array."""
     h0, w0 = flow.shape[:2]
-    # cv2.multiply with a per-channel scalar: numpy's broadcast over a last axis of 2 costs 20x more
-    scaled = cv2.multiply(np.ascontiguousarray(flow, dtype=np.float32), (w / w0 * times, h / h0 * times, 0.0, 0.0))
-    if (h0, w0) == (h, w):
-        return scaled
-    return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def resize_pair(pair: np.ndarray, h: int, w: int) -> np.ndarray:
-    """An (h0, w0, 4) pair of flows (F(0→1), F(1→0)) resized to (h, w) as :func:`resize_flow` resizes
-    each: one call for both (OpenCV resizes up to four channels at once). A new array."""
-    h0, w0 = pair.shape[:2]
-    sx, sy = w / w0, h / h0
-    scaled = cv2.multiply(np.ascontiguousarray(pair, dtype=np.float32), (sx, sy, sx, sy))
+    scaled = scale_flow(flow, w / w0 * times, h / h0 * times)
     if (h0, w0) == (h, w):
         return scaled
     return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR)
