@@ -225,6 +225,20 @@ def rebuild_window(method: Method, half: list[np.ndarray], count: int) -> list[n
     return [method(half[i], half[i + 1]) for i in range(count)]
 
 
+def protocol_window(
+    path: str | Path, frames: int = 41, scan: int = 900
+) -> tuple[int, list[np.ndarray], list[np.ndarray]]:
+    """(start, half-rate input, truths) of a clip's busiest window of ``frames`` (made odd) among its
+    first ``scan`` frames: what every method of the protocol rebuilds and is scored against."""
+    n = frames if frames % 2 else frames + 1
+    clip = read_rgb_frames(path, scan)
+    if len(clip) < 5:
+        raise RifestreamError(f"{path}: {len(clip)} frames; the protocol needs at least 5")
+    start = busiest_window_start(clip, n)
+    half, truth = split_window(clip[start : start + n])
+    return start, half, truth
+
+
 def score_clip(
     path: str | Path,
     methods: Mapping[str, Method],
@@ -235,12 +249,7 @@ def score_clip(
 ) -> list[Score]:
     """Scores of every method on one clip's busiest window (with ``motion``, each carries the window's
     :func:`window_motion`)."""
-    n = frames if frames % 2 else frames + 1
-    clip = read_rgb_frames(path, scan)
-    if len(clip) < 5:
-        raise RifestreamError(f"{path}: {len(clip)} frames; the protocol needs at least 5")
-    start = busiest_window_start(clip, n)
-    half, truth = split_window(clip[start : start + n])
+    _, half, truth = protocol_window(path, frames, scan)
     moved = window_motion(half) if motion else None
     out = []
     for name, method in methods.items():

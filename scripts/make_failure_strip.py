@@ -18,16 +18,14 @@ import numpy as np
 from make_readme_strip import strip
 from PIL import Image
 
-from rifestream.io.video_file import read_rgb_frames
 from rifestream.model.registry import DEFAULT_MODEL
 from rifestream.quality_eval import (
-    busiest_window_start,
     classical_rebuild,
     minterpolate_rebuild,
     model_rebuild,
+    protocol_window,
     psnr,
     rebuild_window,
-    split_window,
 )
 
 
@@ -39,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=320, help="each tile's width in pixels (default 320)")
     args = parser.parse_args(argv)
 
-    clip = read_rgb_frames(args.clip, 900)
-    start = busiest_window_start(clip, 41)
-    half, truth = split_window(clip[start : start + 41])
+    start, half, truth = protocol_window(args.clip)
     made = {
         args.model: rebuild_window(model_rebuild(args.model, device="cpu"), half, len(truth)),
         "minterpolate": rebuild_window(minterpolate_rebuild(), half, len(truth)),
