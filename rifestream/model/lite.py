@@ -28,9 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rifestream.model import planes
 from rifestream.model.classical import (
     PRESETS,
     DISFlow,
+    grey_u8,
     intermediate_flows,
     occlusion_logits,
     resize_flow,
@@ -39,6 +41,7 @@ from rifestream.model.classical import (
     upsample,
 )
 from rifestream.model.lite_cpu import lite_frames
+from rifestream.model.motion_history import MotionHistory, quadratic_shift
 from rifestream.model.planes import INTERPOLATIONS as WARP_MODES
 from rifestream.model.warp import warp
 
@@ -79,6 +82,10 @@ class LiteConfig:
     # a bilinear sample between pixels blurs away (the held-out clips: +0.1 to +0.6 dB per kind but
     # games, -0.1 there; about 2 ms more an output frame at 640x360: 1.9 against 0.7 ms a warp)
     warp_mode: str = "bilinear"
+    # Whether a stream's pairs follow a quadratic path: the acceleration the pair before gives
+    # each pixel moves both intermediate flows (rifestream.model.motion_history; it needs no frame
+    # of latency, and a pair with no known pair before is linear, as in training)
+    quadratic_motion: bool = False
 
     def __post_init__(self) -> None:
         if len(self.widths) != 2 or any(int(c) < 4 for c in self.widths):
@@ -168,8 +175,9 @@ class LiteOutput:
 class LiteNet(nn.Module):
     """The CPU model. ``model(img0, img1, timestep, scale, flows=None)`` → the frame at ``timestep``.
 
-    ``flows`` are the pair's DIS flows (N, 4, h, w) in pixels of their own grid (see
-    :meth:`prior`); when omitted they are computed here from the frames.
+    ``flows`` are the pair's DIS flows (N, 4, h, w) in pixels of their own grid, optionally followed
+    by the trusted acceleration (channels 4:6; see :meth:`prior`); when omitted they are computed
+    here from the frames.
     """
 
     def __init__(self, config: LiteConfig) -> None:
@@ -177,6 +185,7 @@ class LiteNet(nn.Module):
         self.config = config
         self.refine = RefineUNet(config.widths)
         self._dis: DISFlow | None = None
+        self._history: MotionHistory | None = None
         self._runner: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def use_runner(self, runner: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
@@ -199,11 +208,28 @@ class LiteNet(nn.Module):
         return self.config.warp_mode if scale >= 1 else "bilinear"
 
     def prior(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """DIS flows (1, 4, h, w) of one (1, 3, H, W) pair on this model's flow grid."""
+        """DIS flows (1, 4, h, w) of one (1, 3, H, W) pair on this model's flow grid; with
+        ``quadratic_motion`` and two pairs before it known, (1, 6, h, w): the trusted acceleration
+        follows (:mod:`rifestream.model.motion_history`). A stream's pairs are to come in order for
+        that; the history is found by the frames' content, so any order is safe."""
         if self._dis is None:
             self._dis = DISFlow(self.config.dis_preset, self.config.flow_level, self.config.dis_finest_scale)
         flow_level, _ = self.levels(scale)
-        return self._dis(img0, img1, flow_level).to(img0.device)
+        if not self.config.quadratic_motion:
+            return self._dis(img0, img1, flow_level).to(img0.device)
+        if self._history is None:
+            self._history = MotionHistory()
+        grey0, grey1 = grey_u8(img0, flow_level), grey_u8(img1, flow_level)
+        flows = self._dis.pair(grey0, grey1, channels=6)
+        h, w = flows.shape[:2]
+        coarser = self.config.net_level // self.config.flow_level  # on the network's grid: a quarter of the work
+        coarse = planes.resize_flow(flows[..., 0:4], h // coarser, w // coarser)
+        accel = self._history.acceleration(grey0, grey1, coarse, flow_level * coarser)
+        if accel is None:
+            flows = flows[..., 0:4]
+        else:
+            flows[..., 4:6] = planes.resize_flow(accel, h, w)
+        return torch.from_numpy(flows).permute(2, 0, 1)[None].to(img0.device)
 
     def forward(
         self,
@@ -286,6 +312,21 @@ class LiteNet(nn.Module):
         return torch.stack(out).to(mid)
 
     @staticmethod
+    def _quadratic(mid: torch.Tensor, accel: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(N, 4, h, w) intermediate flows on their quadratic path
+        (:func:`rifestream.model.motion_history.quadratic_shift` of each item; no gradient)."""
+
+        def field(x: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(x.detach().float().cpu().permute(1, 2, 0).numpy())
+
+        out = []
+        for i, ti in enumerate(t.reshape(-1).tolist()):
+            m = field(mid[i])
+            moved = quadratic_shift(m[..., 0:2], m[..., 2:4], field(accel[i]), ti)
+            out.append(torch.from_numpy(np.concatenate(moved, axis=2)).permute(2, 0, 1))
+        return torch.stack(out).to(mid)
+
+    @staticmethod
     def _times(timestep: float | torch.Tensor, img0: torch.Tensor) -> torch.Tensor:
         """``timestep`` (a float, or a tensor with one value per batch item) as (N, 1, 1, 1)."""
         n = img0.shape[0]
@@ -309,6 +350,8 @@ class LiteNet(nn.Module):
         # Outside autograd on a CPU every warp is cv2.remap (several times faster than grid_sample
         # there); training (autograd) and other devices take the torch reference.
         search = self.config.motion_search
+        accel = flows[:, 4:6] if flows.shape[1] == 6 else None
+        flows = flows[:, :4]
         if search:  # the motion is refined and chosen on the network's grid; the full-size flows come from there
             flows = resize_flow(flows, (hs, ws))
         own = intermediate_flows(flows.to(img0.dtype), t, self.config.flow_iters, "opencv")
@@ -319,6 +362,9 @@ class LiteNet(nn.Module):
         prior = self._occlusion_logits(flows, t, (hs, ws)).to(img0) if self.config.occlusion_prior else None
         if search:
             mid = mid_fine = self._searched(small0, small1, mid, own, t, prior)
+        if accel is not None:
+            mid_fine = self._quadratic(mid_fine, accel, t)
+            mid = resize_flow(mid_fine, (hs, ws))
         sw0 = warp(small0, mid[:, 0:2], "opencv")
         sw1 = warp(small1, mid[:, 2:4], "opencv")
         x = torch.cat((small0, small1, sw0, sw1, mid / FLOW_NORM, t.expand(n, 1, hs, ws)), 1)

@@ -19,6 +19,7 @@ import torch
 
 from rifestream.model import planes
 from rifestream.model.classical import fixed_point_pair, occlusion_logits, searched_flows, shared_motion
+from rifestream.model.motion_history import quadratic_shift
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
@@ -41,14 +42,18 @@ def lite_frames(
     network: Network,
 ) -> torch.Tensor:
     """(N, 3, H, W) frames at times ``t`` (N, 1, 1, 1) from fp32 CPU frames (N, 3, H, W) and their
-    DIS flows (N, 4, h, w) in pixels of the flow grid: what ``forward_all(...).frame`` gives."""
+    DIS flows (N, 4, h, w) in pixels of the flow grid, optionally followed by the trusted
+    acceleration (channels 4:6, :mod:`rifestream.model.motion_history`): what
+    ``forward_all(...).frame`` gives."""
     n, _, h, w = img0.shape
     out = torch.empty((n, 3, h, w), dtype=torch.float32)
     times = t.reshape(-1).float().expand(n).tolist()
     pooled: dict[int, np.ndarray] = {}  # a frame repeated for several times is pooled once
     for i, ti in enumerate(times):
         a, b = img0[i].detach().numpy(), img1[i].detach().numpy()
-        pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4)
+        pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4 or 6)
+        accel = pair[..., 4:6] if pair.shape[2] == 6 else None
+        pair = pair[..., :4]
         hs, ws = h // net_level, w // net_level
         if search:  # the motion is refined and chosen on the network's grid; the full-size flows come from there
             pair = planes.resize_flow(pair, hs, ws)
@@ -58,6 +63,9 @@ def lite_frames(
         prior = occlusion_logits(pair, ti, (hs, ws)) if occlusion_prior else None
         if search:
             mid0, mid1 = searched_flows(s0, s1, (mid0, mid1), own, ti, prior)
+        if accel is not None:
+            mid0, mid1 = quadratic_shift(mid0, mid1, accel, ti)
+        if search:
             m0, m1 = mid0, mid1
         else:
             m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)

@@ -53,6 +53,7 @@ class LiteTrainConfig:
     shared_motion: bool = LiteConfig.shared_motion
     motion_search: bool = LiteConfig.motion_search
     warp_mode: str = LiteConfig.warp_mode
+    quadratic_motion: bool = LiteConfig.quadratic_motion
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
     train_clips: list[str] = field(default_factory=list)

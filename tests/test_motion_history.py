@@ -1,0 +1,137 @@
+"""Quadratic motion (model.motion_history): a stream's pairs in order put an accelerating motion
+where it is at t, jerky motion stays linear, the history is found by the frames alone and stays
+bounded, and the CPU path gives the torch reference's frame with it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from rifestream.model.classical import DISFlow, grey_u8
+from rifestream.model.lite import LiteConfig, LiteNet
+from rifestream.model.motion_history import HISTORY, MotionHistory
+
+H, W = 144, 256
+INNER = (slice(24, H - 24), slice(48, W - 48))  # away from the content a pan brings in
+
+
+def _texture() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    big = cv2.GaussianBlur(rng.random((H, 2 * W), dtype=np.float32), (0, 0), 2.0)
+    return (big - big.min()) / (big.max() - big.min())
+
+
+def _panned(texture: np.ndarray, x: float) -> torch.Tensor:
+    """The texture moved ``x`` px right, cropped to (1, 3, H, W) grey RGB."""
+    moved = cv2.warpAffine(texture, np.float32([[1, 0, x], [0, 1, 0]]), texture.shape[::-1], flags=cv2.INTER_CUBIC)
+    crop = np.ascontiguousarray(moved[:, W // 2 : W // 2 + W])
+    return torch.from_numpy(np.stack([crop] * 3))[None]
+
+
+def _model(quadratic: bool) -> LiteNet:
+    """An untrained CPU model (its network's output is zero: the classical steps alone)."""
+    config = LiteConfig(
+        "t", (8, 8), 4, 2, "fast", flow_iters=2, dis_finest_scale=1, flow_correction=False, occlusion_prior=True,
+        shared_motion=True, motion_search=True, colour_residual=False, warp_mode="bicubic",
+        quadratic_motion=quadratic,
+    )  # fmt: skip
+    return LiteNet(config).eval()
+
+
+def _stream_errors(position: Callable[[float], float], pairs: int, quadratic: bool) -> list[float]:
+    """Mean absolute error of each pair's middle frame in the inner part, the pairs in order; the
+    picture stands ``position(s)`` px right at frame s."""
+    texture, model = _texture(), _model(quadratic)
+    errors = []
+    with torch.inference_mode():
+        for k in range(pairs):
+            a, b = _panned(texture, position(k)), _panned(texture, position(k + 1))
+            truth = _panned(texture, position(k + 0.5))
+            frame = model(a, b, 0.5, 1.0, model.prior(a, b))
+            errors.append(float((frame - truth)[..., INNER[0], INNER[1]].abs().mean()))
+    return errors
+
+
+def test_an_accelerating_pan_is_drawn_where_it_is_at_t_once_two_pairs_before_are_known():
+    def position(s: float) -> float:  # 4, 8, 12, 16 px a frame: 4 px a frame², 0.5 px off the line at t = 0.5
+        return 2.0 * s * s + 2.0 * s
+
+    linear = _stream_errors(position, 4, quadratic=False)
+    quadratic = _stream_errors(position, 4, quadratic=True)
+    assert quadratic[:2] == linear[:2]  # no pair before it, or one: linear, as in training
+    for k in range(2, len(linear)):
+        assert quadratic[k] < 0.5 * linear[k], (k, linear, quadratic)
+
+
+def test_a_steady_pan_stays_on_its_linear_path():
+    linear = _stream_errors(lambda s: 6.0 * s, 4, quadratic=False)
+    quadratic = _stream_errors(lambda s: 6.0 * s, 4, quadratic=True)
+    assert np.allclose(quadratic, linear, atol=2e-3), (linear, quadratic)
+
+
+def _greys(positions: list[float]) -> list[np.ndarray]:
+    texture = _texture()
+    return [grey_u8(_panned(texture, x), 2) for x in positions]
+
+
+def test_jerky_motion_is_not_trusted_and_a_smooth_one_is():
+    dis = DISFlow("fast", 2, 1)
+
+    def last_acceleration(positions: list[float]) -> tuple[float, float]:
+        greys, history = _greys(positions), MotionHistory()
+        for k in range(len(greys) - 1):
+            flows = dis.pair(greys[k], greys[k + 1])
+            trusted = history.acceleration(greys[k], greys[k + 1], flows, 2)
+        raw = abs(positions[-1] - 2 * positions[-2] + positions[-3]) / 2  # on the half-size grid
+        return float(np.abs(trusted[12:-12, 24:-24, 0]).mean()), raw
+
+    smooth, smooth_raw = last_acceleration([2.0 * k * k for k in range(5)])  # 2, 6, 10, 14 px a frame
+    jerky, jerky_raw = last_acceleration([0, 14, 16, 30, 32])  # 14, 2, 14, 2 px a frame
+    assert abs(smooth - smooth_raw) < 0.3 * smooth_raw, (smooth, smooth_raw)
+    assert jerky < 0.1 * jerky_raw, (jerky, jerky_raw)
+
+
+def test_the_history_is_found_by_the_frames_and_stays_bounded():
+    dis, history = DISFlow("fast", 2, 1), MotionHistory()
+    greys = _greys([0.5 * k * k for k in range(12)])
+
+    def accel(i: int, j: int) -> np.ndarray | None:
+        return history.acceleration(greys[i], greys[j], dis.pair(greys[i], greys[j]), 2)
+
+    assert accel(0, 1) is None and accel(1, 2) is None  # two pairs are needed before
+    third = accel(2, 3)
+    assert third is not None and third.any()
+    assert accel(3, 2) is None  # the same pair mirrored (an ensemble's pass) does not continue it
+    assert accel(7, 8) is None  # a pair that continues nothing known starts again
+    for k in range(8, 11):
+        accel(k, k + 1)
+    assert len(history) == HISTORY
+    assert accel(11, 10) is None  # mirrored again: 11's pair before would be (10, 11) reversed
+
+
+def test_the_cpu_path_gives_the_reference_frame_on_the_quadratic_path():
+    texture, model = _texture(), _model(True)
+    frames = [_panned(texture, 2.0 * k * k) for k in range(4)]
+    with torch.inference_mode():
+        for k in range(3):
+            flows = model.prior(frames[k], frames[k + 1])
+        assert flows.shape[1] == 6 and float(flows[:, 4:6].abs().max()) > 0.1
+        t = torch.tensor([0.25, 0.5]).view(2, 1, 1, 1)
+        first, second = frames[2].expand(2, -1, -1, -1), frames[3].expand(2, -1, -1, -1)
+        fast = model(first, second, t, 1.0, flows.expand(2, -1, -1, -1))
+        ref = model.forward_all(first, second, t, 1.0, flows.expand(2, -1, -1, -1)).frame
+        assert float((fast - ref).abs().max()) < 1e-4
+        linear = model(first, second, t, 1.0, flows[:, :4].expand(2, -1, -1, -1))
+        assert float((fast - linear).abs().max()) > 0.01  # the acceleration moved the frame
+
+
+def test_older_weights_without_the_setting_stay_linear():
+    config = _model(True).config
+    data = dataclasses.asdict(config)
+    del data["quadratic_motion"]
+    assert LiteConfig.from_json(json.dumps({"family": "lite", **data})).quadratic_motion is False
