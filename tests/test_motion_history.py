@@ -115,19 +115,22 @@ def test_the_history_is_found_by_the_frames_and_stays_bounded():
 
 
 def test_the_cpu_path_gives_the_reference_frame_on_the_quadratic_path():
-    texture, model = _texture(), _model(True)
+    """Each path keeps its own history (by its own pooled frames); fed the same stream, the OpenCV
+    path and the torch reference give the same frames, at two times of one pair."""
+    texture = _texture()
+    fast_model, ref_model = _model(True), _model(True)
     frames = [_panned(texture, 2.0 * k * k) for k in range(4)]
+    t = torch.tensor([0.25, 0.5]).view(2, 1, 1, 1)
     with torch.inference_mode():
         for k in range(3):
-            flows = model.prior(frames[k], frames[k + 1])
-        assert flows.shape[1] == 6 and float(flows[:, 4:6].abs().max()) > 0.1
-        t = torch.tensor([0.25, 0.5]).view(2, 1, 1, 1)
-        first, second = frames[2].expand(2, -1, -1, -1), frames[3].expand(2, -1, -1, -1)
-        fast = model(first, second, t, 1.0, flows.expand(2, -1, -1, -1))
-        ref = model.forward_all(first, second, t, 1.0, flows.expand(2, -1, -1, -1)).frame
-        assert float((fast - ref).abs().max()) < 1e-4
-        linear = model(first, second, t, 1.0, flows[:, :4].expand(2, -1, -1, -1))
-        assert float((fast - linear).abs().max()) > 0.01  # the acceleration moved the frame
+            a, b = frames[k].expand(2, -1, -1, -1), frames[k + 1].expand(2, -1, -1, -1)
+            flows = fast_model.prior(frames[k], frames[k + 1]).expand(2, -1, -1, -1)
+            fast = fast_model(a, b, t, 1.0, flows)
+            ref = ref_model.forward_all(a, b, t, 1.0, flows).frame
+            assert float((fast - ref).abs().max()) < 1e-4, k
+        linear = _model(False)(a, b, t, 1.0, flows)
+        assert float((fast - linear).abs().max()) > 0.01  # the third pair moved onto its quadratic path
+    assert len(fast_model.history) == len(ref_model.history) == 3  # one record a pair, not one a time
 
 
 def test_older_weights_without_the_setting_stay_linear():

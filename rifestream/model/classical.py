@@ -93,17 +93,14 @@ class DISFlow:
         g0, g1 = grey_u8(img0, level), grey_u8(img1, level)
         return torch.from_numpy(self.pair(g0, g1)).permute(2, 0, 1)[None]
 
-    def pair(self, grey0: np.ndarray, grey1: np.ndarray, channels: int = 4) -> np.ndarray:
-        """(h, w, ``channels``) float32 flows of two uint8 grey arrays: F(0→1), then F(1→0), computed at
-        once; channels past the fourth are left for the caller to fill (one copy instead of two)."""
+    def pair(self, grey0: np.ndarray, grey1: np.ndarray) -> np.ndarray:
+        """(h, w, 4) float32 flows of two uint8 grey arrays: F(0→1), then F(1→0), computed at once."""
         for dis in self._dis:
             dis.setFinestScale(self.finest_scale)
         f01, f10 = both_directions(
             lambda: self._dis[0].calc(grey0, grey1, None), lambda: self._dis[1].calc(grey1, grey0, None)
         )
-        out = np.empty((*f01.shape[:2], channels), dtype=np.float32)
-        out[..., 0:2], out[..., 2:4] = f01, f10
-        return out
+        return cv2.merge((f01, f10))  # a sixth of np.concatenate's time on a last axis
 
 
 def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -28,11 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rifestream.model import planes
 from rifestream.model.classical import (
     PRESETS,
     DISFlow,
-    grey_u8,
     intermediate_flows,
     occlusion_logits,
     resize_flow,
@@ -175,9 +173,9 @@ class LiteOutput:
 class LiteNet(nn.Module):
     """The CPU model. ``model(img0, img1, timestep, scale, flows=None)`` → the frame at ``timestep``.
 
-    ``flows`` are the pair's DIS flows (N, 4, h, w) in pixels of their own grid, optionally followed
-    by the trusted acceleration (channels 4:6; see :meth:`prior`); when omitted they are computed
-    here from the frames.
+    ``flows`` are the pair's DIS flows (N, 4, h, w) in pixels of their own grid (see
+    :meth:`prior`); when omitted they are computed here from the frames. With ``quadratic_motion``
+    the model keeps a stream's last pairs (:attr:`history`): a stream's pairs are to come in order.
     """
 
     def __init__(self, config: LiteConfig) -> None:
@@ -208,28 +206,21 @@ class LiteNet(nn.Module):
         return self.config.warp_mode if scale >= 1 else "bilinear"
 
     def prior(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """DIS flows (1, 4, h, w) of one (1, 3, H, W) pair on this model's flow grid; with
-        ``quadratic_motion`` and two pairs before it known, (1, 6, h, w): the trusted acceleration
-        follows (:mod:`rifestream.model.motion_history`). A stream's pairs are to come in order for
-        that; the history is found by the frames' content, so any order is safe."""
+        """DIS flows (1, 4, h, w) of one (1, 3, H, W) pair on this model's flow grid."""
         if self._dis is None:
             self._dis = DISFlow(self.config.dis_preset, self.config.flow_level, self.config.dis_finest_scale)
         flow_level, _ = self.levels(scale)
+        return self._dis(img0, img1, flow_level).to(img0.device)
+
+    @property
+    def history(self) -> MotionHistory | None:
+        """The stream's last pairs, with ``quadratic_motion`` (None without): inference outside
+        autograd on a CPU and the torch reference each find a pair's pair before in it."""
         if not self.config.quadratic_motion:
-            return self._dis(img0, img1, flow_level).to(img0.device)
+            return None
         if self._history is None:
             self._history = MotionHistory()
-        grey0, grey1 = grey_u8(img0, flow_level), grey_u8(img1, flow_level)
-        flows = self._dis.pair(grey0, grey1, channels=6)
-        h, w = flows.shape[:2]
-        coarser = self.config.net_level // self.config.flow_level  # on the network's grid: a quarter of the work
-        coarse = planes.resize_flow(flows[..., 0:4], h // coarser, w // coarser)
-        accel = self._history.acceleration(grey0, grey1, coarse, flow_level * coarser)
-        if accel is None:
-            flows = flows[..., 0:4]
-        else:
-            flows[..., 4:6] = planes.resize_flow(accel, h, w)
-        return torch.from_numpy(flows).permute(2, 0, 1)[None].to(img0.device)
+        return self._history
 
     def forward(
         self,
@@ -259,6 +250,7 @@ class LiteNet(nn.Module):
             warp_mode=self.warp_mode(scale),
             flow_norm=FLOW_NORM,
             network=self._runner or self.refine,
+            history=self.history,
         )
 
     def _pair_flows(
@@ -311,19 +303,35 @@ class LiteNet(nn.Module):
             out.append(torch.from_numpy(np.concatenate(chosen, axis=2)).permute(2, 0, 1))
         return torch.stack(out).to(mid)
 
-    @staticmethod
-    def _quadratic(mid: torch.Tensor, accel: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """(N, 4, h, w) intermediate flows on their quadratic path
-        (:func:`rifestream.model.motion_history.quadratic_shift` of each item; no gradient)."""
+    def _quadratic(
+        self,
+        small0: torch.Tensor,
+        small1: torch.Tensor,
+        grid_flows: torch.Tensor,
+        mid: torch.Tensor,
+        t: torch.Tensor,
+        level: int,
+    ) -> torch.Tensor:
+        """(N, 4, h, w) intermediate flows ``mid`` moved onto each pair's quadratic path where
+        :attr:`history` vouches for it (:mod:`rifestream.model.motion_history`; no gradient): the
+        pairs looked up and remembered by their pooled frames, with their DIS flows ``grid_flows`` on
+        the network's grid (``level`` frame pixels a cell)."""
+
+        def array(x: torch.Tensor) -> np.ndarray:
+            return np.array(x.detach().float().cpu().numpy())
 
         def field(x: torch.Tensor) -> np.ndarray:
-            return np.ascontiguousarray(x.detach().float().cpu().permute(1, 2, 0).numpy())
+            return np.ascontiguousarray(array(x).transpose(1, 2, 0))
 
-        out = []
+        out, last = [], None
         for i, ti in enumerate(t.reshape(-1).tolist()):
+            frames = (array(small0[i]), array(small1[i]))
+            if last is None or not all(np.array_equal(a, b) for a, b in zip(frames, last[0], strict=True)):
+                last = frames, self.history.acceleration(*frames, field(grid_flows[i]), level)  # once a pair
             m = field(mid[i])
-            moved = quadratic_shift(m[..., 0:2], m[..., 2:4], field(accel[i]), ti)
-            out.append(torch.from_numpy(np.concatenate(moved, axis=2)).permute(2, 0, 1))
+            if last[1] is not None:
+                m = np.concatenate(quadratic_shift(m[..., 0:2], m[..., 2:4], last[1], ti), axis=2)
+            out.append(torch.from_numpy(m).permute(2, 0, 1))
         return torch.stack(out).to(mid)
 
     @staticmethod
@@ -350,8 +358,6 @@ class LiteNet(nn.Module):
         # Outside autograd on a CPU every warp is cv2.remap (several times faster than grid_sample
         # there); training (autograd) and other devices take the torch reference.
         search = self.config.motion_search
-        accel = flows[:, 4:6] if flows.shape[1] == 6 else None
-        flows = flows[:, :4]
         if search:  # the motion is refined and chosen on the network's grid; the full-size flows come from there
             flows = resize_flow(flows, (hs, ws))
         own = intermediate_flows(flows.to(img0.dtype), t, self.config.flow_iters, "opencv")
@@ -362,8 +368,8 @@ class LiteNet(nn.Module):
         prior = self._occlusion_logits(flows, t, (hs, ws)).to(img0) if self.config.occlusion_prior else None
         if search:
             mid = mid_fine = self._searched(small0, small1, mid, own, t, prior)
-        if accel is not None:
-            mid_fine = self._quadratic(mid_fine, accel, t)
+        if self.history is not None and not torch.is_grad_enabled():  # training draws single triplets
+            mid_fine = self._quadratic(small0, small1, resize_flow(flows, (hs, ws)), mid_fine, t, net_level)
             mid = resize_flow(mid_fine, (hs, ws))
         sw0 = warp(small0, mid[:, 0:2], "opencv")
         sw1 = warp(small1, mid[:, 2:4], "opencv")

@@ -19,7 +19,7 @@ import torch
 
 from rifestream.model import planes
 from rifestream.model.classical import fixed_point_pair, occlusion_logits, searched_flows, shared_motion
-from rifestream.model.motion_history import quadratic_shift
+from rifestream.model.motion_history import MotionHistory, quadratic_shift
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
@@ -40,20 +40,20 @@ def lite_frames(
     residual: bool = True,
     warp_mode: str = "bilinear",
     network: Network,
+    history: MotionHistory | None = None,
 ) -> torch.Tensor:
     """(N, 3, H, W) frames at times ``t`` (N, 1, 1, 1) from fp32 CPU frames (N, 3, H, W) and their
-    DIS flows (N, 4, h, w) in pixels of the flow grid, optionally followed by the trusted
-    acceleration (channels 4:6, :mod:`rifestream.model.motion_history`): what
-    ``forward_all(...).frame`` gives."""
+    DIS flows (N, 4, h, w) in pixels of the flow grid: what ``forward_all(...).frame`` gives. With a
+    ``history`` each pair is looked up and remembered there by its pooled frames, and moved onto its
+    quadratic path where the pair before vouches for it (:mod:`rifestream.model.motion_history`)."""
     n, _, h, w = img0.shape
     out = torch.empty((n, 3, h, w), dtype=torch.float32)
     times = t.reshape(-1).float().expand(n).tolist()
     pooled: dict[int, np.ndarray] = {}  # a frame repeated for several times is pooled once
+    accelerations: dict[tuple[int, int], np.ndarray | None] = {}  # and a pair looked up once
     for i, ti in enumerate(times):
         a, b = img0[i].detach().numpy(), img1[i].detach().numpy()
-        pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4 or 6)
-        accel = pair[..., 4:6] if pair.shape[2] == 6 else None
-        pair = pair[..., :4]
+        pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4)
         hs, ws = h // net_level, w // net_level
         if search:  # the motion is refined and chosen on the network's grid; the full-size flows come from there
             pair = planes.resize_flow(pair, hs, ws)
@@ -63,8 +63,13 @@ def lite_frames(
         prior = occlusion_logits(pair, ti, (hs, ws)) if occlusion_prior else None
         if search:
             mid0, mid1 = searched_flows(s0, s1, (mid0, mid1), own, ti, prior)
-        if accel is not None:
-            mid0, mid1 = quadratic_shift(mid0, mid1, accel, ti)
+        if history is not None:
+            key = (id(s0), id(s1))
+            if key not in accelerations:
+                on_grid = pair if search else planes.resize_flow(pair, hs, ws)
+                accelerations[key] = history.acceleration(s0, s1, on_grid, net_level)
+            if accelerations[key] is not None:
+                mid0, mid1 = quadratic_shift(mid0, mid1, accelerations[key], ti)
         if search:
             m0, m1 = mid0, mid1
         else:
