@@ -138,3 +138,17 @@ def test_older_weights_without_the_setting_stay_linear():
     data = dataclasses.asdict(config)
     del data["quadratic_motion"]
     assert LiteConfig.from_json(json.dumps({"family": "lite", **data})).quadratic_motion is False
+
+
+def test_two_streams_through_one_model_each_find_their_own_pair_before():
+    """A fleet's streams share a model: their pairs interleave in its history, and each stream's
+    third pair still finds its own second (the history holds the last four pairs)."""
+    dis, history = DISFlow("fast", 2, 1), MotionHistory()
+    first = _greys([0.5 * k * k for k in range(4)])
+    second = [np.ascontiguousarray(g[::-1]) for g in _greys([1.0 * k * k for k in range(4)])]  # another picture
+    found = {}
+    for k in range(3):
+        for name, greys in (("first", first), ("second", second)):
+            found[name] = history.acceleration(greys[k], greys[k + 1], dis.pair(greys[k], greys[k + 1]), 2)
+    assert found["first"] is not None and found["first"].any()
+    assert found["second"] is not None and found["second"].any()
