@@ -282,23 +282,15 @@ class LiteNet(nn.Module):
     ) -> torch.Tensor:
         """(N, 4, h, w) :func:`rifestream.model.classical.searched_flows` of each item, on the
         network's grid (no gradient: the motion is chosen, not learned)."""
-
-        def arrays(x: torch.Tensor) -> np.ndarray:
-            return x.detach().float().cpu().numpy()
-
-        def flow(x: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(np.moveaxis(x, 0, 2))
-
         out = []
         for i, ti in enumerate(t.reshape(-1).tolist()):
-            m, o = arrays(mid[i]), arrays(own[i])
             chosen = searched_flows(
-                arrays(small0[i]),
-                arrays(small1[i]),
-                (flow(m[0:2]), flow(m[2:4])),
-                (flow(o[0:2]), flow(o[2:4])),
+                _numpy(small0[i]),
+                _numpy(small1[i]),
+                (_field(mid[i, 0:2]), _field(mid[i, 2:4])),
+                (_field(own[i, 0:2]), _field(own[i, 2:4])),
                 ti,
-                None if prior is None else arrays(prior[i, 0]),
+                None if prior is None else _numpy(prior[i, 0]),
             )
             out.append(torch.from_numpy(np.concatenate(chosen, axis=2)).permute(2, 0, 1))
         return torch.stack(out).to(mid)
@@ -316,19 +308,12 @@ class LiteNet(nn.Module):
         :attr:`history` vouches for it (:mod:`rifestream.model.motion_history`; no gradient): the
         pairs looked up and remembered by their pooled frames, with their DIS flows ``grid_flows`` on
         the network's grid (``level`` frame pixels a cell)."""
-
-        def array(x: torch.Tensor) -> np.ndarray:
-            return np.array(x.detach().float().cpu().numpy())
-
-        def field(x: torch.Tensor) -> np.ndarray:
-            return np.ascontiguousarray(array(x).transpose(1, 2, 0))
-
         out, last = [], None
         for i, ti in enumerate(t.reshape(-1).tolist()):
-            frames = (array(small0[i]), array(small1[i]))
+            frames = (_numpy(small0[i]).copy(), _numpy(small1[i]).copy())  # kept by the history
             if last is None or not all(np.array_equal(a, b) for a, b in zip(frames, last[0], strict=True)):
-                last = frames, self.history.acceleration(*frames, field(grid_flows[i]), level)  # once a pair
-            m = field(mid[i])
+                last = frames, self.history.acceleration(*frames, _field(grid_flows[i]), level)  # once a pair
+            m = _field(mid[i])
             if last[1] is not None:
                 m = np.concatenate(quadratic_shift(m[..., 0:2], m[..., 2:4], last[1], ti), axis=2)
             out.append(torch.from_numpy(m).permute(2, 0, 1))
@@ -399,6 +384,16 @@ class LiteNet(nn.Module):
         w0 = warp(img0, flow[:, 0:2], "opencv", mode)
         w1 = warp(img1, flow[:, 2:4], "opencv", mode)
         return LiteOutput(frame=_mask_blend(w0, w1, mask, up[:, 1:4]), flow=flow, mask=mask)
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a float32 numpy array (a view where it can be)."""
+    return x.detach().float().cpu().numpy()
+
+
+def _field(x: torch.Tensor) -> np.ndarray:
+    """A (C, h, w) tensor as a contiguous (h, w, C) float32 array: OpenCV's layout of a flow."""
+    return np.ascontiguousarray(_numpy(x).transpose(1, 2, 0))
 
 
 def _mask_blend(w0: torch.Tensor, w1: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:

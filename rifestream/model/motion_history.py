@@ -87,20 +87,21 @@ def _trusted(raw: np.ndarray, flows: np.ndarray, before: _Pair, level: int) -> n
     """``raw`` weighted by the two flows' forward-backward agreement and by its agreement with the
     acceleration of the pair before, then limited to |F(0→1)| (module docstring)."""
     grid = planes.pixel_grid(*raw.shape[:2])
-
-    def sample(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
-        return cv2.remap(field, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
     f01, f10 = planes.direction(flows, 0), planes.direction(flows, 1)
     back = planes.direction(before.flows, 1)  # F(0→−1)
     at_back = cv2.add(grid, back)  # where each pixel of frame 0 was in frame −1
-    ahead_miss = cv2.add(f01, sample(f10, cv2.add(grid, f01)))
-    back_miss = cv2.add(back, sample(planes.direction(before.flows, 0), at_back))
+    ahead_miss = cv2.add(f01, _read(f10, cv2.add(grid, f01)))
+    back_miss = cv2.add(back, _read(planes.direction(before.flows, 0), at_back))
     accel = _times(raw, _weight(_squared(ahead_miss) + _squared(back_miss), CONSISTENT_PX / level))
-    change = _squared(cv2.subtract(accel, sample(before.acceleration, at_back)))
+    change = _squared(cv2.subtract(accel, _read(before.acceleration, at_back)))
     accel = _times(accel, _weight(change, STEADY_PX / level))
     limit = cv2.divide(cv2.sqrt(_squared(f01)), cv2.add(cv2.sqrt(_squared(accel)), 1e-6))
     return _times(accel, cv2.min(limit, 1.0))
+
+
+def _read(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """An (h, w, C) ``field`` read bilinearly at the (h, w, 2) positions ``xy``, edges repeated."""
+    return cv2.remap(field, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _squared(flow: np.ndarray) -> np.ndarray:
@@ -127,6 +128,5 @@ def quadratic_shift(
     acceleration (on its own grid, resized to theirs) read where each pixel came from in frame 0."""
     h, w = mid0.shape[:2]
     accel = planes.resize_flow(acceleration, h, w, (t - t * t) / 2.0)  # a multiply when on their grid
-    shift = cv2.remap(accel, cv2.add(planes.pixel_grid(h, w), mid0), None, cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    shift = _read(accel, cv2.add(planes.pixel_grid(h, w), mid0))
     return cv2.add(mid0, shift), cv2.add(mid1, shift)
