@@ -197,6 +197,7 @@ def describe_config(config: IFNetConfig | LiteConfig) -> str:
         steps = f", {config.flow_iters} fixed-point steps" if config.flow_iters else ""
         steps += ", one motion from both directions" if config.shared_motion else ""
         steps += ", chosen per pixel by bilateral matching" if config.motion_search else ""
+        steps += ", on a quadratic path from the stream's pair before" if config.quadratic_motion else ""
         net = "mask logits and a colour residual" if config.colour_residual else "mask logits"
         net = f"flow corrections, {net}" if config.flow_correction else net
         prior = "; the mask starts from where each frame's forward splat leaves holes" if config.occlusion_prior else ""
