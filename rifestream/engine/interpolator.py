@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rifestream.engine.heap import keep_freed_memory
 from rifestream.errors import RifestreamError
 from rifestream.model import IFNet, load_model
 from rifestream.model.lite import LiteNet
@@ -260,6 +261,7 @@ class Interpolator(FrameEngine):
         cpu_runtime: str = DEFAULT_CPU_RUNTIME,
     ) -> None:
         super().__init__(device, precision, scale)
+        keep_freed_memory()  # every CPU step allocates frame-sized buffers (rifestream.engine.heap)
         self.ensemble = check_ensemble(ensemble)
         if cupy_kernels is None:  # the default (rifestream.model.warp.CUPY_KERNELS_BY_DEFAULT), where it can apply
             cupy_kernels = CUPY_KERNELS_BY_DEFAULT and self.device.type == "cuda" and _cupy_can_run()

@@ -47,7 +47,7 @@ def grey_u8(img: torch.Tensor, level: int) -> np.ndarray:
         luma = planes.luma(img[0].detach().numpy())
         if level > 1:
             luma = cv2.resize(luma, (luma.shape[1] // level, luma.shape[0] // level), interpolation=cv2.INTER_AREA)
-        return np.clip(np.rint(luma * 255.0), 0, 255).astype(np.uint8)
+        return cv2.convertScaleAbs(luma, alpha=255.0)  # rounded and saturated: luma is never negative
     weights = torch.tensor(planes.LUMA, dtype=torch.float32, device=img.device).view(1, 3, 1, 1) / (level * level)
     grey = F.conv2d(img[:1].float(), weights.expand(1, 3, level, level), stride=level)[0, 0]
     return grey.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()

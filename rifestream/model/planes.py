@@ -26,7 +26,11 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
 def pool(img: np.ndarray, level: int) -> np.ndarray:
     """(C, H, W) planes area-averaged by ``level``: ``avg_pool2d`` (rows and columns past the last
     whole block dropped). The planes are resized as one (C·H, W) image: no block straddles two
-    planes, and one call costs less than C."""
+    planes, and one call costs less than C. An even level above 2 is taken as halvings: OpenCV's
+    halving has a vector path its other factors lack (640x360 by 4: 0.09 against 0.21 ms), and the
+    blocks are the same."""
+    if level > 2 and level % 2 == 0:
+        return pool(pool(img, 2), level // 2)
     c, h, w = img.shape
     hs, ws = h // level, w // level
     stacked = np.ascontiguousarray(img[:, : hs * level, : ws * level]).reshape(c * hs * level, ws * level)
