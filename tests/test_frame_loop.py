@@ -6,13 +6,14 @@ from fractions import Fraction as Fr
 import av
 import numpy as np
 import pytest
+import torch
 
 from rifestream.engine import Interpolator
 from rifestream.io.frames import SourceFrame
 from rifestream.model import IFNet
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
-from rifestream.pipeline.frame_loop import FrameLoop, inbetween_counts
+from rifestream.pipeline.frame_loop import WARM_UP_TIMED_PAIRS, FrameLoop, inbetween_counts
 from tests.test_engine import TINY, blend_model
 
 
@@ -148,14 +149,37 @@ def test_warm_up_captures_every_frame_count_for_both_model_steps_and_times_only_
     loop = FrameLoop(engine, OutputClock(fps=60), budget=budget)
     loop.warm_up(64, 48, Fr(25))  # 25 → 60: pairs of 2 and of 3 in-between frames
     assert sorted(set(engine.calls)) == [(2, 0.5), (2, 1.0), (3, 0.5), (3, 1.0)]
-    assert all(engine.calls.count(k) == 2 for k in set(engine.calls))  # captured, then timed
+    # captured on the moving scene's first pair, then timed on each of the next ones
+    assert all(engine.calls.count(k) == 1 + WARM_UP_TIMED_PAIRS for k in set(engine.calls))
     assert budget.expected_cost("model") < 0.1  # no capture's 200 ms in it
     # the classical step is timed after an untimed first call (DIS's buffers): the ladder can take
     # it on the first pair that needs it instead of falling through to a blend
     assert budget.expected_cost("classical") is not None
     _, outputs = run_loop(loop, moving_frames(6), rate=25)
-    assert len(engine.calls) == 8 + 5  # no further capture: every pair replays
+    assert len(engine.calls) == 4 * (1 + WARM_UP_TIMED_PAIRS) + 5  # no further capture: every pair replays
     assert all(o.fallback is None for o in outputs if o.interpolated)
+
+
+def test_warm_up_times_the_steps_on_a_moving_textured_scene_in_order():
+    """Blank frames cost DIS and the CPU model less than video does: the costs the ladder starts
+    from come from pairs that move, given as a stream (each pair's first frame the last one's second)."""
+    engine = RecordingEngine()
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    synthesize = engine.synthesize
+
+    def recording(img0, img1, ts, scale=None):
+        pairs.append((img0.clone(), img1.clone()))
+        return synthesize(img0, img1, ts, scale)
+
+    engine.synthesize = recording
+    loop = FrameLoop(engine, OutputClock(factor=2), budget=LatencyBudget(budget_s=0.5))
+    loop.warm_up(64, 48, Fr(30))
+    model_pairs = pairs[: 1 + WARM_UP_TIMED_PAIRS]  # the model step's calls, the scale step's follow
+    for img0, img1 in model_pairs:
+        assert float(img0.std()) > 0.05  # textured, not blank
+        assert float((img0 - img1).abs().mean()) > 0.02  # and moving
+    for (_, second), (first, _) in zip(model_pairs, model_pairs[1:], strict=False):
+        assert torch.equal(second, first)
 
 
 def test_a_call_that_captured_is_not_counted_against_the_model():

@@ -24,6 +24,9 @@ from rifestream.io.frames import OutputFrame, SourceFrame
 from rifestream.pipeline.budget import LatencyBudget
 from rifestream.pipeline.clock import OutputClock
 
+#: Pairs of the warm-up's moving scene each ladder step is timed on, after one untimed call.
+WARM_UP_TIMED_PAIRS = 2
+
 StageObserver = Callable[[str, float], None]
 
 
@@ -179,7 +182,7 @@ class FrameLoop:
             return {t: (prev.source.video, "scene_cut") for t in ts}
         if not self._warmed_up:
             counts = inbetween_counts(self.clock, 1 / (cur.source.time - prev.source.time))
-            self._warm_up(prev.tensor, cur.tensor, sorted({len(ts), *counts}))
+            self._warm_up([(prev.tensor, cur.tensor)] * 2, sorted({len(ts), *counts}))
             start = time.perf_counter()
         remaining = None
         if self.budget.budget_s is not None:
@@ -206,36 +209,44 @@ class FrameLoop:
         return {t: (video, fallback) for t, video in zip(ts, videos, strict=True)}
 
     def warm_up(self, width: int, height: int, input_rate: Fraction | float | None = None) -> None:
-        """Do the first pair's warm-up now, on blank frames of the stream's size, for every number of
-        in-between frames the clock makes at ``input_rate``, so that a live stream's first pairs do not
-        stall while the model steps are run, captured and timed."""
+        """Do the first pair's warm-up now, for every number of in-between frames the clock makes at
+        ``input_rate``, so that a live stream's first pairs do not stall while the model steps are
+        run, captured and timed. The frames are a textured scene moving across the picture
+        (:func:`rifestream.engine.bench.test_frames`), not blank ones: DIS and the CPU model cost less
+        on a blank pair than on any video (the half-scale step 7 ms against 11-15 on the built-in job,
+        2-core CPU), and a ladder started from those costs chose steps that ran late on its first second."""
         import numpy as np
 
-        blank = self.engine.to_tensor(np.zeros((height, width, 3), np.uint8))
-        compare_scene_features(scene_features(blank), scene_features(blank))
-        self.engine.to_numpy(self.engine.blend(blank, blank, 0.5))
-        if not self._warmed_up:
-            self._warm_up(blank, blank, inbetween_counts(self.clock, input_rate) or [1])
+        from rifestream.engine.bench import test_frames
 
-    def _warm_up(self, a: torch.Tensor, b: torch.Tensor, counts: list[int]) -> None:
+        scene = test_frames(width, height, np.random.default_rng(0), WARM_UP_TIMED_PAIRS + 2)
+        frames = [self.engine.to_tensor(image) for image in scene]
+        compare_scene_features(scene_features(frames[0]), scene_features(frames[1]))
+        self.engine.to_numpy(self.engine.blend(frames[0], frames[1], 0.5))
+        if not self._warmed_up:
+            self._warm_up(list(zip(frames, frames[1:], strict=False)), inbetween_counts(self.clock, input_rate) or [1])
+
+    def _warm_up(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], counts: list[int]) -> None:
         """First pair under a budget: run each model step and the classical step once untimed per
-        frame count (allocations, DIS's buffers, a CUDA graph each), then once timed, so that the
-        ladder starts from measured costs. (A first call timed as the step's cost kept the classical
-        step out of live runs: 18 ms measured once, 10 ms after.)"""
+        frame count on the first of ``pairs`` (allocations, DIS's buffers, a CUDA graph each), then
+        timed on the others, in order (a model that keeps a stream's history pays for it), so that
+        the ladder starts from measured costs. (A first call timed as the step's cost kept the
+        classical step out of live runs: 18 ms measured once, 10 ms after.)"""
         self._warmed_up = True
         if self.budget.budget_s is None or self.budget.force is not None:
             return
         engine = self.engine
         steps = {
-            "model": lambda ts: engine.synthesize(a, b, ts, scale=engine.scale),
-            "scale": lambda ts: engine.synthesize(a, b, ts, scale=max(engine.scale / 2, 0.25)),
-            "classical": lambda ts: engine.classical(a, b, ts),
+            "model": lambda a, b, ts: engine.synthesize(a, b, ts, scale=engine.scale),
+            "scale": lambda a, b, ts: engine.synthesize(a, b, ts, scale=max(engine.scale / 2, 0.25)),
+            "classical": lambda a, b, ts: engine.classical(a, b, ts),
         }
         for step, run in steps.items():
             for n in counts:
                 ts = [0.5] * n
-                run(ts)
-                start = time.perf_counter()
-                engine.to_numpy(run(ts))
-                if not engine.last_call_captured:
-                    self.budget.record(step, time.perf_counter() - start, n)
+                run(*pairs[0], ts)
+                for a, b in pairs[1:]:
+                    start = time.perf_counter()
+                    engine.to_numpy(run(a, b, ts))
+                    if not engine.last_call_captured:
+                        self.budget.record(step, time.perf_counter() - start, n)
