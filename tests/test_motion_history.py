@@ -152,3 +152,32 @@ def test_two_streams_through_one_model_each_find_their_own_pair_before():
             found[name] = history.acceleration(greys[k], greys[k + 1], dis.pair(greys[k], greys[k + 1]), 2)
     assert found["first"] is not None and found["first"].any()
     assert found["second"] is not None and found["second"].any()
+
+
+def test_an_engine_shared_by_many_streams_keeps_each_streams_pair_before():
+    """Past four interleaving streams the last four pairs are all other streams': each stream's
+    pair before is gone when its next pair comes. An engine shared by N streams makes room for 2N."""
+    from rifestream.engine.batching import SharedEngine
+    from rifestream.engine.interpolator import Interpolator
+
+    dis = DISFlow("fast", 2, 1)
+    streams = [
+        [np.ascontiguousarray(np.roll(g, 9 * s, axis=0)) for g in _greys([(0.5 + 0.1 * s) * k * k for k in range(4)])]
+        for s in range(8)
+    ]  # eight different pictures, each accelerating
+
+    def third_pairs_found(history: MotionHistory) -> int:
+        found = {}
+        for k in range(3):
+            for s, greys in enumerate(streams):
+                found[s] = history.acceleration(greys[k], greys[k + 1], dis.pair(greys[k], greys[k + 1]), 2)
+        return sum(a is not None and bool(a.any()) for a in found.values())
+
+    assert third_pairs_found(MotionHistory()) == 0
+
+    shared = SharedEngine(Interpolator(_model(True), device="cpu"))
+    for _ in streams:
+        shared.view()
+    history = shared.engine.model.history
+    assert history.room == 2 * len(streams)
+    assert third_pairs_found(history) == len(streams)

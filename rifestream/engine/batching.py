@@ -75,8 +75,16 @@ class SharedEngine:
         self._cond = threading.Condition()
         self._pending: list[_Pair] = []
         self._busy = False
+        self._streams = 0
 
     def view(self) -> StreamEngine:
+        """One stream's engine. A model that keeps a stream's history (the CPU model's quadratic
+        motion) is made to remember two pairs for each stream, so that streams interleaving through
+        it still find their own pair before."""
+        self._streams += 1
+        history = getattr(self.engine.model, "history", None)
+        if history is not None:
+            history.make_room(2 * self._streams)
         return StreamEngine(self)
 
     def synthesize(

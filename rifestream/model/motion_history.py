@@ -32,7 +32,8 @@ import numpy as np
 
 from rifestream.model import planes
 
-#: Pairs remembered: a few streams (or an ensemble's passes) can share one model.
+#: Pairs remembered: a few streams (or an ensemble's passes) can share one model; an engine shared by
+#: more streams makes room for two pairs a stream (:meth:`MotionHistory.make_room`).
 HISTORY = 4
 #: Forward-backward error (frame pixels, both flows together) at which the weight is 1/e.
 CONSISTENT_PX = 4.0
@@ -59,6 +60,17 @@ class MotionHistory:
 
     def __len__(self) -> int:
         return len(self._pairs)
+
+    @property
+    def room(self) -> int:
+        """Pairs remembered at most."""
+        return self._pairs.maxlen or 0
+
+    def make_room(self, pairs: int) -> None:
+        """Remember at least ``pairs`` pairs: streams whose pairs interleave through one model each need
+        theirs kept until their next pair comes (about 0.7 MB a pair at 640x360, 9 times that at 1080p)."""
+        if pairs > self.room:
+            self._pairs = deque(self._pairs, maxlen=pairs)
 
     def acceleration(self, frame0: np.ndarray, frame1: np.ndarray, flows: np.ndarray, level: int) -> np.ndarray | None:
         """The trusted acceleration (h, w, 2) at frame 0's pixels of the pair (``frame0``, ``frame1``)
