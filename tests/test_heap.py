@@ -49,9 +49,14 @@ def test_a_frame_sized_block_is_mapped_afresh_by_default() -> None:
     assert _mapped_blocks("") == 1
 
 
-def test_an_engine_makes_frame_sized_blocks_come_from_the_heap() -> None:
-    """Building an Interpolator applies the setting: the same allocation then maps nothing."""
-    setup = "from rifestream.engine.interpolator import Interpolator; Interpolator('rifestream-lite', device='cpu')"
+@pytest.mark.parametrize(
+    "engine",
+    ["FrameEngine('cpu')", "Interpolator('rifestream-lite', device='cpu')"],
+    ids=["model-free steps", "model"],
+)
+def test_an_engine_makes_frame_sized_blocks_come_from_the_heap(engine: str) -> None:
+    """Building any engine applies the setting: the same allocation then maps nothing."""
+    setup = f"from rifestream.engine.interpolator import FrameEngine, Interpolator; {engine}"
     assert _mapped_blocks(setup) == 0
 
 

@@ -136,6 +136,7 @@ class FrameEngine:
         self.precision: Precision = precision
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.scale = check_scale(scale)
+        keep_freed_memory()  # every step on the host allocates frame-sized buffers (rifestream.engine.heap)
         self._dis = None  # the classical step's DIS, made on its first use
 
     # ----- conversions -------------------------------------------------
@@ -261,7 +262,6 @@ class Interpolator(FrameEngine):
         cpu_runtime: str = DEFAULT_CPU_RUNTIME,
     ) -> None:
         super().__init__(device, precision, scale)
-        keep_freed_memory()  # every CPU step allocates frame-sized buffers (rifestream.engine.heap)
         self.ensemble = check_ensemble(ensemble)
         if cupy_kernels is None:  # the default (rifestream.model.warp.CUPY_KERNELS_BY_DEFAULT), where it can apply
             cupy_kernels = CUPY_KERNELS_BY_DEFAULT and self.device.type == "cuda" and _cupy_can_run()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 
 import av
 import torch
@@ -224,7 +225,7 @@ class FrameLoop:
         compare_scene_features(scene_features(frames[0]), scene_features(frames[1]))
         self.engine.to_numpy(self.engine.blend(frames[0], frames[1], 0.5))
         if not self._warmed_up:
-            self._warm_up(list(zip(frames, frames[1:], strict=False)), inbetween_counts(self.clock, input_rate) or [1])
+            self._warm_up(list(pairwise(frames)), inbetween_counts(self.clock, input_rate) or [1])
 
     def _warm_up(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], counts: list[int]) -> None:
         """First pair under a budget: run each model step and the classical step once untimed per
