@@ -178,8 +178,8 @@ def _trained_like(config: LiteConfig) -> LiteNet:
 def test_cpu_inference_path_gives_the_reference_frame():
     """model(...) outside autograd on a CPU runs lite_cpu (OpenCV on planes); forward_all is the
     torch reference training runs. Same frames, with and without flow corrections, with one shared
-    motion and bicubic warps, with the motion search and the occlusion prior, for a batch of two
-    times and a network grid that needs padding (18x34 -> 20x36)."""
+    motion and bicubic warps, with the motion search, the occlusion prior and the edge rule, for a
+    batch of two times and a network grid that needs padding (18x34 -> 20x36)."""
     h, w = 72, 136
     a = _smooth_image(h, w)
     b = torch.roll(a, shifts=(3, -5), dims=(2, 3))
@@ -203,6 +203,7 @@ def test_cpu_inference_path_gives_the_reference_frame():
             shared_motion=shared,
             motion_search=search,
             occlusion_prior=search,
+            edge_occlusion=search,
             warp_mode=mode,
         )
         model = _trained_like(config)
@@ -349,3 +350,45 @@ def test_the_occlusion_prior_takes_a_pans_borders_from_the_frame_that_shows_them
     (left0, right0, inner0), (left1, right1, inner1) = scores[False], scores[True]
     assert left1 > left0 + 3 and right1 > right0 + 3, scores
     assert abs(inner1 - inner0) < 0.5, scores
+
+
+def test_a_pixel_whose_sample_leaves_one_frame_is_taken_from_the_other_at_full_resolution():
+    """An 8 px pan: at t = 0.5 the outermost 4 columns on each side are in one frame only. The
+    occlusion prior's quarter grid (4 px a cell) smears a strip that narrow; the edge rule
+    (``edge_occlusion``) takes it from the frame that shows it, and leaves the inside as it was."""
+    rng = np.random.default_rng(4)
+    small = torch.from_numpy(rng.random((1, 3, 24, 50), dtype=np.float32))
+    canvas = F.interpolate(small, size=(192, 400), mode="bicubic", align_corners=False).clamp(0, 1)
+    a, truth, b = (canvas[:, :, :, x : x + 320].contiguous() for x in (0, 4, 8))
+    outs = {}
+    for edges in (False, True):
+        config = LiteConfig(
+            "t", (8, 8), 4, 2, "fast", flow_iters=2, dis_finest_scale=1, occlusion_prior=True, edge_occlusion=edges
+        )
+        model = LiteNet(config).eval()
+        with torch.inference_mode():
+            outs[edges] = model(a, b, 0.5)
+            assert float((outs[edges] - model.forward_all(a, b, 0.5).frame).abs().max()) < 1e-4
+    for cols in (slice(0, 4), slice(-4, None)):
+        before = float((outs[False][..., cols] - truth[..., cols]).abs().mean())
+        after = float((outs[True][..., cols] - truth[..., cols]).abs().mean())
+        assert after < 0.5 * before, (cols, before, after)
+    assert torch.equal(outs[True][..., 16:-16], outs[False][..., 16:-16])
+
+
+def test_take_inside_hands_over_only_past_the_margin_and_only_one_way():
+    from rifestream.model.classical import take_inside
+
+    h, w = 20, 30
+    mask = np.full((h, w), 0.5, np.float32)
+    full0 = np.zeros((h, w, 2), np.float32)
+    full1 = np.zeros((h, w, 2), np.float32)
+    full0[..., 0] = 3.0  # frame 0's samples 3 px to the right: the last 3 columns fall outside it
+    full1[:, -1, 0] = 3.0  # and frame 1's too, in the last column: neither frame shows that one
+    take_inside(mask, full0, full1, margin=1.0)
+    assert np.all(mask[:, : w - 2] == 0.5)  # 3 px out of the picture at column 27 is 1 px past its edge
+    assert np.all(mask[:, w - 2] == 0.0)  # 2 px past it: frame 1 alone
+    assert np.all(mask[:, w - 1] == 0.5)  # both outside: left as it was
+    wide = np.full((h, w), 0.5, np.float32)
+    take_inside(wide, full0, full1, margin=np.full((h, w), 3.0, np.float32))  # a place in doubt by 2 px more
+    assert np.all(wide == 0.5)

@@ -1,6 +1,7 @@
 """Quadratic motion (model.motion_history): a stream's pairs in order put an accelerating motion
-where it is at t, jerky motion stays linear, the history is found by the frames alone and stays
-bounded, and the CPU path gives the torch reference's frame with it."""
+where it is at t, jerky motion stays linear and, with the timing hedge, is drawn nearer where it
+may be on average; the history is found by the frames alone and stays bounded, and the CPU path
+gives the torch reference's frame with both."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from rifestream.model.classical import DISFlow, grey_u8
@@ -20,9 +22,9 @@ H, W = 144, 256
 INNER = (slice(24, H - 24), slice(48, W - 48))  # away from the content a pan brings in
 
 
-def _texture() -> np.ndarray:
+def _texture(sigma: float = 2.0) -> np.ndarray:
     rng = np.random.default_rng(5)
-    big = cv2.GaussianBlur(rng.random((H, 2 * W), dtype=np.float32), (0, 0), 2.0)
+    big = cv2.GaussianBlur(rng.random((H, 2 * W), dtype=np.float32), (0, 0), sigma)
     return (big - big.min()) / (big.max() - big.min())
 
 
@@ -33,27 +35,35 @@ def _panned(texture: np.ndarray, x: float) -> torch.Tensor:
     return torch.from_numpy(np.stack([crop] * 3))[None]
 
 
-def _model(quadratic: bool) -> LiteNet:
+def _model(quadratic: bool, hedge: bool = False, edges: bool = False) -> LiteNet:
     """An untrained CPU model (its network's output is zero: the classical steps alone)."""
     config = LiteConfig(
         "t", (8, 8), 4, 2, "fast", flow_iters=2, dis_finest_scale=1, flow_correction=False, occlusion_prior=True,
         shared_motion=True, motion_search=True, colour_residual=False, warp_mode="bicubic",
-        quadratic_motion=quadratic,
+        quadratic_motion=quadratic, timing_hedge=hedge, edge_occlusion=edges,
     )  # fmt: skip
     return LiteNet(config).eval()
 
 
-def _stream_errors(position: Callable[[float], float], pairs: int, quadratic: bool) -> list[float]:
-    """Mean absolute error of each pair's middle frame in the inner part, the pairs in order; the
-    picture stands ``position(s)`` px right at frame s."""
-    texture, model = _texture(), _model(quadratic)
+def _stream_errors(
+    position: Callable[[float], float],
+    pairs: int,
+    quadratic: bool,
+    hedge: bool = False,
+    squared: bool = False,
+    sigma: float = 2.0,
+) -> list[float]:
+    """Mean absolute (or ``squared``) error of each pair's middle frame in the inner part, the pairs
+    in order; the picture (noise blurred by ``sigma`` px) stands ``position(s)`` px right at frame s."""
+    texture, model = _texture(sigma), _model(quadratic, hedge)
     errors = []
     with torch.inference_mode():
         for k in range(pairs):
             a, b = _panned(texture, position(k)), _panned(texture, position(k + 1))
             truth = _panned(texture, position(k + 0.5))
             frame = model(a, b, 0.5, 1.0, model.prior(a, b))
-            errors.append(float((frame - truth)[..., INNER[0], INNER[1]].abs().mean()))
+            error = (frame - truth)[..., INNER[0], INNER[1]]
+            errors.append(float((error * error).mean() if squared else error.abs().mean()))
     return errors
 
 
@@ -74,6 +84,29 @@ def test_a_steady_pan_stays_on_its_linear_path():
     assert np.allclose(quadratic, linear, atol=2e-3), (linear, quadratic)
 
 
+def _jerky(s: float) -> float:
+    """A picture moving 1 or 7 px each half frame, the pattern drawn once (per-tic steps of a game):
+    two frames tell how far it went, not where it stood in between."""
+    steps = [1.0, 7.0, 7.0, 1.0, 7.0, 7.0, 1.0, 1.0, 7.0, 1.0, 1.0, 7.0, 7.0, 7.0]
+    return sum(steps[: round(2 * s)])
+
+
+def test_jerky_motion_is_spread_over_where_it_may_be_and_a_steady_pan_is_left_alone():
+    """On fine detail (a game's pixel art) a point drawn a few pixels off is as wrong as a random
+    one: the mean of the places it may be is closer, in squared error, than any one guess."""
+    plain = _stream_errors(_jerky, 6, quadratic=True, squared=True, sigma=0.7)
+    hedged = _stream_errors(_jerky, 6, quadratic=True, hedge=True, squared=True, sigma=0.7)
+    assert hedged[:2] == plain[:2]  # no pair before it, or one: nothing to doubt
+    assert sum(hedged[2:]) < 0.95 * sum(plain[2:]), (plain, hedged)
+    steady = _stream_errors(lambda s: 6.0 * s, 4, quadratic=True, squared=True)
+    assert _stream_errors(lambda s: 6.0 * s, 4, quadratic=True, hedge=True, squared=True) == steady
+
+
+def test_the_hedge_needs_the_quadratic_motion():
+    with pytest.raises(ValueError, match="timing_hedge"):
+        _model(False, hedge=True)
+
+
 def _greys(positions: list[float]) -> list[np.ndarray]:
     texture = _texture()
     return [grey_u8(_panned(texture, x), 2) for x in positions]
@@ -86,9 +119,9 @@ def test_jerky_motion_is_not_trusted_and_a_smooth_one_is():
         greys, history = _greys(positions), MotionHistory()
         for k in range(len(greys) - 1):
             flows = dis.pair(greys[k], greys[k + 1])
-            trusted = history.acceleration(greys[k], greys[k + 1], flows, 2)
+            found = history.acceleration(greys[k], greys[k + 1], flows, 2)
         raw = abs(positions[-1] - 2 * positions[-2] + positions[-3]) / 2  # on the half-size grid
-        return float(np.abs(trusted[12:-12, 24:-24, 0]).mean()), raw
+        return float(np.abs(found.trusted[12:-12, 24:-24, 0]).mean()), raw
 
     smooth, smooth_raw = last_acceleration([2.0 * k * k for k in range(5)])  # 2, 6, 10, 14 px a frame
     jerky, jerky_raw = last_acceleration([0, 14, 16, 30, 32])  # 14, 2, 14, 2 px a frame
@@ -101,7 +134,8 @@ def test_the_history_is_found_by_the_frames_and_stays_bounded():
     greys = _greys([0.5 * k * k for k in range(12)])
 
     def accel(i: int, j: int) -> np.ndarray | None:
-        return history.acceleration(greys[i], greys[j], dis.pair(greys[i], greys[j]), 2)
+        found = history.acceleration(greys[i], greys[j], dis.pair(greys[i], greys[j]), 2)
+        return None if found is None else found.trusted
 
     assert accel(0, 1) is None and accel(1, 2) is None  # two pairs are needed before
     third = accel(2, 3)
@@ -114,12 +148,14 @@ def test_the_history_is_found_by_the_frames_and_stays_bounded():
     assert accel(11, 10) is None  # mirrored again: 11's pair before would be (10, 11) reversed
 
 
-def test_the_cpu_path_gives_the_reference_frame_on_the_quadratic_path():
+@pytest.mark.parametrize("hedge", [False, True])
+def test_the_cpu_path_gives_the_reference_frame_on_the_quadratic_path(hedge: bool):
     """Each path keeps its own history (by its own pooled frames); fed the same stream, the OpenCV
-    path and the torch reference give the same frames, at two times of one pair."""
+    path and the torch reference give the same frames, at two times of one pair (with the hedge,
+    also with the edge rule, whose margin the doubt widens)."""
     texture = _texture()
-    fast_model, ref_model = _model(True), _model(True)
-    frames = [_panned(texture, 2.0 * k * k) for k in range(4)]
+    fast_model, ref_model = _model(True, hedge, edges=hedge), _model(True, hedge, edges=hedge)
+    frames = [_panned(texture, _jerky(k) + 0.5 * k if hedge else 2.0 * k * k) for k in range(4)]
     t = torch.tensor([0.25, 0.5]).view(2, 1, 1, 1)
     with torch.inference_mode():
         for k in range(3):
@@ -136,8 +172,9 @@ def test_the_cpu_path_gives_the_reference_frame_on_the_quadratic_path():
 def test_older_weights_without_the_setting_stay_linear():
     config = _model(True).config
     data = dataclasses.asdict(config)
-    del data["quadratic_motion"]
-    assert LiteConfig.from_json(json.dumps({"family": "lite", **data})).quadratic_motion is False
+    del data["quadratic_motion"], data["timing_hedge"], data["edge_occlusion"]
+    older = LiteConfig.from_json(json.dumps({"family": "lite", **data}))
+    assert not (older.quadratic_motion or older.timing_hedge or older.edge_occlusion)
 
 
 def test_two_streams_through_one_model_each_find_their_own_pair_before():
@@ -150,8 +187,8 @@ def test_two_streams_through_one_model_each_find_their_own_pair_before():
     for k in range(3):
         for name, greys in (("first", first), ("second", second)):
             found[name] = history.acceleration(greys[k], greys[k + 1], dis.pair(greys[k], greys[k + 1]), 2)
-    assert found["first"] is not None and found["first"].any()
-    assert found["second"] is not None and found["second"].any()
+    assert found["first"] is not None and found["first"].trusted.any()
+    assert found["second"] is not None and found["second"].trusted.any()
 
 
 def test_an_engine_shared_by_many_streams_keeps_each_streams_pair_before():
@@ -171,7 +208,7 @@ def test_an_engine_shared_by_many_streams_keeps_each_streams_pair_before():
         for k in range(3):
             for s, greys in enumerate(streams):
                 found[s] = history.acceleration(greys[k], greys[k + 1], dis.pair(greys[k], greys[k + 1]), 2)
-        return sum(a is not None and bool(a.any()) for a in found.values())
+        return sum(a is not None and bool(a.trusted.any()) for a in found.values())
 
     assert third_pairs_found(MotionHistory()) == 0
 

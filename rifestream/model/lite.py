@@ -36,10 +36,11 @@ from rifestream.model.classical import (
     resize_flow,
     searched_flows,
     shared_motion,
+    take_inside,
     upsample,
 )
-from rifestream.model.lite_cpu import lite_frames
-from rifestream.model.motion_history import MotionHistory, quadratic_shift
+from rifestream.model.lite_cpu import edge_margin, lite_frames
+from rifestream.model.motion_history import Acceleration, MotionHistory, hedge_timing, quadratic_shift
 from rifestream.model.planes import INTERPOLATIONS as WARP_MODES
 from rifestream.model.warp import warp
 
@@ -84,6 +85,13 @@ class LiteConfig:
     # each pixel moves both intermediate flows (rifestream.model.motion_history; it needs no frame
     # of latency, and a pair with no known pair before is linear, as in training)
     quadratic_motion: bool = False
+    # Whether each frame is then spread along its motion by the acceleration the past did not vouch
+    # for (motion_history.hedge_timing: the mean of where a point may be at t; needs quadratic_motion)
+    timing_hedge: bool = False
+    # Whether a pixel whose sample from one frame falls outside that frame is taken from the other
+    # alone, at full resolution (classical.take_inside: content entering the picture in a pan; the
+    # occlusion prior's quarter grid smears that band of a few pixels)
+    edge_occlusion: bool = False
 
     def __post_init__(self) -> None:
         if len(self.widths) != 2 or any(int(c) < 4 for c in self.widths):
@@ -99,6 +107,8 @@ class LiteConfig:
             raise ValueError(f"{self.name}: flow_iters must be 0 to 4, got {self.flow_iters}")
         if self.warp_mode not in WARP_MODES:
             raise ValueError(f"{self.name}: warp_mode must be one of {', '.join(WARP_MODES)}, got {self.warp_mode!r}")
+        if self.timing_hedge and not self.quadratic_motion:
+            raise ValueError(f"{self.name}: timing_hedge spreads by the stream's past; set quadratic_motion = true too")
         if self.motion_search and not self.shared_motion:
             raise ValueError(f"{self.name}: motion_search chooses among shared motions; set shared_motion = true too")
         if self.dis_preset not in PRESETS:
@@ -251,6 +261,8 @@ class LiteNet(nn.Module):
             flow_norm=FLOW_NORM,
             network=self._runner or self.refine,
             history=self.history,
+            hedge=self.config.timing_hedge,
+            edges=self.config.edge_occlusion,
         )
 
     def _pair_flows(
@@ -303,21 +315,22 @@ class LiteNet(nn.Module):
         mid: torch.Tensor,
         t: torch.Tensor,
         level: int,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, list[Acceleration | None]]:
         """(N, 4, h, w) intermediate flows ``mid`` moved onto each pair's quadratic path where
         :attr:`history` vouches for it (:mod:`rifestream.model.motion_history`; no gradient): the
         pairs looked up and remembered by their pooled frames, with their DIS flows ``grid_flows`` on
-        the network's grid (``level`` frame pixels a cell)."""
-        out, last = [], None
+        the network's grid (``level`` frame pixels a cell); and each item's acceleration."""
+        out, found, last = [], [], None
         for i, ti in enumerate(t.reshape(-1).tolist()):
             frames = (_numpy(small0[i]).copy(), _numpy(small1[i]).copy())  # kept by the history
             if last is None or not all(np.array_equal(a, b) for a, b in zip(frames, last[0], strict=True)):
                 last = frames, self.history.acceleration(*frames, _field(grid_flows[i]), level)  # once a pair
             m = _field(mid[i])
             if last[1] is not None:
-                m = np.concatenate(quadratic_shift(m[..., 0:2], m[..., 2:4], last[1], ti), axis=2)
+                m = np.concatenate(quadratic_shift(m[..., 0:2], m[..., 2:4], last[1].trusted, ti), axis=2)
             out.append(torch.from_numpy(m).permute(2, 0, 1))
-        return torch.stack(out).to(mid)
+            found.append(last[1])
+        return torch.stack(out).to(mid), found
 
     @staticmethod
     def _times(timestep: float | torch.Tensor, img0: torch.Tensor) -> torch.Tensor:
@@ -353,8 +366,9 @@ class LiteNet(nn.Module):
         prior = self._occlusion_logits(flows, t, (hs, ws)).to(img0) if self.config.occlusion_prior else None
         if search:
             mid = mid_fine = self._searched(small0, small1, mid, own, t, prior)
+        found: list[Acceleration | None] = []
         if self.history is not None and not torch.is_grad_enabled():  # training draws single triplets
-            mid_fine = self._quadratic(small0, small1, resize_flow(flows, (hs, ws)), mid_fine, t, net_level)
+            mid_fine, found = self._quadratic(small0, small1, resize_flow(flows, (hs, ws)), mid_fine, t, net_level)
             mid = resize_flow(mid_fine, (hs, ws))
         sw0 = warp(small0, mid[:, 0:2], "opencv")
         sw1 = warp(small1, mid[:, 2:4], "opencv")
@@ -380,10 +394,15 @@ class LiteNet(nn.Module):
         else:
             up = upsample(out[:, 4:8] * scales[:, 4:8], (h, w))
         mask = torch.sigmoid(up[:, 0:1])
+        if self.config.edge_occlusion:
+            mask = _inside(mask, flow, found, t)
         mode = self.warp_mode(scale)
         w0 = warp(img0, flow[:, 0:2], "opencv", mode)
         w1 = warp(img1, flow[:, 2:4], "opencv", mode)
-        return LiteOutput(frame=_mask_blend(w0, w1, mask, up[:, 1:4]), flow=flow, mask=mask)
+        frame = _mask_blend(w0, w1, mask, up[:, 1:4])
+        if self.config.timing_hedge and any(a is not None for a in found):
+            frame = _hedged(frame, found, t)
+        return LiteOutput(frame=frame, flow=flow, mask=mask)
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:
@@ -394,6 +413,29 @@ def _numpy(x: torch.Tensor) -> np.ndarray:
 def _field(x: torch.Tensor) -> np.ndarray:
     """A (C, h, w) tensor as a contiguous (h, w, C) float32 array: OpenCV's layout of a flow."""
     return np.ascontiguousarray(_numpy(x).transpose(1, 2, 0))
+
+
+def _inside(mask: torch.Tensor, flow: torch.Tensor, found: list[Acceleration | None], t: torch.Tensor) -> torch.Tensor:
+    """``mask`` (N, 1, H, W) after :func:`rifestream.model.classical.take_inside` of each item, with its
+    full-size flows ``flow`` (N, 4, H, W) and the margin its acceleration gives (no gradient)."""
+    shares = mask.detach().float().cpu().numpy().copy()
+    fields = flow.detach().float().cpu().permute(0, 2, 3, 1).numpy()
+    h, w = shares.shape[-2:]
+    for i, ti in enumerate(t.reshape(-1).tolist()):
+        full0, full1 = np.ascontiguousarray(fields[i, ..., 0:2]), np.ascontiguousarray(fields[i, ..., 2:4])
+        acceleration = found[i] if i < len(found) else None
+        take_inside(shares[i, 0], full0, full1, edge_margin(acceleration, ti, h, w))
+    return torch.from_numpy(shares).to(mask)
+
+
+def _hedged(frame: torch.Tensor, found: list[Acceleration | None], t: torch.Tensor) -> torch.Tensor:
+    """``frame`` with each item whose acceleration is known spread by its doubt
+    (:func:`rifestream.model.motion_history.hedge_timing`; OpenCV on a CPU copy: no gradient)."""
+    planes = frame.detach().float().cpu().numpy().copy()
+    for i, (acceleration, ti) in enumerate(zip(found, t.reshape(-1).tolist(), strict=True)):
+        if acceleration is not None:
+            hedge_timing(list(planes[i]), acceleration.doubt, ti)
+    return torch.from_numpy(planes).to(frame)
 
 
 def _mask_blend(w0: torch.Tensor, w1: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:

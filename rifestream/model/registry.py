@@ -198,9 +198,11 @@ def describe_config(config: IFNetConfig | LiteConfig) -> str:
         steps += ", one motion from both directions" if config.shared_motion else ""
         steps += ", chosen per pixel by bilateral matching" if config.motion_search else ""
         steps += ", on a quadratic path from the stream's pair before" if config.quadratic_motion else ""
+        steps += ", spread along the motion it leaves in doubt" if config.timing_hedge else ""
         net = "mask logits and a colour residual" if config.colour_residual else "mask logits"
         net = f"flow corrections, {net}" if config.flow_correction else net
         prior = "; the mask starts from where each frame's forward splat leaves holes" if config.occlusion_prior else ""
+        prior += "; a sample outside its frame gives way to the other frame's" if config.edge_occlusion else ""
         return (
             f"{config.name}: CPU model, DIS flow ({config.dis_preset}{finest}) on a 1/{config.flow_level} grid"
             f"{steps}; a U-Net ({config.widths[0]}/{config.widths[1]}) on a 1/{config.net_level} grid adds {net}"

@@ -54,6 +54,8 @@ class LiteTrainConfig:
     motion_search: bool = LiteConfig.motion_search
     warp_mode: str = LiteConfig.warp_mode
     quadratic_motion: bool = LiteConfig.quadratic_motion
+    timing_hedge: bool = LiteConfig.timing_hedge
+    edge_occlusion: bool = LiteConfig.edge_occlusion
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
     train_clips: list[str] = field(default_factory=list)
