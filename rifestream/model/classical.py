@@ -330,17 +330,20 @@ def splat_coverage(flow: np.ndarray, t: float) -> np.ndarray:
     grid splatted bilinearly to p + t·flow(p). About 1 where the frame's content is seen at t, 0 in
     the holes its moving parts leave (content the other frame has to fill), more where it folds."""
     h, w = flow.shape[:2]
-    grid = pixel_grid(h, w)
-    x = grid[..., 0] + t * flow[..., 0]
-    y = grid[..., 1] + t * flow[..., 1]
+    xy = cv2.scaleAdd(np.ascontiguousarray(flow, dtype=np.float32), float(t), pixel_grid(h, w))
+    x, y = xy[..., 0], xy[..., 1]
     x0, y0 = np.floor(x), np.floor(y)
     fx, fy = x - x0, y - y0
-    coverage = np.zeros(h * w, dtype=np.float64)
-    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xi, yi = x0.astype(np.int64) + dx, y0.astype(np.int64) + dy
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        coverage += np.bincount((yi * w + xi)[inside], weights=weight[inside], minlength=h * w)
-    return coverage.reshape(h, w).astype(np.float32)
+    gx, gy = 1.0 - fx, 1.0 - fy
+    # One bincount over the four corners, on the grid with a one-cell border: a corner outside the
+    # grid is clamped into the border and dropped with it (no masks; 0.33 against 0.55 ms at 90x160)
+    padded = w + 2
+    cols = [np.clip(c, -1, w).astype(np.int64) + 1 for c in (x0, x0 + 1)]
+    rows = [np.clip(r, -1, h).astype(np.int64) * padded + padded for r in (y0, y0 + 1)]
+    cells = np.concatenate([(r + c).ravel() for r in rows for c in cols])
+    weights = np.concatenate([(wy * wx).ravel() for wy in (gy, fy) for wx in (gx, fx)])
+    coverage = np.bincount(cells, weights=weights, minlength=(h + 2) * padded).reshape(h + 2, padded)
+    return coverage[1 : h + 1, 1 : w + 1].astype(np.float32)
 
 
 def occlusion_logits(pair: np.ndarray, t: float, size: tuple[int, int]) -> np.ndarray:
