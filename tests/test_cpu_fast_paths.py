@@ -392,3 +392,19 @@ def test_take_inside_hands_over_only_past_the_margin_and_only_one_way():
     wide = np.full((h, w), 0.5, np.float32)
     take_inside(wide, full0, full1, margin=np.full((h, w), 3.0, np.float32))  # a place in doubt by 2 px more
     assert np.all(wide == 0.5)
+
+
+def test_the_edge_rule_leaves_the_network_its_gradient_where_it_decides_nothing():
+    """Training runs the torch reference with autograd: the pixels the edge rule hands to one frame
+    are fixed, and every other pixel's mask still reaches the network's weights."""
+    rng = np.random.default_rng(4)
+    small = torch.from_numpy(rng.random((1, 3, 24, 50), dtype=np.float32))
+    canvas = F.interpolate(small, size=(64, 160), mode="bicubic", align_corners=False).clamp(0, 1)
+    a, b = (canvas[:, :, :, x : x + 128].contiguous() for x in (0, 8))
+    config = LiteConfig("t", (8, 8), 4, 2, "fast", flow_iters=2, occlusion_prior=True, edge_occlusion=True)
+    model = LiteNet(config).train()
+    out = model.forward_all(a, b, 0.5, 1.0, model.prior(a, b))
+    assert float((out.mask[..., :3] == 1.0).float().mean()) > 0.8  # the left strip only frame 0 shows
+    assert float((out.mask[..., -3:] == 0.0).float().mean()) > 0.8  # the right strip only frame 1 shows
+    out.frame.mean().backward()
+    assert model.refine.last.weight.grad is not None and float(model.refine.last.weight.grad.abs().sum()) > 0

@@ -416,16 +416,18 @@ def _field(x: torch.Tensor) -> np.ndarray:
 
 
 def _inside(mask: torch.Tensor, flow: torch.Tensor, found: list[Acceleration | None], t: torch.Tensor) -> torch.Tensor:
-    """``mask`` (N, 1, H, W) after :func:`rifestream.model.classical.take_inside` of each item, with its
-    full-size flows ``flow`` (N, 4, H, W) and the margin its acceleration gives (no gradient)."""
-    shares = mask.detach().float().cpu().numpy().copy()
+    """``mask`` (N, 1, H, W) with :func:`rifestream.model.classical.take_inside` of each item, with its
+    full-size flows ``flow`` (N, 4, H, W) and the margin its acceleration gives: the pixels it decides
+    take 0 or 1, the others keep the mask and its gradient (training learns the rest)."""
     fields = flow.detach().float().cpu().permute(0, 2, 3, 1).numpy()
-    h, w = shares.shape[-2:]
+    decided = np.full((mask.shape[0], *mask.shape[-2:]), np.nan, dtype=np.float32)
+    h, w = decided.shape[-2:]
     for i, ti in enumerate(t.reshape(-1).tolist()):
         full0, full1 = np.ascontiguousarray(fields[i, ..., 0:2]), np.ascontiguousarray(fields[i, ..., 2:4])
         acceleration = found[i] if i < len(found) else None
-        take_inside(shares[i, 0], full0, full1, edge_margin(acceleration, ti, h, w))
-    return torch.from_numpy(shares).to(mask)
+        take_inside(decided[i], full0, full1, edge_margin(acceleration, ti, h, w))
+    forced = torch.from_numpy(decided)[:, None].to(mask)
+    return torch.where(torch.isnan(forced), mask, forced)
 
 
 def _hedged(frame: torch.Tensor, found: list[Acceleration | None], t: torch.Tensor) -> torch.Tensor:
