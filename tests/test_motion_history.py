@@ -6,6 +6,7 @@ gives the torch reference's frame with both."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Callable
 
@@ -100,6 +101,25 @@ def test_jerky_motion_is_spread_over_where_it_may_be_and_a_steady_pan_is_left_al
     assert sum(hedged[2:]) < 0.95 * sum(plain[2:]), (plain, hedged)
     steady = _stream_errors(lambda s: 6.0 * s, 4, quadratic=True, squared=True)
     assert _stream_errors(lambda s: 6.0 * s, 4, quadratic=True, hedge=True, squared=True) == steady
+
+
+def test_a_repeated_frame_does_not_break_a_steady_pan():
+    """Telecine repeats a frame: the pair of the two copies carries no motion, and the pair after it
+    is drawn as in the same pan without the repeat (not as motion starting from rest, which the
+    hedge would spread)."""
+    texture = _texture(0.7)
+
+    def frames_of(positions: list[float]) -> list[torch.Tensor]:
+        model, out = _model(True, hedge=True, edges=True), []
+        with torch.inference_mode():
+            for x0, x1 in itertools.pairwise(positions):
+                a, b = _panned(texture, x0), _panned(texture, x1)
+                out.append(model(a, b, 0.5, 1.0, model.prior(a, b)))
+        return out
+
+    steady = frames_of([0.0, 6.0, 12.0, 18.0, 24.0])
+    repeated = frames_of([0.0, 6.0, 12.0, 12.0, 18.0, 24.0])
+    assert torch.equal(repeated[3], steady[2]) and torch.equal(repeated[4], steady[3])
 
 
 def test_the_hedge_needs_the_quadratic_motion():

@@ -96,7 +96,11 @@ class MotionHistory:
     ) -> Acceleration | None:
         """The acceleration at frame 0's pixels of the pair (``frame0``, ``frame1``) with its (h, w, 4)
         DIS ``flows``, in pixels of their grid (``level`` frame pixels each): the part trusted and the
-        doubt; None until two pairs before it are known (the path stays linear). Remembers the pair."""
+        doubt; None until two pairs before it are known (the path stays linear). Remembers the pair,
+        unless its two frames are the same: a repeated source frame (telecine's cadence, a stalled
+        capture) carries no motion, and the pair after it continues the pair before it."""
+        if np.array_equal(frame0, frame1):
+            return None
         before = self._before(frame0, frame1)
         raw = found = None
         if before is not None and before.flows.shape == flows.shape:
