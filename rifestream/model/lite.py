@@ -31,6 +31,7 @@ from torch import nn
 from rifestream.model.classical import (
     PRESETS,
     DISFlow,
+    grey_u8,
     intermediate_flows,
     occlusion_logits,
     resize_flow,
@@ -39,6 +40,7 @@ from rifestream.model.classical import (
     take_inside,
     upsample,
 )
+from rifestream.model.frame_memo import FrameMemo
 from rifestream.model.lite_cpu import edge_margin, lite_frames
 from rifestream.model.motion_history import Acceleration, MotionHistory, hedge_timing, quadratic_shift
 from rifestream.model.planes import INTERPOLATIONS as WARP_MODES
@@ -194,6 +196,7 @@ class LiteNet(nn.Module):
         self.refine = RefineUNet(config.widths)
         self._dis: DISFlow | None = None
         self._history: MotionHistory | None = None
+        self.memo = FrameMemo()  # what each frame of the last pairs gave (grey, pooled, interleaved)
         self._runner: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def use_runner(self, runner: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
@@ -220,7 +223,10 @@ class LiteNet(nn.Module):
         if self._dis is None:
             self._dis = DISFlow(self.config.dis_preset, self.config.flow_level, self.config.dis_finest_scale)
         flow_level, _ = self.levels(scale)
-        return self._dis(img0, img1, flow_level).to(img0.device)
+        if img0.device.type != "cpu" or img0.dtype != torch.float32:
+            return self._dis(img0, img1, flow_level).to(img0.device)
+        g0, g1 = (self.memo.get(x, f"grey/{flow_level}", lambda x=x: grey_u8(x, flow_level)) for x in (img0, img1))
+        return torch.from_numpy(self._dis.pair(g0, g1)).permute(2, 0, 1)[None]
 
     @property
     def history(self) -> MotionHistory | None:
@@ -263,6 +269,7 @@ class LiteNet(nn.Module):
             history=self.history,
             hedge=self.config.timing_hedge,
             edges=self.config.edge_occlusion,
+            memo=self.memo,
         )
 
     def _pair_flows(

@@ -26,6 +26,7 @@ from rifestream.model.classical import (
     shared_motion,
     take_inside,
 )
+from rifestream.model.frame_memo import FrameMemo
 from rifestream.model.motion_history import Acceleration, MotionHistory, doubt_px, hedge_timing, quadratic_shift
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -50,6 +51,7 @@ def lite_frames(
     history: MotionHistory | None = None,
     hedge: bool = False,
     edges: bool = False,
+    memo: FrameMemo | None = None,
 ) -> torch.Tensor:
     """(N, 3, H, W) frames at times ``t`` (N, 1, 1, 1) from fp32 CPU frames (N, 3, H, W) and their
     DIS flows (N, 4, h, w) in pixels of the flow grid: what ``forward_all(...).frame`` gives. With a
@@ -57,22 +59,25 @@ def lite_frames(
     quadratic path where the pair before vouches for it (:mod:`rifestream.model.motion_history`); with
     ``hedge`` too, each frame is then spread along the motion the pair before left in doubt. With
     ``edges``, a pixel whose sample from one frame falls outside it is taken from the other
-    (:func:`rifestream.model.classical.take_inside`)."""
+    (:func:`rifestream.model.classical.take_inside`). What is made from each frame alone (its pooled
+    planes, its interleaved pixels) is kept in ``memo`` (:mod:`rifestream.model.frame_memo`) for the
+    next pair, and for this call's times of the same frame in any case."""
     n, _, h, w = img0.shape
     out = torch.empty((n, 3, h, w), dtype=torch.float32)
     times = t.reshape(-1).float().expand(n).tolist()
-    pooled: dict[int, np.ndarray] = {}  # a frame repeated for several times is pooled once
-    merged: dict[int, np.ndarray] = {}  # and interleaved once
+    made: dict[tuple, np.ndarray] = {}
     accelerations: dict[tuple[int, int], Acceleration | None] = {}  # and a pair looked up once
     for i, ti in enumerate(times):
-        a, b = img0[i].detach().numpy(), img1[i].detach().numpy()
         pair = flows[i].detach().float().permute(1, 2, 0).numpy()  # (h, w, 4)
         hs, ws = h // net_level, w // net_level
         if search:  # the motion is refined and chosen on the network's grid; the full-size flows come from there
             pair = planes.resize_flow(pair, hs, ws)
         own = fixed_point_pair(pair, ti, flow_iters)
         mid0, mid1 = shared_motion(*own, ti) if shared else own
-        s0, s1 = (_cached(frame, lambda f: planes.pool(f, net_level), pooled) for frame in (a, b))
+        s0, s1 = (
+            _derived(memo, made, frame, f"pool/{net_level}", lambda f: planes.pool(f, net_level))
+            for frame in (img0[i], img1[i])
+        )
         prior = occlusion_logits(pair, ti, (hs, ws)) if occlusion_prior else None
         if search:
             mid0, mid1 = searched_flows(s0, s1, (mid0, mid1), own, ti, prior)
@@ -104,8 +109,9 @@ def lite_frames(
             take_inside(mask, full0, full1, edge_margin(acceleration, ti, h, w), reach + 1.0)
         # The full-size stage runs on interleaved pixels: a warp finds each sample's weights once for
         # the three colours, and the frame comes back to planes once
-        frame = planes.warp_interleaved(_cached(a, planes.interleaved, merged), full0, warp_mode)
-        w1 = planes.warp_interleaved(_cached(b, planes.interleaved, merged), full1, warp_mode)
+        pixels0, pixels1 = (_derived(memo, made, x, "interleaved", planes.interleaved) for x in (img0[i], img1[i]))
+        frame = planes.warp_interleaved(pixels0, full0, warp_mode)
+        w1 = planes.warp_interleaved(pixels1, full1, warp_mode)
         cv2.subtract(frame, w1, dst=frame)  # w1 + mask·(w0 − w1) + residual / 10, in place
         cv2.multiply(frame, cv2.merge((mask, mask, mask)), dst=frame)
         cv2.add(frame, w1, dst=frame)
@@ -127,12 +133,20 @@ def edge_margin(acceleration: Acceleration | None, t: float, h: int, w: int) -> 
     return cv2.add(cv2.multiply(doubt_px(acceleration.doubt, t, h, w), 2.0), OUTSIDE_MARGIN_PX)
 
 
-def _cached(img: np.ndarray, make: Callable[[np.ndarray], np.ndarray], cache: dict[int, np.ndarray]) -> np.ndarray:
-    """``make(img)`` once per frame of a call (a frame repeated for several times shares it)."""
-    key = img.__array_interface__["data"][0]
-    if key not in cache:
-        cache[key] = make(img)
-    return cache[key]
+def _derived(
+    memo: FrameMemo | None,
+    made: dict[tuple, np.ndarray],
+    frame: torch.Tensor,
+    what: str,
+    make: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``make`` of a frame's planes: once per frame of this call (``made``: a frame repeated for
+    several times), and once per frame while ``memo`` keeps it."""
+    key = (what, frame.data_ptr(), tuple(frame.shape))
+    if key not in made:
+        array = frame.detach().numpy()
+        made[key] = make(array) if memo is None else memo.get(frame, what, lambda: make(array))
+    return made[key]
 
 
 def _network_input(

@@ -115,7 +115,7 @@ class MotionHistory:
         """The remembered pair that ends where this one starts (not this pair reversed: an ensemble's
         mirrored pass)."""
         for pair in reversed(self._pairs):
-            if pair.frame1.shape == frame0.shape and np.array_equal(pair.frame1, frame0):
+            if pair.frame1 is frame0 or (pair.frame1.shape == frame0.shape and np.array_equal(pair.frame1, frame0)):
                 if not np.array_equal(pair.frame0, frame1):
                     return pair
         return None
