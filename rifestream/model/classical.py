@@ -90,8 +90,11 @@ class DISFlow:
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor, level: int | None = None) -> torch.Tensor:
         """(1, 4, H/level, W/level) float32 on the CPU: F(0→1) in 0:2, F(1→0) in 2:4, in pixels of that grid."""
         level = self.level if level is None else level
-        g0, g1 = grey_u8(img0, level), grey_u8(img1, level)
-        return torch.from_numpy(self.pair(g0, g1)).permute(2, 0, 1)[None]
+        return self.flows(grey_u8(img0, level), grey_u8(img1, level))
+
+    def flows(self, grey0: np.ndarray, grey1: np.ndarray) -> torch.Tensor:
+        """:meth:`pair` of two uint8 grey arrays as a (1, 4, h, w) CPU tensor (a view of it)."""
+        return torch.from_numpy(self.pair(grey0, grey1)).permute(2, 0, 1)[None]
 
     def pair(self, grey0: np.ndarray, grey1: np.ndarray) -> np.ndarray:
         """(h, w, 4) float32 flows of two uint8 grey arrays: F(0→1), then F(1→0), computed at once."""

@@ -226,7 +226,7 @@ class LiteNet(nn.Module):
         if img0.device.type != "cpu" or img0.dtype != torch.float32:
             return self._dis(img0, img1, flow_level).to(img0.device)
         g0, g1 = (self.memo.get(x, f"grey/{flow_level}", lambda x=x: grey_u8(x, flow_level)) for x in (img0, img1))
-        return torch.from_numpy(self._dis.pair(g0, g1)).permute(2, 0, 1)[None]
+        return self._dis.flows(g0, g1)
 
     @property
     def history(self) -> MotionHistory | None:

@@ -130,7 +130,9 @@ def edge_margin(acceleration: Acceleration | None, t: float, h: int, w: int) -> 
     0.25 dB from the rule and Freedoom lost 0.01-0.02, against 0.03-0.07 with a fixed pixel)."""
     if acceleration is None:
         return OUTSIDE_MARGIN_PX
-    return cv2.add(cv2.multiply(doubt_px(acceleration.doubt, t, h, w), 2.0), OUTSIDE_MARGIN_PX)
+    gh, gw = acceleration.doubt.shape[:2]
+    on_grid = doubt_px(acceleration.doubt, t, max(h / gh, w / gw))  # scaled on the grid, then resized once
+    return planes.upsample(cv2.add(cv2.multiply(on_grid, 2.0), OUTSIDE_MARGIN_PX), h, w)
 
 
 def _derived(

@@ -179,12 +179,10 @@ def quadratic_shift(
     return cv2.add(mid0, shift), cv2.add(mid1, shift)
 
 
-def doubt_px(doubt: np.ndarray, t: float, h: int, w: int) -> np.ndarray:
-    """How far (frame pixels) each pixel of an (h, w) frame at ``t`` may stand off its place: the length
-    of (t − t²) / 2 · ``doubt`` (:class:`Acceleration`), resized to the frame."""
-    gh, gw = doubt.shape[:2]
-    length = cv2.sqrt(_squared(doubt)) * np.float32((t - t * t) / 2.0 * max(h / gh, w / gw))
-    return planes.upsample(length, h, w)
+def doubt_px(doubt: np.ndarray, t: float, cell_px: float) -> np.ndarray:
+    """How far (frame pixels) each point at ``t`` may stand off its place, on the doubt's own grid
+    (``cell_px`` frame pixels a cell): the length of (t − t²) / 2 · ``doubt`` (:class:`Acceleration`)."""
+    return cv2.sqrt(_squared(doubt)) * np.float32((t - t * t) / 2.0 * cell_px)
 
 
 #: Largest move (frame pixels) of a doubt below which :func:`hedge_timing` leaves the frame alone.
