@@ -3,8 +3,9 @@
 In a stream each frame is the second of one pair and the first of the next. The CPU model makes
 three things from every frame before any motion is known: the grey image DIS reads, the planes
 pooled to the network's grid and the frame's pixels interleaved for the full-size warps (about
-0.45 ms a frame at 640x360 on two cores, 0.9 ms a pair). :class:`FrameMemo` keeps them for the
-frames of the last few pairs.
+0.9 ms a frame at 640x360 on two cores: 0.4, 0.27 and 0.22 ms, each timed in place).
+:class:`FrameMemo` keeps them for the frames of the last pair, so a stream's next pair makes them
+for one frame, not two.
 
 A frame is known by its memory (address, shape and strides), not by the tensor object: the engine
 hands the model views (an expanded batch, a pass of an ensemble) of the frame it was given. The
@@ -25,7 +26,7 @@ import torch
 #: Frames remembered: the two of the last pair, so that a stream's next pair finds its first frame
 #: (and nothing older: `rifestream bench` cycles three frames, and a longer memory would find both).
 #: Each costs about twice the frame's own memory (the frame, held, and its interleaved copy): 11 MB
-#: in all at 640x360, 50 MB at 1080p.
+#: in all at 640x360, 100 MB at 1080p.
 FRAMES = 2
 #: Every this many-th value of a frame is compared before an entry is trusted (about 700 of a
 #: 640x360 frame: a few microseconds).
