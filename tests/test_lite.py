@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -234,8 +235,9 @@ def test_the_shipped_lite_recipe_loads_and_never_trains_on_what_it_validates_on(
     assert isinstance(cfg.model_config(), LiteConfig)
     from rifestream.model.registry import shipped_config, shipped_models
 
-    # the shipped weights are this recipe's: `rifestream train` on it makes the same model
-    assert shipped_config(shipped_models()["rifestream-lite"]) == cfg.model_config()
+    # the shipped weights are this recipe's (`rifestream train` on it makes the same model); the shipped
+    # file switches its network off (it lowered every held-out kind, docs/MODEL_CARD_LITE.md)
+    assert shipped_config(shipped_models()["rifestream-lite"]) == dataclasses.replace(cfg.model_config(), network=False)
     train = {str(cfg.clip_spec(e)[0].resolve()) for e in cfg.train_clips}
     val = {str(cfg.clip_spec(e)[0].resolve()) for e in cfg.val_clips}
     assert train and val and not train & val

@@ -272,7 +272,7 @@ class Interpolator(FrameEngine):
             path, version = resolve_model(None if model is None else str(model))
             model = load_model(path, version=version)
         self.model = model.to(self.device, self.dtype).eval()
-        if isinstance(self.model, LiteNet) and self.device.type == "cpu":
+        if isinstance(self.model, LiteNet) and self.device.type == "cpu" and self.model.config.network:
             from rifestream.engine.cpu_runtime import network_runner
 
             self.model.use_runner(network_runner(self.model.refine, cpu_runtime))

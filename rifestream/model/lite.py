@@ -41,9 +41,9 @@ from rifestream.model.classical import (
     upsample,
 )
 from rifestream.model.frame_memo import FrameMemo
-from rifestream.model.lite_cpu import edge_margin, lite_frames
+from rifestream.model.lite_cpu import WARP_MODES, edge_margin, kernel_for, lite_frames
 from rifestream.model.motion_history import Acceleration, MotionHistory, hedge_timing, quadratic_shift
-from rifestream.model.planes import INTERPOLATIONS as WARP_MODES
+from rifestream.model.planes import GREEN, cubic_ratio
 from rifestream.model.warp import warp
 
 #: A flow in pixels of the network's grid is divided by this before entering the network.
@@ -81,7 +81,9 @@ class LiteConfig:
     motion_search: bool = False
     # How the two frames are sampled by the full-size warps: "bicubic" reconstructs the fine detail
     # a bilinear sample between pixels blurs away (the held-out clips: +0.1 to +0.6 dB per kind but
-    # games, -0.1 there; about 2 ms more an output frame at 640x360: 1.9 against 0.7 ms a warp)
+    # games, -0.1 there; about 2 ms more an output frame at 640x360: 1.9 against 0.7 ms a warp);
+    # "measured" takes bicubic unless the pair's frames fit the linear kernel better (rendered
+    # graphics with hard pixel edges, where the cubic kernel overshoots: lite_cpu.pair_warp_mode)
     warp_mode: str = "bilinear"
     # Whether a stream's pairs follow a quadratic path: the acceleration the pair before gives
     # each pixel moves both intermediate flows (rifestream.model.motion_history; it needs no frame
@@ -94,6 +96,9 @@ class LiteConfig:
     # alone, at full resolution (classical.take_inside: content entering the picture in a pan; the
     # occlusion prior's quarter grid smears that band of a few pixels)
     edge_occlusion: bool = False
+    # Whether the U-Net runs (False: the mask is the occlusion prior's alone, and the model is its
+    # classical steps; flow_correction and colour_residual need the network)
+    network: bool = True
 
     def __post_init__(self) -> None:
         if len(self.widths) != 2 or any(int(c) < 4 for c in self.widths):
@@ -113,6 +118,8 @@ class LiteConfig:
             raise ValueError(f"{self.name}: timing_hedge spreads by the stream's past; set quadratic_motion = true too")
         if self.motion_search and not self.shared_motion:
             raise ValueError(f"{self.name}: motion_search chooses among shared motions; set shared_motion = true too")
+        if not self.network and (self.flow_correction or self.colour_residual):
+            raise ValueError(f"{self.name}: flow_correction and colour_residual need the network; set network = true")
         if self.dis_preset not in PRESETS:
             raise ValueError(f"{self.name}: dis_preset must be one of {', '.join(PRESETS)}, got {self.dis_preset!r}")
 
@@ -265,7 +272,7 @@ class LiteNet(nn.Module):
             residual=self.config.colour_residual,
             warp_mode=self.warp_mode(scale),
             flow_norm=FLOW_NORM,
-            network=self._runner or self.refine,
+            network=(self._runner or self.refine) if self.config.network else None,
             history=self.history,
             hedge=self.config.timing_hedge,
             edges=self.config.edge_occlusion,
@@ -377,15 +384,18 @@ class LiteNet(nn.Module):
         if self.history is not None and not torch.is_grad_enabled():  # training draws single triplets
             mid_fine, found = self._quadratic(small0, small1, resize_flow(flows, (hs, ws)), mid_fine, t, net_level)
             mid = resize_flow(mid_fine, (hs, ws))
-        sw0 = warp(small0, mid[:, 0:2], "opencv")
-        sw1 = warp(small1, mid[:, 2:4], "opencv")
-        x = torch.cat((small0, small1, sw0, sw1, mid / FLOW_NORM, t.expand(n, 1, hs, ws)), 1)
-        # The U-Net halves its grid twice: pad the small grid, not the frames. Padding the frames made
-        # DIS see a still border under a moving picture (-1.8 dB on a large pan with zero padding).
-        ph, pw = (-hs) % 4, (-ws) % 4
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        out = (self._runner or self.refine)(x)[:, :, :hs, :ws]
+        if self.config.network:
+            sw0 = warp(small0, mid[:, 0:2], "opencv")
+            sw1 = warp(small1, mid[:, 2:4], "opencv")
+            x = torch.cat((small0, small1, sw0, sw1, mid / FLOW_NORM, t.expand(n, 1, hs, ws)), 1)
+            # The U-Net halves its grid twice: pad the small grid, not the frames. Padding the frames
+            # made DIS see a still border under a moving picture (-1.8 dB on a large pan, zero padding).
+            ph, pw = (-hs) % 4, (-ws) % 4
+            if ph or pw:
+                x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+            out = (self._runner or self.refine)(x)[:, :, :hs, :ws]
+        else:
+            out = img0.new_zeros((n, RefineUNet.OUT, hs, ws))
         if prior is not None:
             out = torch.cat((out[:, :4], out[:, 4:5] + prior, out[:, 5:]), 1)
         flow = resize_flow(mid_fine, (h, w))
@@ -403,9 +413,16 @@ class LiteNet(nn.Module):
         mask = torch.sigmoid(up[:, 0:1])
         if self.config.edge_occlusion:
             mask = _inside(mask, flow, found, t)
-        mode = self.warp_mode(scale)
-        w0 = warp(img0, flow[:, 0:2], "opencv", mode)
-        w1 = warp(img1, flow[:, 2:4], "opencv", mode)
+        modes = [self.warp_mode(scale)] * n
+        if modes[0] == "measured":
+            ratios = [(cubic_ratio(_numpy(img0[i, GREEN])), cubic_ratio(_numpy(img1[i, GREEN]))) for i in range(n)]
+            modes = [kernel_for(*pair) for pair in ratios]
+        if len(set(modes)) == 1:
+            w0 = warp(img0, flow[:, 0:2], "opencv", modes[0])
+            w1 = warp(img1, flow[:, 2:4], "opencv", modes[0])
+        else:  # a batch whose items chose differently
+            w0 = torch.cat([warp(img0[i : i + 1], flow[i : i + 1, 0:2], "opencv", m) for i, m in enumerate(modes)])
+            w1 = torch.cat([warp(img1[i : i + 1], flow[i : i + 1, 2:4], "opencv", m) for i, m in enumerate(modes)])
         frame = _mask_blend(w0, w1, mask, up[:, 1:4])
         if self.config.timing_hedge and any(a is not None for a in found):
             frame = _hedged(frame, found, t)

@@ -56,6 +56,7 @@ class LiteTrainConfig:
     quadratic_motion: bool = LiteConfig.quadratic_motion
     timing_hedge: bool = LiteConfig.timing_hedge
     edge_occlusion: bool = LiteConfig.edge_occlusion
+    network: bool = LiteConfig.network
     # [data]: clip entries are "PATH" or "PATH@FIRST-LAST" (a frame range), relative to clips_dir
     clips_dir: str = ""
     train_clips: list[str] = field(default_factory=list)
@@ -89,6 +90,8 @@ class LiteTrainConfig:
             cfg = self.model_config()
         except ValueError as exc:
             raise RifestreamError(f"[model] settings: {exc}") from exc
+        if not cfg.network:
+            raise RifestreamError("[model] network = false leaves nothing to train; set network = true")
         if self.crop % cfg.pad:
             raise RifestreamError(f"crop {self.crop} must be a multiple of {cfg.pad} (the model's pad)")
         if not 0.0 <= self.synthetic_share <= 1.0:
