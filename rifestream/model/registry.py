@@ -203,11 +203,13 @@ def describe_config(config: IFNetConfig | LiteConfig) -> str:
         net = f"flow corrections, {net}" if config.flow_correction else net
         prior = "; the mask starts from where each frame's forward splat leaves holes" if config.occlusion_prior else ""
         prior += "; a sample outside its frame gives way to the other frame's" if config.edge_occlusion else ""
+        warps = f"{config.warp_mode} warps"
+        warps = "bicubic warps, bilinear on frames with hard pixel edges" if config.warp_mode == "measured" else warps
         unet = f"a U-Net ({config.widths[0]}/{config.widths[1]}) on a 1/{config.net_level} grid adds {net}"
         unet = unet if config.network else "no network (its U-Net's weights kept, switched off)"
         return (
             f"{config.name}: CPU model, DIS flow ({config.dis_preset}{finest}) on a 1/{config.flow_level} grid"
-            f"{steps}; {unet}{prior}; {config.warp_mode} warps"
+            f"{steps}; {unet}{prior}; {warps}"
         )
     widths = "/".join(str(c) for c in config.channels)
     scales = "/".join(f"{s:g}" for s in config.scales)
