@@ -60,7 +60,11 @@ def test_the_cpu_models_recipe_is_checked_the_same_way(tmp_path):
 @pytest.mark.parametrize(
     ("setting", "changed", "message"),
     [
-        ('warp_mode = "bicubic"', 'warp_mode = "cubic"', "warp_mode must be one of bilinear, bicubic, got 'cubic'"),
+        (
+            'warp_mode = "measured"',
+            'warp_mode = "cubic"',
+            "warp_mode must be one of bilinear, bicubic, measured, got 'cubic'",
+        ),
         (
             "shared_motion = true",
             "shared_motion = false",

@@ -44,20 +44,13 @@ def test_cubic_ratio_tells_hard_pixel_edges_from_detail_smooth_at_the_pixel_scal
     assert kernel_for(1.0, 1.0) == "bicubic"  # a tie keeps the sharper kernel
 
 
+#: The CPU model's classical steps as shipped, on a small network: only the kernel and the network vary.
+SHIPPED_STEPS = {"flow_iters": 2, "flow_correction": False, "colour_residual": False, "shared_motion": True}
+
+
 def _model(mode: str, network: bool = True) -> LiteNet:
     config = LiteConfig(
-        "t",
-        (8, 8),
-        4,
-        2,
-        "fast",
-        flow_iters=2,
-        flow_correction=False,
-        colour_residual=False,
-        shared_motion=True,
-        occlusion_prior=True,
-        warp_mode=mode,
-        network=network,
+        "t", (8, 8), 4, 2, "fast", occlusion_prior=True, warp_mode=mode, network=network, **SHIPPED_STEPS
     )
     torch.manual_seed(3)
     model = LiteNet(config).eval()
