@@ -83,7 +83,7 @@ class LiteConfig:
     # a bilinear sample between pixels blurs away (the held-out clips: +0.1 to +0.6 dB per kind but
     # games, -0.1 there; about 2 ms more an output frame at 640x360: 1.9 against 0.7 ms a warp);
     # "measured" takes bicubic unless the pair's frames fit the linear kernel better (rendered
-    # graphics with hard pixel edges, where the cubic kernel overshoots: lite_cpu.pair_warp_mode)
+    # graphics with hard pixel edges, where the cubic kernel overshoots: lite_cpu.kernel_for)
     warp_mode: str = "bilinear"
     # Whether a stream's pairs follow a quadratic path: the acceleration the pair before gives
     # each pixel moves both intermediate flows (rifestream.model.motion_history; it needs no frame
