@@ -118,3 +118,18 @@ def test_a_model_without_a_network_has_nothing_to_correct_and_nothing_to_train()
         LiteConfig("t", network=False, colour_residual=True)
     with pytest.raises(Exception, match="nothing to train"):
         LiteTrainConfig(network=False, colour_residual=False, flow_correction=False)
+
+
+def test_without_a_network_the_mask_weighs_the_nearer_frame_more_away_from_the_middle():
+    """A still picture brightening between the two frames: at t = 0.25 the model's frame is a quarter
+    of the way from the first (the nearer frame weighs 1 − t), at t = 0.5 halfway; both paths alike."""
+    a = _camera_like(96, 160) * 0.8
+    b = a + 0.1
+    model = _model("bicubic", network=False)
+    with torch.inference_mode():
+        flows = model.prior(a, b)
+        for t in (0.25, 0.5, 0.75):
+            frame = model(a, b, t, 1.0, flows)
+            reached = float((frame - a).mean()) / 0.1
+            assert abs(reached - t) < 0.02, (t, reached)
+            assert float((frame - model.forward_all(a, b, t, 1.0, flows).frame).abs().max()) < 1e-4

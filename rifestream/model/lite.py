@@ -41,7 +41,7 @@ from rifestream.model.classical import (
     upsample,
 )
 from rifestream.model.frame_memo import FrameMemo
-from rifestream.model.lite_cpu import WARP_MODES, edge_margin, kernel_for, lite_frames
+from rifestream.model.lite_cpu import WARP_MODES, edge_margin, kernel_for, lite_frames, time_logit
 from rifestream.model.motion_history import Acceleration, MotionHistory, hedge_timing, quadratic_shift
 from rifestream.model.planes import GREEN, cubic_ratio
 from rifestream.model.warp import warp
@@ -394,8 +394,9 @@ class LiteNet(nn.Module):
             if ph or pw:
                 x = F.pad(x, (0, pw, 0, ph), mode="replicate")
             out = (self._runner or self.refine)(x)[:, :, :hs, :ws]
-        else:
+        else:  # the mask starts from the time's weights (lite_cpu.time_logit)
             out = img0.new_zeros((n, RefineUNet.OUT, hs, ws))
+            out[:, 4] = torch.tensor([time_logit(ti) for ti in t.reshape(-1).tolist()], dtype=out.dtype).view(n, 1, 1)
         if prior is not None:
             out = torch.cat((out[:, :4], out[:, 4:5] + prior, out[:, 5:]), 1)
         flow = resize_flow(mid_fine, (h, w))
