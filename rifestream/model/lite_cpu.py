@@ -45,7 +45,7 @@ def time_logit(t: float) -> float:
     """The mask logit that weighs frame 0 by 1 − t and frame 1 by t, where nothing else decides: the
     nearer frame's warp moves its content less, so it is the likelier one to be right (Super SloMo's
     temporal weights). 0 at t = 0.5. What a trained network learns from its t input; a model
-    without one starts its mask here (held-out clips at t = 0.25 and 0.75: +0.2 to +0.6 dB a kind)."""
+    without one starts its mask here (held-out clips at t = 0.25 and 0.75: +0.1 to +0.6 dB a kind)."""
     t = min(max(float(t), 1e-3), 1.0 - 1e-3)
     return float(np.log((1.0 - t) / t))
 
