@@ -96,7 +96,7 @@ class LiteConfig:
     # alone, at full resolution (classical.take_inside: content entering the picture in a pan; the
     # occlusion prior's quarter grid smears that band of a few pixels)
     edge_occlusion: bool = False
-    # Whether the U-Net runs (False: the mask is the occlusion prior's alone, and the model is its
+    # Whether the U-Net runs (False: the mask is the occlusion prior's and the time's, and the model is its
     # classical steps; flow_correction and colour_residual need the network)
     network: bool = True
 

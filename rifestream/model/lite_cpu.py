@@ -88,7 +88,7 @@ def lite_frames(
     ``hedge`` too, each frame is then spread along the motion the pair before left in doubt. With
     ``edges``, a pixel whose sample from one frame falls outside it is taken from the other
     (:func:`rifestream.model.classical.take_inside`). Without a ``network`` the mask is the occlusion
-    prior's alone; ``warp_mode`` "measured" chooses the full-size warps' kernel per pair
+    prior's and the time's (:func:`time_logit`); ``warp_mode`` "measured" chooses the full-size warps' kernel per pair
     (:func:`kernel_for`). What is made from each frame alone (its pooled
     planes, its interleaved pixels) is kept in ``memo`` (:mod:`rifestream.model.frame_memo`) for the
     next pair, and for this call's times of the same frame in any case."""
