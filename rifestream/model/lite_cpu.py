@@ -125,19 +125,20 @@ def lite_frames(
         else:
             m0, m1 = planes.resize_flow(mid0, hs, ws), planes.resize_flow(mid1, hs, ws)
         full0, full1 = planes.resize_flow(mid0, h, w), planes.resize_flow(mid1, h, w)
-        if network is None:  # the mask is the prior's and the time's alone
-            y = np.zeros((5, hs, ws), np.float32)
-            y[4] = time_logit(ti)
+        if network is None:  # the mask is the prior's and the time's alone (no corrections, no residual)
+            y = None
+            logits = np.full((hs, ws), time_logit(ti), np.float32)
         else:
             x = _network_input(s0, s1, planes.warp(s0, m0), planes.warp(s1, m1), m0, m1, ti, flow_norm)
             y = network(torch.from_numpy(x)).detach().float().numpy()[0, :, :hs, :ws]
+            logits = y[4]
         if prior is not None:
-            y[4] += prior
+            logits += prior
         if flow_correction:  # corrections are in network-grid pixels / flow_norm
             for full, k in ((full0, 0), (full1, 2)):
                 full[..., 0] += planes.upsample(y[k], h, w) * (w / ws * flow_norm)
                 full[..., 1] += planes.upsample(y[k + 1], h, w) * (h / hs * flow_norm)
-        mask = planes.sigmoid(planes.upsample(y[4], h, w))
+        mask = planes.sigmoid(planes.upsample(logits, h, w))
         if edges:
             reach = max(float(np.abs(mid0).max()), float(np.abs(mid1).max())) * max(h / hs, w / ws)
             take_inside(mask, full0, full1, edge_margin(acceleration, ti, h, w), reach + 1.0)

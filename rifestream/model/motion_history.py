@@ -168,13 +168,18 @@ def _times(flow: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return cv2.multiply(flow, cv2.merge((weight, weight)))
 
 
+def path_offset(t: float) -> float:
+    """(t − t²) / 2: how far, in units of the acceleration, a point at ``t`` stands off the linear path."""
+    return (t - t * t) / 2.0
+
+
 def quadratic_shift(
     mid0: np.ndarray, mid1: np.ndarray, acceleration: np.ndarray, t: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """F(t→0), F(t→1) (each (h, w, 2)) moved onto the quadratic path: both by (t − t²) / 2 · a, the
     acceleration (on its own grid, resized to theirs) read where each pixel came from in frame 0."""
     h, w = mid0.shape[:2]
-    accel = planes.resize_flow(acceleration, h, w, (t - t * t) / 2.0)  # a multiply when on their grid
+    accel = planes.resize_flow(acceleration, h, w, path_offset(t))  # a multiply when on their grid
     shift = _read(accel, cv2.add(planes.pixel_grid(h, w), mid0))
     return cv2.add(mid0, shift), cv2.add(mid1, shift)
 
@@ -182,7 +187,7 @@ def quadratic_shift(
 def doubt_px(doubt: np.ndarray, t: float, cell_px: float) -> np.ndarray:
     """How far (frame pixels) each point at ``t`` may stand off its place, on the doubt's own grid
     (``cell_px`` frame pixels a cell): the length of (t − t²) / 2 · ``doubt`` (:class:`Acceleration`)."""
-    return cv2.sqrt(_squared(doubt)) * np.float32((t - t * t) / 2.0 * cell_px)
+    return cv2.sqrt(_squared(doubt)) * np.float32(path_offset(t) * cell_px)
 
 
 #: Largest move (frame pixels) of a doubt below which :func:`hedge_timing` leaves the frame alone.
@@ -196,7 +201,7 @@ def hedge_timing(images: list[np.ndarray], doubt: np.ndarray, t: float) -> None:
     (bilinear samples, edges repeated). Nothing is done where no pixel would move :data:`HEDGE_MIN_PX`."""
     h, w = images[0].shape[:2]
     gh, gw = doubt.shape[:2]
-    factor = (t - t * t) / 2.0
+    factor = path_offset(t)
     if float(np.abs(doubt).max(initial=0.0)) * factor * max(h / gh, w / gw) < HEDGE_MIN_PX:
         return
     ahead = planes.resize_flow(doubt, h, w, factor)
